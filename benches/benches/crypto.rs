@@ -1,0 +1,266 @@
+//! Crypto benches, each beside its peer in the same run (BENCHMARKS.md):
+//! - ECVRF prove/verify: shieldx vs the `vrf-rfc9381` crate;
+//! - BLS FastAggregateVerify over 100 signers and AggregateVerify: shieldx
+//!   (`bls12_381`) vs `blst`;
+//! - ed25519 batch verification of 64 signatures (limit: 20 us per signature).
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use shieldx_core::crypto::Digest;
+use shieldx_core::crypto::bls::{
+    AggregatePublicKey, BlsPublicKey, BlsSecretKey, BlsSignature, SIGNATURE_DST, aggregate_verify,
+    fast_aggregate_verify, threshold,
+};
+use shieldx_core::crypto::ed25519::{self, SigningKey};
+use shieldx_core::crypto::vrf::{VrfProof, VrfPublicKey, VrfSecretKey};
+use std::hint::black_box;
+
+const ALPHA: &[u8] = b"shieldx view 42 epoch seed 0123456789abcdef";
+const MESSAGE: &[u8] = b"shieldx commit vote: chain, view, sequence, batch digest";
+
+fn vrf(c: &mut Criterion) {
+    use vrf_rfc9381::ec::edwards25519::tai::{
+        EdVrfEdwards25519TaiPublicKey, EdVrfEdwards25519TaiSecretKey,
+    };
+    use vrf_rfc9381::{Proof as _, Prover as _, Verifier as _};
+
+    let seed = [7u8; 32];
+    let ours = VrfSecretKey::from_slice(&seed).expect("seed");
+    let our_public = ours.public_key();
+    let (our_proof, _) = ours.prove(ALPHA).expect("prove");
+    let our_proof_bytes = our_proof.to_bytes();
+
+    let peer = EdVrfEdwards25519TaiSecretKey::from_slice(&seed).expect("seed");
+    let peer_public =
+        EdVrfEdwards25519TaiPublicKey::from_slice(&our_public.to_bytes()).expect("key");
+    let peer_proof_bytes = peer.prove(ALPHA).expect("prove").encode_to_pi();
+    assert_eq!(
+        peer_proof_bytes,
+        our_proof_bytes.to_vec(),
+        "both implement RFC 9381"
+    );
+
+    let mut group = c.benchmark_group("ecvrf");
+    group.bench_function("prove/shieldx", |b| b.iter(|| ours.prove(black_box(ALPHA))));
+    group.bench_function("prove/vrf-rfc9381", |b| {
+        b.iter(|| peer.prove(black_box(ALPHA)))
+    });
+    // Verification from the 80 proof bytes: decoding is part of the work for both.
+    group.bench_function("verify/shieldx", |b| {
+        b.iter(|| {
+            let proof = VrfProof::from_slice(black_box(&our_proof_bytes)).expect("decodes");
+            our_public.verify(black_box(ALPHA), &proof)
+        })
+    });
+    group.bench_function("verify/vrf-rfc9381", |b| {
+        b.iter(|| {
+            let proof =
+                vrf_rfc9381::ec::edwards25519::EdVrfProof::decode_pi(black_box(&peer_proof_bytes))
+                    .expect("decodes");
+            peer_public.verify(black_box(ALPHA), proof)
+        })
+    });
+    group.bench_function("public_key_decode/shieldx", |b| {
+        let bytes = our_public.to_bytes();
+        b.iter(|| VrfPublicKey::from_slice(black_box(&bytes)))
+    });
+    group.finish();
+}
+
+fn bls_ours(c: &mut Criterion) {
+    let secrets: Vec<BlsSecretKey> = (0..100u8)
+        .map(|i| BlsSecretKey::key_gen(&[i; 32], b"").expect("IKM"))
+        .collect();
+    let publics: Vec<BlsPublicKey> = secrets.iter().map(BlsSecretKey::public_key).collect();
+    let signatures: Vec<BlsSignature> = secrets.iter().map(|s| s.sign(MESSAGE)).collect();
+    let aggregate = BlsSignature::aggregate(&signatures).expect("non-empty");
+    let public_bytes = publics[0].to_bytes();
+    let signature_bytes = signatures[0].to_bytes();
+
+    let mut group = c.benchmark_group("bls");
+    group.sample_size(20);
+    group.bench_function("keygen/shieldx", |b| {
+        b.iter(|| BlsSecretKey::key_gen(black_box(&[3; 32]), b""))
+    });
+    group.bench_function("sign/shieldx", |b| {
+        b.iter(|| secrets[0].sign(black_box(MESSAGE)))
+    });
+    group.bench_function("verify/shieldx", |b| {
+        b.iter(|| publics[0].verify(black_box(MESSAGE), &signatures[0]))
+    });
+    group.bench_function("public_key_decode_validate/shieldx", |b| {
+        b.iter(|| BlsPublicKey::from_slice(black_box(&public_bytes)))
+    });
+    group.bench_function("signature_decode_subgroup_check/shieldx", |b| {
+        b.iter(|| BlsSignature::from_slice(black_box(&signature_bytes)))
+    });
+    let pop = secrets[0].prove_possession();
+    group.bench_function("pop_verify/shieldx", |b| {
+        b.iter(|| publics[0].verify_possession(black_box(&pop)))
+    });
+    group.bench_function("aggregate_100_signatures/shieldx", |b| {
+        b.iter(|| BlsSignature::aggregate(black_box(&signatures)))
+    });
+    group.bench_function("aggregate_100_public_keys/shieldx", |b| {
+        b.iter(|| AggregatePublicKey::aggregate(black_box(&publics)))
+    });
+    group.bench_function("fast_aggregate_verify_100/shieldx", |b| {
+        b.iter(|| fast_aggregate_verify(black_box(&publics), black_box(MESSAGE), &aggregate))
+    });
+    let messages: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 32]).collect();
+    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let distinct = BlsSignature::aggregate(
+        &secrets[..10]
+            .iter()
+            .zip(&messages)
+            .map(|(s, m)| s.sign(m))
+            .collect::<Vec<_>>(),
+    )
+    .expect("non-empty");
+    group.bench_function("aggregate_verify_10/shieldx", |b| {
+        b.iter(|| {
+            aggregate_verify(
+                black_box(&publics[..10]),
+                black_box(&message_refs),
+                &distinct,
+            )
+        })
+    });
+    for (t, n) in [(3u32, 4u32), (67, 100)] {
+        let mut rng: rand::rngs::StdRng = rand::SeedableRng::seed_from_u64(1);
+        let dealing = threshold::deal(&secrets[0], t, n, &mut rng).expect("parameters");
+        let partials: Vec<_> = dealing
+            .secret_shares
+            .iter()
+            .map(|s| s.sign(MESSAGE))
+            .collect();
+        group.bench_with_input(
+            BenchmarkId::new("threshold_combine/shieldx", format!("{t}-of-{n}")),
+            &partials,
+            |b, p| b.iter(|| threshold::combine(t, black_box(p))),
+        );
+    }
+    group.finish();
+}
+
+fn bls_blst(c: &mut Criterion) {
+    use blst::BLST_ERROR;
+    use blst::min_pk::{AggregateSignature, PublicKey, SecretKey, Signature};
+
+    let secrets: Vec<SecretKey> = (0..100u8)
+        .map(|i| SecretKey::key_gen(&[i; 32], &[]).expect("IKM"))
+        .collect();
+    let publics: Vec<PublicKey> = secrets.iter().map(SecretKey::sk_to_pk).collect();
+    let public_refs: Vec<&PublicKey> = publics.iter().collect();
+    let signatures: Vec<Signature> = secrets
+        .iter()
+        .map(|s| s.sign(MESSAGE, SIGNATURE_DST, &[]))
+        .collect();
+    let signature_refs: Vec<&Signature> = signatures.iter().collect();
+    let aggregate = AggregateSignature::aggregate(&signature_refs, false)
+        .expect("non-empty")
+        .to_signature();
+
+    // Cross-check: both libraries produce the same bytes.
+    let ours = BlsSecretKey::key_gen(&[0; 32], b"").expect("IKM");
+    assert_eq!(ours.public_key().to_bytes(), publics[0].compress());
+    assert_eq!(ours.sign(MESSAGE).to_bytes(), signatures[0].compress());
+
+    let mut group = c.benchmark_group("bls");
+    group.sample_size(20);
+    group.bench_function("sign/blst", |b| {
+        b.iter(|| secrets[0].sign(black_box(MESSAGE), SIGNATURE_DST, &[]))
+    });
+    group.bench_function("verify/blst", |b| {
+        b.iter(|| {
+            let result = signatures[0].verify(
+                false,
+                black_box(MESSAGE),
+                SIGNATURE_DST,
+                &[],
+                &publics[0],
+                false,
+            );
+            assert_eq!(result, BLST_ERROR::BLST_SUCCESS);
+        })
+    });
+    group.bench_function("fast_aggregate_verify_100/blst", |b| {
+        b.iter(|| {
+            let result = aggregate.fast_aggregate_verify(
+                false,
+                black_box(MESSAGE),
+                SIGNATURE_DST,
+                &public_refs,
+            );
+            assert_eq!(result, BLST_ERROR::BLST_SUCCESS);
+        })
+    });
+    let messages: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 32]).collect();
+    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let distinct: Vec<Signature> = secrets[..10]
+        .iter()
+        .zip(&messages)
+        .map(|(s, m)| s.sign(m, SIGNATURE_DST, &[]))
+        .collect();
+    let distinct_refs: Vec<&Signature> = distinct.iter().collect();
+    let distinct_aggregate = AggregateSignature::aggregate(&distinct_refs, false)
+        .expect("non-empty")
+        .to_signature();
+    group.bench_function("aggregate_verify_10/blst", |b| {
+        b.iter(|| {
+            let result = distinct_aggregate.aggregate_verify(
+                false,
+                black_box(&message_refs),
+                SIGNATURE_DST,
+                &public_refs[..10],
+                false,
+            );
+            assert_eq!(result, BLST_ERROR::BLST_SUCCESS);
+        })
+    });
+    group.finish();
+}
+
+fn ed25519_benches(c: &mut Criterion) {
+    let keys: Vec<SigningKey> = (0..64u8)
+        .map(|i| SigningKey::from_slice(&[i; 32]).expect("seed"))
+        .collect();
+    let messages: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 128]).collect();
+    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let signatures: Vec<ed25519::Signature> =
+        keys.iter().zip(&messages).map(|(k, m)| k.sign(m)).collect();
+    let publics: Vec<ed25519::VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
+
+    let mut group = c.benchmark_group("ed25519");
+    group.bench_function("sign", |b| b.iter(|| keys[0].sign(black_box(&messages[0]))));
+    group.bench_function("verify_strict", |b| {
+        b.iter(|| publics[0].verify(black_box(&messages[0]), &signatures[0]))
+    });
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("verify_batch_64", |b| {
+        b.iter(|| ed25519::verify_batch(black_box(&message_refs), &signatures, &publics))
+    });
+    group.finish();
+}
+
+fn digest(c: &mut Criterion) {
+    let kib = vec![0xabu8; 1024];
+    let mut group = c.benchmark_group("blake3");
+    group.throughput(Throughput::Bytes(1024));
+    group.bench_function("digest_1kib", |b| b.iter(|| Digest::of(black_box(&kib))));
+    group.finish();
+}
+
+fn config() -> Criterion {
+    // Short windows: these machines are noisy, so figures are compared as ratios
+    // within one run rather than trusted in absolute terms.
+    Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = vrf, bls_ours, bls_blst, ed25519_benches, digest
+}
+criterion_main!(benches);

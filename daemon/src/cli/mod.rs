@@ -1,0 +1,119 @@
+//! Argument parsing and dispatch for the `shieldx` binary.
+
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+use shieldx_core::crypto::CryptoError;
+
+mod bls;
+mod demo;
+mod vrf;
+
+/// shieldx: a deterministic BFT network that orders security events, detects
+/// attacks and keeps an auditable ledger.
+#[derive(Debug, Parser)]
+#[command(name = "shieldx", version, about, long_about = None)]
+pub struct Arguments {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a local demonstration on embedded defaults and exit 0.
+    Demo(demo::DemoArguments),
+    /// ECVRF-EDWARDS25519-SHA512-TAI (RFC 9381): keygen, prove, verify.
+    #[command(subcommand)]
+    Vrf(vrf::VrfCommand),
+    /// BLS12-381 min-pk signatures, BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_.
+    #[command(subcommand)]
+    Bls(bls::BlsCommand),
+}
+
+/// Why a command failed; decides the exit code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// An argument is not valid hex.
+    #[error("--{argument}: not valid hex: {source}")]
+    Hex {
+        /// The argument's name.
+        argument: &'static str,
+        /// The decoding failure.
+        source: hex::FromHexError,
+    },
+    /// An argument decodes but has the wrong length or shape.
+    #[error("--{argument}: {source}")]
+    Malformed {
+        /// The argument's name.
+        argument: &'static str,
+        /// The decoding failure.
+        source: CryptoError,
+    },
+    /// The input is well formed but cryptographically invalid.
+    #[error("invalid: {0}")]
+    Invalid(CryptoError),
+    /// The operating system refused randomness for key generation.
+    #[error("no OS randomness available: {0}")]
+    Randomness(String),
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// The process exit code for this error (DESIGN.md section 5).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Invalid(_) => 1,
+            CliError::Hex { .. } | CliError::Malformed { .. } => 2,
+            CliError::Randomness(_) | CliError::Output(_) => 1,
+        }
+    }
+}
+
+/// Runs one parsed command, writing its output to `out`.
+pub fn run(arguments: Arguments, out: &mut dyn Write) -> Result<(), CliError> {
+    match arguments.command {
+        Command::Demo(demo) => demo::run(&demo, out),
+        Command::Vrf(command) => vrf::run(command, out),
+        Command::Bls(command) => bls::run(command, out),
+    }
+}
+
+/// Decodes a hex argument.
+fn hex_argument(argument: &'static str, value: &str) -> Result<Vec<u8>, CliError> {
+    hex::decode(value.trim()).map_err(|source| CliError::Hex { argument, source })
+}
+
+/// Decodes a comma-separated list of hex values; an empty string is an empty list.
+fn hex_list(argument: &'static str, value: &str) -> Result<Vec<Vec<u8>>, CliError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    value
+        .split(',')
+        .map(|item| hex_argument(argument, item))
+        .collect()
+}
+
+/// Decodes a value, classifying a wrong length as malformed input (exit 2) and
+/// any other rejection as invalid (exit 1).
+fn decode<T>(
+    argument: &'static str,
+    bytes: &[u8],
+    decoder: impl FnOnce(&[u8]) -> Result<T, CryptoError>,
+) -> Result<T, CliError> {
+    decoder(bytes).map_err(|source| match source {
+        CryptoError::InvalidLength { .. } => CliError::Malformed { argument, source },
+        other => CliError::Invalid(other),
+    })
+}
+
+/// A cryptographically secure RNG seeded from the operating system.
+fn os_rng() -> Result<rand::rngs::StdRng, CliError> {
+    use rand::SeedableRng as _;
+    rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng)
+        .map_err(|e| CliError::Randomness(e.to_string()))
+}
