@@ -4,7 +4,10 @@
 use std::process::{Command, Output};
 
 fn shieldx(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shieldx")).args(arguments).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_shieldx"))
+        .args(arguments)
+        .output()
+        .expect("binary runs")
 }
 
 fn stdout(output: &Output) -> String {
@@ -36,39 +39,64 @@ fn vrf_prove_and_verify_match_rfc9381() {
     assert_eq!(field(&proved, "pi"), VRF_PI);
     assert_eq!(field(&proved, "beta"), VRF_BETA);
 
-    let verified =
-        shieldx(&["vrf", "verify", "--public", VRF_PUBLIC, "--alpha", "72", "--proof", VRF_PI]);
+    let verified = shieldx(&[
+        "vrf", "verify", "--public", VRF_PUBLIC, "--alpha", "72", "--proof", VRF_PI,
+    ]);
     assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
     assert_eq!(stdout(&verified), format!("beta: {VRF_BETA}\n"));
 }
 
 #[test]
 fn vrf_verify_rejects_with_a_reason_and_exit_1() {
-    let rejected =
-        shieldx(&["vrf", "verify", "--public", VRF_PUBLIC, "--alpha", "73", "--proof", VRF_PI]);
+    let rejected = shieldx(&[
+        "vrf", "verify", "--public", VRF_PUBLIC, "--alpha", "73", "--proof", VRF_PI,
+    ]);
     assert_eq!(rejected.status.code(), Some(1));
-    assert_eq!(stderr(&rejected), "shieldx: invalid: VRF proof does not verify\n");
+    assert_eq!(
+        stderr(&rejected),
+        "shieldx: invalid: VRF proof does not verify\n"
+    );
     assert!(stdout(&rejected).is_empty());
 }
 
 #[test]
 fn malformed_input_is_one_line_and_exit_2() {
-    let bad_hex = shieldx(&["vrf", "verify", "--public", "zz", "--alpha", "", "--proof", VRF_PI]);
+    let bad_hex = shieldx(&[
+        "vrf", "verify", "--public", "zz", "--alpha", "", "--proof", VRF_PI,
+    ]);
     assert_eq!(bad_hex.status.code(), Some(2));
     assert_eq!(stderr(&bad_hex).lines().count(), 1, "{}", stderr(&bad_hex));
     assert!(stderr(&bad_hex).starts_with("shieldx: --public: not valid hex"));
 
-    let short = shieldx(&["bls", "verify", "--public", "00", "--message", "", "--signature", "00"]);
+    let short = shieldx(&[
+        "bls",
+        "verify",
+        "--public",
+        "00",
+        "--message",
+        "",
+        "--signature",
+        "00",
+    ]);
     assert_eq!(short.status.code(), Some(2));
-    assert_eq!(stderr(&short), "shieldx: --public: BLS public key must be 48 bytes, got 1\n");
+    assert_eq!(
+        stderr(&short),
+        "shieldx: --public: BLS public key must be 48 bytes, got 1\n"
+    );
 }
 
 #[test]
 fn vrf_keygen_output_proves_and_verifies() {
     let keys = shieldx(&["vrf", "keygen"]);
     assert!(keys.status.success());
-    let proved =
-        shieldx(&["vrf", "prove", "--secret", &field(&keys, "secret"), "--alpha", "00ff"]);
+    let proved = shieldx(&[
+        "vrf",
+        "prove",
+        "--secret",
+        &field(&keys, "secret"),
+        "--alpha",
+        "00ff",
+    ]);
     let verified = shieldx(&[
         "vrf",
         "verify",
@@ -90,8 +118,14 @@ fn bls_sign_aggregate_and_verify_round_trip() {
     assert!(first.status.success() && second.status.success());
     let message = "73686965646c78";
     let sign = |keys: &Output| {
-        let signed =
-            shieldx(&["bls", "sign", "--secret", &field(keys, "secret"), "--message", message]);
+        let signed = shieldx(&[
+            "bls",
+            "sign",
+            "--secret",
+            &field(keys, "secret"),
+            "--message",
+            message,
+        ]);
         field(&signed, "signature")
     };
     let (sig_a, sig_b) = (sign(&first), sign(&second));
@@ -99,16 +133,33 @@ fn bls_sign_aggregate_and_verify_round_trip() {
     let public_b = field(&second, "public");
 
     let verify = |public: &str, signature: &str| {
-        shieldx(&["bls", "verify", "--public", public, "--message", message, "--signature", signature])
+        shieldx(&[
+            "bls",
+            "verify",
+            "--public",
+            public,
+            "--message",
+            message,
+            "--signature",
+            signature,
+        ])
     };
     let valid = verify(&public_a, &sig_a);
     assert_eq!(valid.status.code(), Some(0));
     assert_eq!(stdout(&valid), "valid\n");
     let wrong = verify(&public_b, &sig_a);
     assert_eq!(wrong.status.code(), Some(1));
-    assert_eq!(stderr(&wrong), "shieldx: invalid: BLS signature does not verify\n");
+    assert_eq!(
+        stderr(&wrong),
+        "shieldx: invalid: BLS signature does not verify\n"
+    );
 
-    let aggregated = shieldx(&["bls", "aggregate", "--signatures", &format!("{sig_a},{sig_b}")]);
+    let aggregated = shieldx(&[
+        "bls",
+        "aggregate",
+        "--signatures",
+        &format!("{sig_a},{sig_b}"),
+    ]);
     let aggregate = field(&aggregated, "signature");
     let publics = format!("{public_a},{public_b}");
     let fast = |publics: &str| {
@@ -147,8 +198,7 @@ fn bls_sign_matches_the_independent_vectors() {
     // py_ecc: KeyGen(0x01 * 32) signs "abc" (vectors/bls12381_pop_py_ecc.json).
     let secret = "144b27828e305a2d67fc7f4eea6de706b405cdd1ab8ad2daec046ccdeeec8b79";
     let vectors: serde_json::Value =
-        serde_json::from_str(include_str!("../../vectors/bls12381_pop_py_ecc.json"))
-            .expect("JSON");
+        serde_json::from_str(include_str!("../../vectors/bls12381_pop_py_ecc.json")).expect("JSON");
     let expected = vectors["cases"]
         .as_array()
         .expect("cases")
@@ -168,7 +218,15 @@ fn demo_runs_on_embedded_defaults() {
     let demo = shieldx(&["demo"]);
     assert_eq!(demo.status.code(), Some(0), "{}", stderr(&demo));
     let text = stdout(&demo);
-    assert!(text.contains("commit certificate: 3 of 4 votes, signers 1110"), "{text}");
+    assert!(
+        text.contains("commit certificate: 3 of 4 votes, signers 1110"),
+        "{text}"
+    );
     assert!(text.contains("threshold: 3-of-4"), "{text}");
-    assert!(text.lines().last().is_some_and(|l| l.starts_with("result: ok")), "{text}");
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("result: ok")),
+        "{text}"
+    );
 }

@@ -26,8 +26,10 @@ pub fn vrf_verify(data: &[u8]) {
         assert!(VrfProof::from_slice(data).is_err() || data.len() == 80);
         return;
     };
-    let (Ok(public), Ok(proof)) = (VrfPublicKey::from_slice(public), VrfProof::from_slice(proof))
-    else {
+    let (Ok(public), Ok(proof)) = (
+        VrfPublicKey::from_slice(public),
+        VrfProof::from_slice(proof),
+    ) else {
         return;
     };
     if let Ok(beta) = public.verify(alpha, &proof) {
@@ -42,14 +44,21 @@ pub fn bls_verify(data: &[u8]) {
         assert!(BlsSignature::from_slice(data).is_err() || data.len() == 96);
         return;
     };
-    let (Ok(public), Ok(signature)) =
-        (BlsPublicKey::from_slice(public), BlsSignature::from_slice(signature))
-    else {
+    let (Ok(public), Ok(signature)) = (
+        BlsPublicKey::from_slice(public),
+        BlsSignature::from_slice(signature),
+    ) else {
         return;
     };
     let single = public.verify(message, &signature).is_ok();
-    assert_eq!(single, bls::fast_aggregate_verify(&[public], message, &signature).is_ok());
-    assert_eq!(single, bls::aggregate_verify(&[public], &[message], &signature).is_ok());
+    assert_eq!(
+        single,
+        bls::fast_aggregate_verify(&[public], message, &signature).is_ok()
+    );
+    assert_eq!(
+        single,
+        bls::aggregate_verify(&[public], &[message], &signature).is_ok()
+    );
 }
 
 /// ed25519: public key (32) || signature (64) || message. Strict single
@@ -58,9 +67,10 @@ pub fn ed25519_verify(data: &[u8]) {
     let Some((public, signature, message)) = split::<32, 64>(data) else {
         return;
     };
-    let (Ok(public), Ok(signature)) =
-        (VerifyingKey::from_slice(public), ed25519::Signature::from_slice(signature))
-    else {
+    let (Ok(public), Ok(signature)) = (
+        VerifyingKey::from_slice(public),
+        ed25519::Signature::from_slice(signature),
+    ) else {
         return;
     };
     if public.verify(message, &signature).is_ok() {
