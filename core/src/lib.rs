@@ -19,4 +19,6 @@
 //! - [`crypto`]: ed25519 identities, ECVRF (RFC 9381), BLS12-381 (min-pk, POP),
 //!   blake3 digests.
 
+pub mod codec;
+pub mod consensus;
 pub mod crypto;

@@ -1,0 +1,490 @@
+//! Consensus messages and their canonical encodings.
+//!
+//! Every message except a commit vote travels inside a [`Signed`] wrapper: the sender's ed25519 signature over
+//! `"shieldx/consensus/v1" || chain id || type tag || signer || body`. A commit vote
+//! is authenticated by its BLS signature over
+//! `"shieldx/commit/v1" || chain id || view || sequence || digest`, the same bytes
+//! its commit certificate aggregates.
+
+use crate::codec::{self, CodecError, Decode, Encode, Reader};
+use crate::crypto::bls::{BlsSecretKey, BlsSignature};
+use crate::crypto::ed25519::{Signature, SigningKey};
+use crate::crypto::{CryptoError, Digest};
+
+use super::certificate::{CheckpointCertificate, PreparedCertificate};
+use super::types::{Batch, ReplicaIndex, Sequence, ValidatorSet, View};
+
+const ENVELOPE_DOMAIN: &[u8] = b"shieldx/consensus/v1";
+const COMMIT_DOMAIN: &[u8] = b"shieldx/commit/v1";
+/// Version byte of the wire [`Message`] encoding.
+const MESSAGE_VERSION: u8 = 1;
+/// Bound on the view-change messages one new-view carries.
+pub(crate) const VIEW_CHANGES_MAX: usize = super::types::VALIDATORS_MAX;
+/// Bound on the prepared certificates (or pre-prepares) one view change (or
+/// new view) carries: the largest watermark window.
+pub(crate) const WINDOW_MAX: usize = 4096;
+
+/// A body that can be signed into a [`Signed`] envelope.
+pub trait SignedBody: Encode + Decode + Clone {
+    /// The type tag inside the signed bytes, so one type's signature never
+    /// verifies as another's.
+    const TAG: u8;
+}
+
+/// A body with its signer's ed25519 signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed<T> {
+    /// The signed content.
+    pub body: T,
+    /// The signing validator.
+    pub signer: ReplicaIndex,
+    /// ed25519 signature over the envelope bytes.
+    pub signature: Signature,
+}
+
+impl<T: SignedBody> Signed<T> {
+    /// Signs `body` as validator `signer`.
+    pub fn sign(chain_id: &[u8], signer: ReplicaIndex, key: &SigningKey, body: T) -> Signed<T> {
+        let signature = key.sign(&signing_bytes(chain_id, signer, &body));
+        Signed {
+            body,
+            signer,
+            signature,
+        }
+    }
+
+    /// Verifies the signature against the signer's identity in `validators`.
+    pub fn verify(&self, chain_id: &[u8], validators: &ValidatorSet) -> Result<(), CryptoError> {
+        let validator = validators
+            .get(self.signer)
+            .ok_or(CryptoError::VerificationFailed {
+                what: "signer is not a validator",
+            })?;
+        validator.identity.verify(
+            &signing_bytes(chain_id, self.signer, &self.body),
+            &self.signature,
+        )
+    }
+}
+
+fn signing_bytes<T: SignedBody>(chain_id: &[u8], signer: ReplicaIndex, body: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(ENVELOPE_DOMAIN);
+    codec::put_bytes(&mut out, chain_id);
+    out.push(T::TAG);
+    out.extend_from_slice(&signer.to_le_bytes());
+    body.encode(&mut out);
+    out
+}
+
+impl<T: SignedBody> Encode for Signed<T> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.body.encode(out);
+        out.extend_from_slice(&self.signer.to_le_bytes());
+        out.extend_from_slice(&self.signature.to_bytes());
+    }
+}
+
+impl<T: SignedBody> Decode for Signed<T> {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let body = T::decode(reader)?;
+        let signer = reader.u16("signer")?;
+        let signature = Signature::from_slice(reader.take("signature", 64)?)?;
+        Ok(Signed {
+            body,
+            signer,
+            signature,
+        })
+    }
+}
+
+/// PRE-PREPARE: the primary assigns `digest` to `sequence` in `view`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrePrepare {
+    /// The view.
+    pub view: View,
+    /// The sequence number.
+    pub sequence: Sequence,
+    /// The batch digest.
+    pub digest: Digest,
+}
+
+/// PREPARE: a backup accepts the primary's assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vote {
+    /// The view.
+    pub view: View,
+    /// The sequence number.
+    pub sequence: Sequence,
+    /// The batch digest.
+    pub digest: Digest,
+}
+
+macro_rules! view_sequence_digest_codec {
+    ($type:ident, $tag:expr) => {
+        impl Encode for $type {
+            fn encode(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.view.to_le_bytes());
+                out.extend_from_slice(&self.sequence.to_le_bytes());
+                self.digest.encode(out);
+            }
+        }
+        impl Decode for $type {
+            fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+                Ok($type {
+                    view: reader.u64("view")?,
+                    sequence: reader.u64("sequence")?,
+                    digest: Digest::decode(reader)?,
+                })
+            }
+        }
+        impl SignedBody for $type {
+            const TAG: u8 = $tag;
+        }
+    };
+}
+
+view_sequence_digest_codec!(PrePrepare, 1);
+view_sequence_digest_codec!(Vote, 2);
+
+/// COMMIT: a BLS vote for `(view, sequence, digest)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitVote {
+    /// The view.
+    pub view: View,
+    /// The sequence number.
+    pub sequence: Sequence,
+    /// The batch digest.
+    pub digest: Digest,
+    /// The voting validator.
+    pub replica: ReplicaIndex,
+    /// BLS signature over [`CommitVote::signing_bytes`].
+    pub signature: BlsSignature,
+}
+
+impl CommitVote {
+    /// Signs a commit vote.
+    pub fn sign(
+        chain_id: &[u8],
+        replica: ReplicaIndex,
+        key: &BlsSecretKey,
+        view: View,
+        sequence: Sequence,
+        digest: Digest,
+    ) -> CommitVote {
+        let signature = key.sign(&CommitVote::signing_bytes(
+            chain_id, view, sequence, &digest,
+        ));
+        CommitVote {
+            view,
+            sequence,
+            digest,
+            replica,
+            signature,
+        }
+    }
+
+    /// The bytes a commit vote signs and a commit certificate aggregates.
+    pub fn signing_bytes(
+        chain_id: &[u8],
+        view: View,
+        sequence: Sequence,
+        digest: &Digest,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(COMMIT_DOMAIN.len() + chain_id.len() + 52);
+        out.extend_from_slice(COMMIT_DOMAIN);
+        codec::put_bytes(&mut out, chain_id);
+        out.extend_from_slice(&view.to_le_bytes());
+        out.extend_from_slice(&sequence.to_le_bytes());
+        out.extend_from_slice(digest.as_bytes());
+        out
+    }
+
+    /// Verifies this single vote (used only when an aggregate fails, and for evidence).
+    pub fn verify(&self, chain_id: &[u8], validators: &ValidatorSet) -> Result<(), CryptoError> {
+        let validator = validators
+            .get(self.replica)
+            .ok_or(CryptoError::VerificationFailed {
+                what: "voter is not a validator",
+            })?;
+        let bytes = CommitVote::signing_bytes(chain_id, self.view, self.sequence, &self.digest);
+        validator.vote_key.verify(&bytes, &self.signature)
+    }
+}
+
+impl Encode for CommitVote {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.view.to_le_bytes());
+        out.extend_from_slice(&self.sequence.to_le_bytes());
+        self.digest.encode(out);
+        out.extend_from_slice(&self.replica.to_le_bytes());
+        out.extend_from_slice(&self.signature.to_bytes());
+    }
+}
+
+impl Decode for CommitVote {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(CommitVote {
+            view: reader.u64("view")?,
+            sequence: reader.u64("sequence")?,
+            digest: Digest::decode(reader)?,
+            replica: reader.u16("replica")?,
+            signature: BlsSignature::from_slice(reader.take("commit signature", 96)?)?,
+        })
+    }
+}
+
+/// CHECKPOINT: the state digest after executing `sequence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointVote {
+    /// The checkpointed sequence number (a multiple of the checkpoint interval).
+    pub sequence: Sequence,
+    /// The application's state digest after executing it.
+    pub state_digest: Digest,
+}
+
+impl Encode for CheckpointVote {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.sequence.to_le_bytes());
+        self.state_digest.encode(out);
+    }
+}
+
+impl Decode for CheckpointVote {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(CheckpointVote {
+            sequence: reader.u64("sequence")?,
+            state_digest: Digest::decode(reader)?,
+        })
+    }
+}
+
+impl SignedBody for CheckpointVote {
+    const TAG: u8 = 3;
+}
+
+/// VIEW-CHANGE to `new_view`: the sender's last stable checkpoint proof `C` and
+/// its prepared certificates `P` above it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewChange {
+    /// The view being moved to.
+    pub new_view: View,
+    /// Proof of the sender's last stable checkpoint.
+    pub checkpoint: CheckpointCertificate,
+    /// For each sequence above the checkpoint that prepared at the sender, the
+    /// certificate from the highest view in which it prepared.
+    pub prepared: Vec<PreparedCertificate>,
+}
+
+impl Encode for ViewChange {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.new_view.to_le_bytes());
+        self.checkpoint.encode(out);
+        codec::put_sequence(out, &self.prepared);
+    }
+}
+
+impl Decode for ViewChange {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(ViewChange {
+            new_view: reader.u64("new view")?,
+            checkpoint: CheckpointCertificate::decode(reader)?,
+            prepared: reader.sequence("prepared certificates", WINDOW_MAX)?,
+        })
+    }
+}
+
+impl SignedBody for ViewChange {
+    const TAG: u8 = 4;
+}
+
+/// NEW-VIEW for `view`: the view changes `V` that justify it and the
+/// pre-prepares `O` every backup recomputes from `V`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewView {
+    /// The new view.
+    pub view: View,
+    /// `V`: view-change messages for `view` from a quorum.
+    pub view_changes: Vec<Signed<ViewChange>>,
+    /// `O`: one pre-prepare per sequence from the highest stable checkpoint in `V`
+    /// (exclusive) to the highest prepared sequence in `V`; null batches fill
+    /// gaps. Each is signed by the new primary, so later prepared certificates
+    /// can cite it like any other pre-prepare.
+    pub pre_prepares: Vec<Signed<PrePrepare>>,
+}
+
+impl Encode for NewView {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.view.to_le_bytes());
+        codec::put_sequence(out, &self.view_changes);
+        codec::put_sequence(out, &self.pre_prepares);
+    }
+}
+
+impl Decode for NewView {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(NewView {
+            view: reader.u64("view")?,
+            view_changes: reader.sequence("view changes", VIEW_CHANGES_MAX)?,
+            pre_prepares: reader.sequence("pre-prepares", WINDOW_MAX)?,
+        })
+    }
+}
+
+impl SignedBody for NewView {
+    const TAG: u8 = 5;
+}
+
+/// STATUS: what the sender has, so peers can retransmit what it lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The sender's view.
+    pub view: View,
+    /// True while the sender is changing to `view` and has no new view yet.
+    pub changing_view: bool,
+    /// The last sequence the sender executed.
+    pub last_executed: Sequence,
+    /// The sender's last stable checkpoint.
+    pub stable_checkpoint: Sequence,
+}
+
+impl Encode for Status {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.view.to_le_bytes());
+        out.push(u8::from(self.changing_view));
+        out.extend_from_slice(&self.last_executed.to_le_bytes());
+        out.extend_from_slice(&self.stable_checkpoint.to_le_bytes());
+    }
+}
+
+impl Decode for Status {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(Status {
+            view: reader.u64("view")?,
+            changing_view: reader.bool("changing view")?,
+            last_executed: reader.u64("last executed")?,
+            stable_checkpoint: reader.u64("stable checkpoint")?,
+        })
+    }
+}
+
+impl SignedBody for Status {
+    const TAG: u8 = 6;
+}
+
+/// Fetching a batch by digest (after a view change, a backup may know a digest
+/// from `O` without having its batch). Integrity comes from the digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchFetch {
+    /// Asks for the batch with this digest.
+    Request(Digest),
+    /// A batch; the receiver keeps it only if it asked for its digest.
+    Response(Batch),
+}
+
+/// Everything one replica sends another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Message {
+    /// PRE-PREPARE with its batch (the batch is bound by the signed digest).
+    PrePrepare(Signed<PrePrepare>, Batch),
+    /// PREPARE.
+    Prepare(Signed<Vote>),
+    /// COMMIT.
+    Commit(CommitVote),
+    /// CHECKPOINT.
+    Checkpoint(Signed<CheckpointVote>),
+    /// VIEW-CHANGE.
+    ViewChange(Signed<ViewChange>),
+    /// NEW-VIEW.
+    NewView(Signed<NewView>),
+    /// STATUS, for retransmission.
+    Status(Signed<Status>),
+    /// Batch fetch request or response.
+    Batch(BatchFetch),
+}
+
+impl Message {
+    /// A short name for counters and traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::PrePrepare(..) => "pre-prepare",
+            Message::Prepare(_) => "prepare",
+            Message::Commit(_) => "commit",
+            Message::Checkpoint(_) => "checkpoint",
+            Message::ViewChange(_) => "view-change",
+            Message::NewView(_) => "new-view",
+            Message::Status(_) => "status",
+            Message::Batch(BatchFetch::Request(_)) => "batch-request",
+            Message::Batch(BatchFetch::Response(_)) => "batch-response",
+        }
+    }
+}
+
+impl Encode for Message {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(MESSAGE_VERSION);
+        match self {
+            Message::PrePrepare(header, batch) => {
+                out.push(1);
+                header.encode(out);
+                batch.encode(out);
+            }
+            Message::Prepare(vote) => {
+                out.push(2);
+                vote.encode(out);
+            }
+            Message::Commit(vote) => {
+                out.push(3);
+                vote.encode(out);
+            }
+            Message::Checkpoint(vote) => {
+                out.push(4);
+                vote.encode(out);
+            }
+            Message::ViewChange(view_change) => {
+                out.push(5);
+                view_change.encode(out);
+            }
+            Message::NewView(new_view) => {
+                out.push(6);
+                new_view.encode(out);
+            }
+            Message::Status(status) => {
+                out.push(7);
+                status.encode(out);
+            }
+            Message::Batch(BatchFetch::Request(digest)) => {
+                out.push(8);
+                digest.encode(out);
+            }
+            Message::Batch(BatchFetch::Response(batch)) => {
+                out.push(9);
+                batch.encode(out);
+            }
+        }
+    }
+}
+
+impl Decode for Message {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        reader.version("message", MESSAGE_VERSION)?;
+        Ok(match reader.u8("message kind")? {
+            1 => Message::PrePrepare(Signed::decode(reader)?, Batch::decode(reader)?),
+            2 => Message::Prepare(Signed::decode(reader)?),
+            3 => Message::Commit(CommitVote::decode(reader)?),
+            4 => Message::Checkpoint(Signed::decode(reader)?),
+            5 => Message::ViewChange(Signed::decode(reader)?),
+            6 => Message::NewView(Signed::decode(reader)?),
+            7 => Message::Status(Signed::decode(reader)?),
+            8 => Message::Batch(BatchFetch::Request(Digest::decode(reader)?)),
+            9 => Message::Batch(BatchFetch::Response(Batch::decode(reader)?)),
+            tag => {
+                return Err(CodecError::InvalidTag {
+                    what: "message kind",
+                    tag,
+                });
+            }
+        })
+    }
+}

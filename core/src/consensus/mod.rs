@@ -1,0 +1,78 @@
+//! PBFT (Castro and Liskov, OSDI '99 / TOCS 2002) as a sans-IO state machine,
+//! stake-weighted and certificate-based.
+//!
+//! # Shape
+//! A [`Replica`] takes inputs — [`Replica::handle_request`],
+//! [`Replica::handle_message`], [`Replica::handle_timeout`] — and queues outputs,
+//! drained with [`Replica::poll_output`]: messages to send, durable records to
+//! persist, committed batches, client replies and evidence. [`Replica::poll_timeout`]
+//! says when it next wants `handle_timeout`. It never reads a clock: `now_ns` is an
+//! argument. The simulator and the daemon are both loops over this API.
+//!
+//! # Quorums by voting power
+//! Each validator has a power. A quorum is more than 2/3 of the total power
+//! (`quorum_power = floor(2 * total / 3) + 1`), and faulty validators hold less
+//! than 1/3. Two quorums therefore share more than 1/3 of the power, so at least
+//! one honest validator. A *weak quorum* (more than 1/3) contains at least one
+//! honest validator; it is what makes a replica join a view change.
+//!
+//! # Authentication, and its cost per batch
+//! - Every consensus message a replica sends (pre-prepare, prepare, checkpoint,
+//!   view-change, new-view, status) is individually signed with its ed25519
+//!   identity over `domain || chain id || canonical encoding`. Each such message
+//!   is therefore attributable and can serve as evidence. No MACs: PBFT's MAC
+//!   variant (and its Q set) is not used.
+//! - A commit vote is a BLS signature over `(chain id, view, sequence, digest)`.
+//!   Votes are not verified one by one: once the unverified votes for a digest
+//!   reach a quorum, the replica aggregates them and runs one
+//!   FastAggregateVerify. Only if that fails does it verify the votes singly, drop
+//!   the bad ones and count them as forged. The result is the commit certificate
+//!   (aggregate + signer bitmap), which anyone holding the validator set can verify.
+//! - Per batch and replica the normal case costs one pre-prepare and at most
+//!   `n - 1` prepare ed25519 verifications, plus one pairing check (at most `n`
+//!   more when a Byzantine voter forces the fallback). Client request signatures
+//!   are checked with ed25519 batch verification per pre-prepare.
+//!
+//! # Invariants (checked by the simulator's independent checkers and by tests)
+//! - **Agreement:** no two honest replicas commit different digests at one
+//!   sequence number; executed logs are prefixes of one another.
+//! - **Certificates:** every committed batch carries a commit certificate that
+//!   verifies against the validator set with more than 2/3 of the power.
+//! - **Order and exactly-once:** execution follows sequence order with no gaps;
+//!   a `(client, request id)` executes at most once; a retry gets the cached reply.
+//! - **Watermarks:** a replica accepts protocol messages only for sequences in
+//!   `(h, h + window]`, where `h` is its last stable checkpoint.
+//! - **No equivocation by an honest replica, even across crashes:** every
+//!   signature is recorded in a [`DurableRecord`] output before any message that
+//!   carries it is sent, and a recovered replica refuses to sign a different
+//!   digest for a `(view, sequence, phase)` it already signed.
+//! - **Accountability:** two validly signed, conflicting messages from one
+//!   validator for the same `(view, sequence, phase)` yield [`Evidence`] that a
+//!   third party can verify with the validator set alone.
+//! - **Bounded state:** every queue, log and map has an explicit limit
+//!   ([`ReplicaConfig`] and the `*_MAX` constants); input beyond a limit is
+//!   rejected with a reason, never buffered without bound.
+//! - **Robustness:** malformed, stale, duplicate, unsigned, wrongly signed,
+//!   out-of-window and oversized input is rejected with a typed [`Rejection`],
+//!   counted, and changes no state.
+
+mod certificate;
+mod evidence;
+mod message;
+mod replica;
+mod types;
+
+pub use certificate::{CheckpointCertificate, CommitCertificate, PreparedCertificate, SignerSet};
+pub use evidence::{Evidence, EvidenceError, Phase};
+pub use message::{
+    BatchFetch, CheckpointVote, CommitVote, Message, NewView, PrePrepare, Signed, SignedBody,
+    Status, ViewChange, Vote,
+};
+pub use replica::{
+    Application, Committed, DurableRecord, Output, Rejection, RejectionCounts, Replica,
+    ReplicaConfig, ReplicaKeys, Reply, Target,
+};
+pub use types::{
+    Batch, ConfigError, LeaderSchedule, ReplicaIndex, Request, RoundRobin, Sequence, Validator,
+    ValidatorSet, View,
+};

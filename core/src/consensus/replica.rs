@@ -1,0 +1,2003 @@
+//! The PBFT replica: normal case, checkpoints, view change, retransmission.
+//!
+//! # Durability contract with the driver
+//! [`Output::Persist`] records appear in the output queue *before* any
+//! [`Output::Send`] whose message depends on them. A driver must make every
+//! `Persist` durable (synced) before it performs any output that follows it. A
+//! crash may lose only records that were never synced, and then no message that
+//! depends on them was sent either.
+//!
+//! # Timers
+//! - *Batch timer* (primary): a partial batch is proposed `batch_timeout_ns` after
+//!   its first request arrived.
+//! - *Progress timer* (all): armed while a replica knows of work that has not
+//!   executed (pending client requests or accepted pre-prepares). If execution
+//!   does not advance within the timeout, the replica starts a view change. The
+//!   timeout doubles with each consecutive failed view change, up to
+//!   `view_change_timeout_max_ns`, and resets once a view starts working.
+//! - *Status timer* (all): every `status_interval_ns` a replica broadcasts its
+//!   [`Status`]; peers answer with what it is missing (pre-prepares with batches,
+//!   votes, checkpoints, the accepted new view or view-change messages), so a lost
+//!   message is recovered by retransmission, never by waiting forever.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::codec::{self, CodecError};
+use crate::crypto::bls::BlsSecretKey;
+use crate::crypto::ed25519::{Signature, SigningKey, VerifyingKey};
+use crate::crypto::{CryptoError, Digest};
+
+use super::certificate::{
+    CertificateError, CheckpointCertificate, CommitCertificate, PreparedCertificate,
+};
+use super::evidence::{Evidence, Phase};
+use super::message::{
+    BatchFetch, CheckpointVote, CommitVote, Message, NewView, PrePrepare, Signed, Status,
+    ViewChange, Vote,
+};
+use super::types::{
+    Batch, CHAIN_ID_MAX, ConfigError, LeaderSchedule, REQUEST_PAYLOAD_MAX, ReplicaIndex, Request,
+    Sequence, ValidatorSet, View,
+};
+
+/// How far ahead of the current view a view-change message may point.
+const VIEW_AHEAD_MAX: u64 = 64;
+/// Slots one status answer retransmits at most.
+const RETRANSMIT_SLOTS_MAX: u64 = 32;
+/// Batches fetched by digest that may be outstanding at once.
+const WANTED_BATCHES_MAX: usize = 4096;
+
+/// The replicated application that executes committed requests.
+///
+/// Issue "Event-sourced ledger" implements it with the ledger; tests and the
+/// simulator use small deterministic ones. Execution must be deterministic: the
+/// same requests in the same order give the same results and state digest on
+/// every replica.
+pub trait Application {
+    /// Executes one committed request and returns its result for the client.
+    fn execute(&mut self, sequence: Sequence, request: &Request) -> Vec<u8>;
+    /// A digest of the whole application state, carried by CHECKPOINT messages.
+    fn state_digest(&self) -> Digest;
+}
+
+/// Replica configuration. Every limit is explicit.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    /// Chain id, bound into every signature.
+    pub chain_id: Vec<u8>,
+    /// The validator set and powers.
+    pub validators: ValidatorSet,
+    /// K: a checkpoint every K sequence numbers.
+    pub checkpoint_interval: u64,
+    /// L: the watermark window, `h < n <= h + L`; a multiple of K, at least 2K.
+    pub window: u64,
+    /// Most requests in one batch.
+    pub batch_requests_max: usize,
+    /// Most payload bytes in one batch.
+    pub batch_bytes_max: usize,
+    /// How long the primary waits to fill a batch.
+    pub batch_timeout_ns: u64,
+    /// Base progress timeout before a view change.
+    pub request_timeout_ns: u64,
+    /// Cap on the doubling view-change timeout.
+    pub view_change_timeout_max_ns: u64,
+    /// Interval between STATUS broadcasts.
+    pub status_interval_ns: u64,
+    /// Most client requests waiting to be ordered.
+    pub pending_requests_max: usize,
+    /// Most clients tracked in the reply cache.
+    pub clients_max: usize,
+    /// Check client signatures (always on in production; benches measure both).
+    pub verify_client_signatures: bool,
+}
+
+impl ReplicaConfig {
+    /// Defaults: K = 100, L = 200, batches of up to 1,000 requests or 1 MiB, 5 ms
+    /// batch timeout, 500 ms progress timeout doubling to 30 s, 100 ms status.
+    pub fn new(chain_id: &[u8], validators: ValidatorSet) -> ReplicaConfig {
+        ReplicaConfig {
+            chain_id: chain_id.to_vec(),
+            validators,
+            checkpoint_interval: 100,
+            window: 200,
+            batch_requests_max: 1_000,
+            batch_bytes_max: 1 << 20,
+            batch_timeout_ns: 5_000_000,
+            request_timeout_ns: 500_000_000,
+            view_change_timeout_max_ns: 30_000_000_000,
+            status_interval_ns: 100_000_000,
+            pending_requests_max: 100_000,
+            clients_max: 100_000,
+            verify_client_signatures: true,
+        }
+    }
+
+    /// Checks every field's range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason| Err(ConfigError::Invalid { field, reason });
+        if self.chain_id.is_empty() || self.chain_id.len() > CHAIN_ID_MAX {
+            return invalid("chain_id", "must be 1 to 64 bytes");
+        }
+        if self.checkpoint_interval == 0 {
+            return invalid("checkpoint_interval", "must be positive");
+        }
+        if self.window < 2 * self.checkpoint_interval
+            || self.window % self.checkpoint_interval != 0
+            || self.window as usize > super::message::WINDOW_MAX
+        {
+            return invalid(
+                "window",
+                "must be a multiple of K, at least 2K, at most 4096",
+            );
+        }
+        if self.batch_requests_max == 0
+            || self.batch_requests_max > super::types::BATCH_REQUESTS_MAX
+        {
+            return invalid("batch_requests_max", "must be 1 to 16,384");
+        }
+        if self.batch_bytes_max < REQUEST_PAYLOAD_MAX {
+            return invalid("batch_bytes_max", "must hold at least one maximal request");
+        }
+        if self.request_timeout_ns == 0 || self.view_change_timeout_max_ns < self.request_timeout_ns
+        {
+            return invalid(
+                "request_timeout_ns",
+                "must be positive and at most the maximum",
+            );
+        }
+        if self.status_interval_ns == 0 || self.pending_requests_max == 0 || self.clients_max == 0 {
+            return invalid(
+                "status_interval_ns",
+                "intervals and bounds must be positive",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The keys a replica signs with.
+#[derive(Debug)]
+pub struct ReplicaKeys {
+    /// This replica's index in the validator set.
+    pub index: ReplicaIndex,
+    /// ed25519 identity (must match the validator set).
+    pub identity: SigningKey,
+    /// BLS vote key (must match the validator set).
+    pub vote_key: BlsSecretKey,
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Every other replica.
+    All,
+    /// One replica.
+    Replica(ReplicaIndex),
+}
+
+/// A record the driver must make durable before performing later outputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DurableRecord {
+    /// The replica entered (or started changing to) this view.
+    View(View),
+    /// The replica signed `digest` for `(view, sequence, phase)`.
+    Signed {
+        /// The view.
+        view: View,
+        /// The sequence.
+        sequence: Sequence,
+        /// The phase.
+        phase: Phase,
+        /// What it signed.
+        digest: Digest,
+    },
+    /// The replica signed a checkpoint vote.
+    Checkpoint(CheckpointVote),
+    /// The replica signed this view change.
+    ViewChange(Signed<ViewChange>),
+    /// A checkpoint became stable; records below it may be discarded.
+    StableCheckpoint(CheckpointCertificate),
+}
+
+/// A committed, executed batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Its sequence number.
+    pub sequence: Sequence,
+    /// The batch.
+    pub batch: Batch,
+    /// Its commit certificate.
+    pub certificate: CommitCertificate,
+    /// The application state digest after executing it.
+    pub state_digest: Digest,
+}
+
+/// A replica's signed reply to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The view the request committed in.
+    pub view: View,
+    /// The sequence number it committed at.
+    pub sequence: Sequence,
+    /// The client.
+    pub client: VerifyingKey,
+    /// The client's request id.
+    pub request_id: u64,
+    /// The application's result.
+    pub result: Vec<u8>,
+    /// The replying replica.
+    pub replica: ReplicaIndex,
+    /// The replica's signature over all of the above.
+    pub signature: Signature,
+}
+
+const REPLY_DOMAIN: &[u8] = b"shieldx/reply/v1";
+
+impl Reply {
+    /// Builds and signs a reply.
+    #[allow(clippy::too_many_arguments)]
+    fn sign(
+        chain_id: &[u8],
+        key: &SigningKey,
+        view: View,
+        sequence: Sequence,
+        client: VerifyingKey,
+        request_id: u64,
+        result: Vec<u8>,
+        replica: ReplicaIndex,
+    ) -> Reply {
+        let bytes = reply_signing_bytes(chain_id, sequence, &client, request_id, &result, replica);
+        Reply {
+            view,
+            sequence,
+            client,
+            request_id,
+            result,
+            replica,
+            signature: key.sign(&bytes),
+        }
+    }
+
+    fn signing_bytes(&self, chain_id: &[u8]) -> Vec<u8> {
+        reply_signing_bytes(
+            chain_id,
+            self.sequence,
+            &self.client,
+            self.request_id,
+            &self.result,
+            self.replica,
+        )
+    }
+
+    /// Verifies the replica's signature. The view is informational and unsigned:
+    /// replies for one request from different views must still match.
+    pub fn verify(&self, chain_id: &[u8], validators: &ValidatorSet) -> Result<(), CryptoError> {
+        let validator = validators
+            .get(self.replica)
+            .ok_or(CryptoError::VerificationFailed {
+                what: "reply signer is not a validator",
+            })?;
+        validator
+            .identity
+            .verify(&self.signing_bytes(chain_id), &self.signature)
+    }
+}
+
+fn reply_signing_bytes(
+    chain_id: &[u8],
+    sequence: Sequence,
+    client: &VerifyingKey,
+    request_id: u64,
+    result: &[u8],
+    replica: ReplicaIndex,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + result.len());
+    out.extend_from_slice(REPLY_DOMAIN);
+    codec::put_bytes(&mut out, chain_id);
+    out.extend_from_slice(&sequence.to_le_bytes());
+    out.extend_from_slice(&client.to_bytes());
+    out.extend_from_slice(&request_id.to_le_bytes());
+    codec::put_bytes(&mut out, result);
+    out.extend_from_slice(&replica.to_le_bytes());
+    out
+}
+
+/// Everything a replica asks its driver to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Send a message.
+    Send {
+        /// Recipient(s).
+        to: Target,
+        /// The message.
+        message: Message,
+    },
+    /// Make a record durable before any later output.
+    Persist(DurableRecord),
+    /// A batch committed and executed, in sequence order.
+    Committed(Committed),
+    /// A reply for a client.
+    Reply(Reply),
+    /// Proof of a validator's equivocation.
+    Evidence(Evidence),
+    /// The replica entered a new view (for traces and metrics).
+    EnteredView(View),
+}
+
+/// Why an input was rejected. A rejected input changes no state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// Bytes that do not decode.
+    #[error("malformed: {0}")]
+    Malformed(#[from] CodecError),
+    /// The transport sender is not a validator, or is this replica.
+    #[error("unknown sender {0}")]
+    UnknownSender(ReplicaIndex),
+    /// The signed sender differs from the transport sender.
+    #[error("message signed by {signer} arrived from {from}")]
+    WrongSender {
+        /// Transport sender.
+        from: ReplicaIndex,
+        /// Signer.
+        signer: ReplicaIndex,
+    },
+    /// A signature does not verify.
+    #[error("bad signature: {0}")]
+    BadSignature(CryptoError),
+    /// A certificate inside does not verify.
+    #[error("bad certificate: {0}")]
+    BadCertificate(CertificateError),
+    /// A pre-prepare from a validator that is not the primary.
+    #[error("sender is not the primary of view {0}")]
+    NotPrimary(View),
+    /// For an older view.
+    #[error("stale view {0}")]
+    StaleView(View),
+    /// For a view this replica has not entered (retransmission will catch it up).
+    #[error("future view {0}")]
+    FutureView(View),
+    /// The replica is changing views and ignores normal-case messages.
+    #[error("changing views")]
+    ChangingView,
+    /// Outside the watermark window.
+    #[error("sequence {0} outside the watermark window")]
+    OutOfWindow(Sequence),
+    /// Already have it.
+    #[error("duplicate")]
+    Duplicate,
+    /// Conflicts with something the sender signed before (evidence was emitted).
+    #[error("equivocation by {0}")]
+    Equivocation(ReplicaIndex),
+    /// The batch does not match the digest.
+    #[error("batch does not match its digest")]
+    DigestMismatch,
+    /// Over a size limit.
+    #[error("too large: {0}")]
+    TooLarge(&'static str),
+    /// A client request is invalid.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// A request was already executed (its cached reply was re-sent if available).
+    #[error("request already executed")]
+    AlreadyExecuted,
+    /// A bounded queue is full.
+    #[error("queue full: {0}")]
+    QueueFull(&'static str),
+    /// A NEW-VIEW whose `O` or `V` is wrong.
+    #[error("bad new view: {0}")]
+    BadNewView(&'static str),
+    /// A batch response nobody asked for.
+    #[error("unsolicited batch")]
+    Unsolicited,
+    /// A checkpoint vote for a sequence that is not a checkpoint.
+    #[error("not a checkpoint sequence")]
+    NotCheckpoint,
+}
+
+impl Rejection {
+    /// A stable name for counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejection::Malformed(_) => "malformed",
+            Rejection::UnknownSender(_) => "unknown_sender",
+            Rejection::WrongSender { .. } => "wrong_sender",
+            Rejection::BadSignature(_) => "bad_signature",
+            Rejection::BadCertificate(_) => "bad_certificate",
+            Rejection::NotPrimary(_) => "not_primary",
+            Rejection::StaleView(_) => "stale_view",
+            Rejection::FutureView(_) => "future_view",
+            Rejection::ChangingView => "changing_view",
+            Rejection::OutOfWindow(_) => "out_of_window",
+            Rejection::Duplicate => "duplicate",
+            Rejection::Equivocation(_) => "equivocation",
+            Rejection::DigestMismatch => "digest_mismatch",
+            Rejection::TooLarge(_) => "too_large",
+            Rejection::BadRequest(_) => "bad_request",
+            Rejection::AlreadyExecuted => "already_executed",
+            Rejection::QueueFull(_) => "queue_full",
+            Rejection::BadNewView(_) => "bad_new_view",
+            Rejection::Unsolicited => "unsolicited",
+            Rejection::NotCheckpoint => "not_checkpoint",
+        }
+    }
+}
+
+/// Rejections counted by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RejectionCounts(BTreeMap<&'static str, u64>);
+
+impl RejectionCounts {
+    /// The count for one kind.
+    pub fn get(&self, kind: &str) -> u64 {
+        self.0.get(kind).copied().unwrap_or(0)
+    }
+
+    /// Every non-zero count, by kind.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.0.iter().map(|(k, v)| (*k, *v))
+    }
+
+    /// The sum of all counts.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Normal,
+    ChangingView,
+}
+
+/// One sequence number's state in the current view.
+#[derive(Debug, Default)]
+struct Slot {
+    view: View,
+    pre_prepare: Option<Signed<PrePrepare>>,
+    prepares: BTreeMap<ReplicaIndex, Signed<Vote>>,
+    /// Commit votes, not yet individually verified.
+    commits: BTreeMap<ReplicaIndex, CommitVote>,
+    prepared: bool,
+    certificate: Option<CommitCertificate>,
+    /// This replica's own votes, kept for retransmission.
+    own_prepare: Option<Signed<Vote>>,
+    own_commit: Option<CommitVote>,
+}
+
+impl Slot {
+    fn digest(&self) -> Option<Digest> {
+        self.pre_prepare.as_ref().map(|p| p.body.digest)
+    }
+}
+
+/// A message seen from another validator, kept to detect equivocation.
+#[derive(Debug, Clone)]
+enum Seen {
+    PrePrepare(Signed<PrePrepare>),
+    Prepare(Signed<Vote>),
+    Commit(CommitVote),
+}
+
+#[derive(Debug, Clone)]
+struct ClientEntry {
+    last_request_id: u64,
+    last_reply: Option<Reply>,
+    last_sequence: Sequence,
+}
+
+/// A PBFT replica over application `A`.
+#[derive(Debug)]
+pub struct Replica<A: Application> {
+    config: ReplicaConfig,
+    keys: ReplicaKeys,
+    schedule: Box<dyn LeaderSchedule>,
+    app: A,
+
+    view: View,
+    mode: Mode,
+    /// Consecutive view changes without a working view.
+    view_change_attempts: u32,
+
+    stable_checkpoint: CheckpointCertificate,
+    last_executed: Sequence,
+    /// The primary's next sequence number to assign.
+    next_sequence: Sequence,
+    slots: BTreeMap<Sequence, Slot>,
+    batches: BTreeMap<Digest, Batch>,
+    wanted_batches: BTreeSet<Digest>,
+    /// Prepared certificates above the stable checkpoint, highest view per sequence.
+    prepared: BTreeMap<Sequence, PreparedCertificate>,
+    checkpoint_votes: BTreeMap<Sequence, BTreeMap<ReplicaIndex, Signed<CheckpointVote>>>,
+    own_checkpoints: BTreeMap<Sequence, Signed<CheckpointVote>>,
+
+    view_changes: BTreeMap<View, BTreeMap<ReplicaIndex, Signed<ViewChange>>>,
+    own_view_change: Option<Signed<ViewChange>>,
+    accepted_new_view: Option<Signed<NewView>>,
+
+    /// Client requests waiting to be ordered, oldest first, by (client, id).
+    pending: BTreeMap<([u8; 32], u64), Request>,
+    pending_order: VecDeque<([u8; 32], u64)>,
+    pending_bytes: usize,
+    /// Requests the primary already placed in an uncommitted batch.
+    proposed: BTreeSet<([u8; 32], u64)>,
+    clients: BTreeMap<[u8; 32], ClientEntry>,
+
+    /// What this replica signed, per (view, sequence, phase): it never signs a
+    /// different digest for the same key.
+    signed: BTreeMap<(View, Sequence, Phase), Digest>,
+    seen: BTreeMap<(ReplicaIndex, View, Sequence, Phase), Seen>,
+    evidence_ids: BTreeSet<Digest>,
+
+    /// The latest `now_ns` any input carried; time never runs backwards here.
+    now_ns: u64,
+    batch_deadline_ns: Option<u64>,
+    progress_deadline_ns: Option<u64>,
+    status_deadline_ns: u64,
+
+    outputs: VecDeque<Output>,
+    rejections: RejectionCounts,
+}
+
+impl<A: Application> Replica<A> {
+    /// A fresh replica at genesis, in view 0.
+    pub fn new(
+        config: ReplicaConfig,
+        keys: ReplicaKeys,
+        schedule: Box<dyn LeaderSchedule>,
+        app: A,
+        now_ns: u64,
+    ) -> Result<Replica<A>, ConfigError> {
+        config.validate()?;
+        let validator = config
+            .validators
+            .get(keys.index)
+            .ok_or(ConfigError::Invalid {
+                field: "keys.index",
+                reason: "not in the validator set",
+            })?;
+        if validator.identity != keys.identity.verifying_key()
+            || validator.vote_key != keys.vote_key.public_key()
+        {
+            return Err(ConfigError::Invalid {
+                field: "keys",
+                reason: "do not match the validator set entry",
+            });
+        }
+        let genesis = CheckpointCertificate::genesis(app.state_digest());
+        Ok(Replica {
+            status_deadline_ns: now_ns + config.status_interval_ns,
+            config,
+            keys,
+            schedule,
+            app,
+            view: 0,
+            mode: Mode::Normal,
+            view_change_attempts: 0,
+            stable_checkpoint: genesis,
+            last_executed: 0,
+            next_sequence: 1,
+            slots: BTreeMap::new(),
+            batches: BTreeMap::new(),
+            wanted_batches: BTreeSet::new(),
+            prepared: BTreeMap::new(),
+            checkpoint_votes: BTreeMap::new(),
+            own_checkpoints: BTreeMap::new(),
+            view_changes: BTreeMap::new(),
+            own_view_change: None,
+            accepted_new_view: None,
+            pending: BTreeMap::new(),
+            pending_order: VecDeque::new(),
+            pending_bytes: 0,
+            proposed: BTreeSet::new(),
+            clients: BTreeMap::new(),
+            signed: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            evidence_ids: BTreeSet::new(),
+            now_ns,
+            batch_deadline_ns: None,
+            progress_deadline_ns: None,
+            outputs: VecDeque::new(),
+            rejections: RejectionCounts::default(),
+        })
+    }
+
+    // ----- Accessors -----
+
+    /// This replica's index.
+    pub fn index(&self) -> ReplicaIndex {
+        self.keys.index
+    }
+
+    /// The current view.
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    /// True while changing views.
+    pub fn is_changing_view(&self) -> bool {
+        self.mode == Mode::ChangingView
+    }
+
+    /// The primary of the current view.
+    pub fn primary(&self) -> ReplicaIndex {
+        self.schedule.primary(self.view, &self.config.validators)
+    }
+
+    /// The last executed sequence number.
+    pub fn last_executed(&self) -> Sequence {
+        self.last_executed
+    }
+
+    /// The last stable checkpoint.
+    pub fn stable_checkpoint(&self) -> &CheckpointCertificate {
+        &self.stable_checkpoint
+    }
+
+    /// The application.
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// Rejected inputs, by kind.
+    pub fn rejections(&self) -> &RejectionCounts {
+        &self.rejections
+    }
+
+    /// Client requests waiting to be ordered.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Slots held in the log (bounded by the window).
+    pub fn log_len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ReplicaConfig {
+        &self.config
+    }
+
+    // ----- Outputs -----
+
+    /// The next output, in the order the driver must perform them.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When the replica next needs [`Replica::handle_timeout`].
+    pub fn poll_timeout(&self) -> u64 {
+        [
+            self.batch_deadline_ns,
+            self.progress_deadline_ns,
+            Some(self.status_deadline_ns),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.status_deadline_ns)
+    }
+
+    // ----- Inputs -----
+
+    /// A client request arrives (clients send to every replica).
+    pub fn handle_request(&mut self, now_ns: u64, request: Request) -> Result<(), Rejection> {
+        self.now_ns = self.now_ns.max(now_ns);
+        let result = self.admit_request(now_ns, request);
+        self.count(&result);
+        result
+    }
+
+    /// Bytes from replica `from` arrive; decoded, then handled.
+    pub fn handle_bytes(
+        &mut self,
+        now_ns: u64,
+        from: ReplicaIndex,
+        bytes: &[u8],
+    ) -> Result<(), Rejection> {
+        let decoded = codec::decode_exact::<Message>(bytes).map_err(Rejection::Malformed);
+        match decoded {
+            Ok(message) => self.handle_message(now_ns, from, message),
+            Err(rejection) => {
+                let result = Err(rejection);
+                self.count(&result);
+                result
+            }
+        }
+    }
+
+    /// A message from replica `from` (authenticated by the transport) arrives.
+    pub fn handle_message(
+        &mut self,
+        now_ns: u64,
+        from: ReplicaIndex,
+        message: Message,
+    ) -> Result<(), Rejection> {
+        self.now_ns = self.now_ns.max(now_ns);
+        let result = if from == self.keys.index || self.config.validators.get(from).is_none() {
+            Err(Rejection::UnknownSender(from))
+        } else {
+            match message {
+                Message::PrePrepare(header, batch) => {
+                    self.on_pre_prepare(now_ns, from, header, batch)
+                }
+                Message::Prepare(vote) => self.on_prepare(now_ns, from, vote),
+                Message::Commit(vote) => self.on_commit(now_ns, from, vote),
+                Message::Checkpoint(vote) => self.on_checkpoint(from, vote),
+                Message::ViewChange(view_change) => self.on_view_change(now_ns, from, view_change),
+                Message::NewView(new_view) => self.on_new_view(now_ns, from, new_view),
+                Message::Status(status) => self.on_status(from, status),
+                Message::Batch(BatchFetch::Request(digest)) => self.on_batch_request(from, digest),
+                Message::Batch(BatchFetch::Response(batch)) => {
+                    self.on_batch_response(now_ns, batch)
+                }
+            }
+        };
+        self.count(&result);
+        result
+    }
+
+    /// Time passes; fires every deadline at or before `now_ns`.
+    pub fn handle_timeout(&mut self, now_ns: u64) {
+        self.now_ns = self.now_ns.max(now_ns);
+        if self.batch_deadline_ns.is_some_and(|d| d <= now_ns) {
+            self.batch_deadline_ns = None;
+            self.propose_batches(now_ns, true);
+        }
+        if self.progress_deadline_ns.is_some_and(|d| d <= now_ns) {
+            self.progress_deadline_ns = None;
+            // While changing views, expiry means the new primary failed too.
+            if self.mode == Mode::ChangingView || self.has_outstanding_work() {
+                let next = self.view + 1;
+                self.start_view_change(now_ns, next);
+            }
+        }
+        if self.status_deadline_ns <= now_ns {
+            self.status_deadline_ns = now_ns + self.config.status_interval_ns;
+            self.broadcast_status();
+        }
+    }
+
+    fn count(&mut self, result: &Result<(), Rejection>) {
+        if let Err(rejection) = result {
+            *self.rejections.0.entry(rejection.kind()).or_insert(0) += 1;
+        }
+    }
+
+    // ----- Client requests -----
+
+    fn admit_request(&mut self, now_ns: u64, request: Request) -> Result<(), Rejection> {
+        if request.payload.len() > REQUEST_PAYLOAD_MAX {
+            return Err(Rejection::TooLarge("request payload"));
+        }
+        let client = request.client.to_bytes();
+        if let Some(entry) = self.clients.get(&client) {
+            if request.request_id <= entry.last_request_id {
+                // A retry of the last request gets its cached reply again.
+                if request.request_id == entry.last_request_id {
+                    if let Some(reply) = entry.last_reply.clone() {
+                        self.outputs.push_back(Output::Reply(reply));
+                    }
+                }
+                return Err(Rejection::AlreadyExecuted);
+            }
+        }
+        let key = (client, request.request_id);
+        if self.pending.contains_key(&key) {
+            return Err(Rejection::Duplicate);
+        }
+        if self.pending.len() >= self.config.pending_requests_max {
+            return Err(Rejection::QueueFull("pending requests"));
+        }
+        if self.config.verify_client_signatures {
+            request
+                .verify(&self.config.chain_id)
+                .map_err(Rejection::BadSignature)?;
+        }
+        self.pending_bytes += request.payload.len();
+        self.pending.insert(key, request);
+        self.pending_order.push_back(key);
+        self.arm_progress_timer(now_ns);
+        self.propose_batches(now_ns, false);
+        Ok(())
+    }
+
+    fn is_primary(&self) -> bool {
+        self.primary() == self.keys.index
+    }
+
+    fn high_watermark(&self) -> Sequence {
+        self.stable_checkpoint.sequence + self.config.window
+    }
+
+    fn in_window(&self, sequence: Sequence) -> bool {
+        sequence > self.stable_checkpoint.sequence && sequence <= self.high_watermark()
+    }
+
+    /// Proposes full batches (and, when `flush`, one partial batch) while the
+    /// window has room; re-arms the batch timer for what is left.
+    fn propose_batches(&mut self, now_ns: u64, flush: bool) {
+        if !self.is_primary() || self.mode != Mode::Normal {
+            return;
+        }
+        while self.next_sequence <= self.high_watermark() {
+            let mut requests = Vec::new();
+            let mut bytes = 0usize;
+            let mut full = false;
+            for key in &self.pending_order {
+                let Some(request) = self.pending.get(key) else {
+                    continue;
+                };
+                if self.proposed.contains(key) {
+                    continue;
+                }
+                if requests.len() == self.config.batch_requests_max
+                    || bytes + request.payload.len() > self.config.batch_bytes_max
+                {
+                    full = true;
+                    break;
+                }
+                bytes += request.payload.len();
+                requests.push(request.clone());
+            }
+            full |= requests.len() == self.config.batch_requests_max;
+            if requests.is_empty() || !(full || flush) {
+                break;
+            }
+            for request in &requests {
+                self.proposed
+                    .insert((request.client.to_bytes(), request.request_id));
+            }
+            let batch = Batch { requests };
+            let sequence = self.next_sequence;
+            let header = PrePrepare {
+                view: self.view,
+                sequence,
+                digest: batch.digest(),
+            };
+            if !self.record_signature(header.view, sequence, Phase::PrePrepare, header.digest) {
+                return;
+            }
+            self.next_sequence += 1;
+            let signed = self.sign(header);
+            self.batches.insert(header.digest, batch.clone());
+            self.slots.insert(
+                sequence,
+                Slot {
+                    view: self.view,
+                    pre_prepare: Some(signed.clone()),
+                    ..Slot::default()
+                },
+            );
+            self.send(Target::All, Message::PrePrepare(signed, batch));
+            self.arm_progress_timer(now_ns);
+            if !full {
+                // A flush proposes at most one partial batch.
+                break;
+            }
+        }
+        let unproposed = self
+            .pending_order
+            .iter()
+            .any(|k| self.pending.contains_key(k) && !self.proposed.contains(k));
+        self.batch_deadline_ns = unproposed.then(|| {
+            self.batch_deadline_ns
+                .unwrap_or(now_ns + self.config.batch_timeout_ns)
+        });
+    }
+
+    // ----- Normal case -----
+
+    fn check_view_and_window(&self, view: View, sequence: Sequence) -> Result<(), Rejection> {
+        if view < self.view {
+            return Err(Rejection::StaleView(view));
+        }
+        if view > self.view {
+            return Err(Rejection::FutureView(view));
+        }
+        if self.mode == Mode::ChangingView {
+            return Err(Rejection::ChangingView);
+        }
+        if !self.in_window(sequence) {
+            return Err(Rejection::OutOfWindow(sequence));
+        }
+        Ok(())
+    }
+
+    fn on_pre_prepare(
+        &mut self,
+        now_ns: u64,
+        from: ReplicaIndex,
+        header: Signed<PrePrepare>,
+        batch: Batch,
+    ) -> Result<(), Rejection> {
+        let body = header.body;
+        if header.signer != from {
+            return Err(Rejection::WrongSender {
+                from,
+                signer: header.signer,
+            });
+        }
+        self.check_view_and_window(body.view, body.sequence)?;
+        if from != self.primary() {
+            return Err(Rejection::NotPrimary(body.view));
+        }
+        if batch.requests.len() > self.config.batch_requests_max {
+            return Err(Rejection::TooLarge("batch requests"));
+        }
+        if batch
+            .requests
+            .iter()
+            .map(|r| r.payload.len())
+            .sum::<usize>()
+            > self.config.batch_bytes_max
+        {
+            return Err(Rejection::TooLarge("batch bytes"));
+        }
+        header
+            .verify(&self.config.chain_id, &self.config.validators)
+            .map_err(Rejection::BadSignature)?;
+        self.watch_equivocation(
+            from,
+            body.view,
+            body.sequence,
+            Phase::PrePrepare,
+            Seen::PrePrepare(header.clone()),
+            body.digest,
+        )?;
+        if let Some(existing) = self.slots.get(&body.sequence).and_then(Slot::digest) {
+            if self
+                .slots
+                .get(&body.sequence)
+                .is_some_and(|s| s.view == body.view)
+            {
+                return if existing == body.digest {
+                    Err(Rejection::Duplicate)
+                } else {
+                    Err(Rejection::Equivocation(from))
+                };
+            }
+        }
+        if batch.digest() != body.digest {
+            return Err(Rejection::DigestMismatch);
+        }
+        if self.config.verify_client_signatures {
+            batch
+                .verify_requests(&self.config.chain_id)
+                .map_err(|(_, error)| Rejection::BadSignature(error))?;
+        }
+        self.batches.insert(body.digest, batch);
+        self.accept_pre_prepare(now_ns, header);
+        Ok(())
+    }
+
+    /// Installs a verified pre-prepare for the current view and prepares it.
+    fn accept_pre_prepare(&mut self, now_ns: u64, header: Signed<PrePrepare>) {
+        let body = header.body;
+        let slot = self.slots.entry(body.sequence).or_default();
+        if slot.view != body.view {
+            *slot = Slot {
+                view: body.view,
+                ..Slot::default()
+            };
+        }
+        slot.pre_prepare = Some(header);
+        // Prepares that arrived first stay only if they match.
+        slot.prepares.retain(|_, p| p.body.digest == body.digest);
+        if !self.is_primary() {
+            let vote = Vote {
+                view: body.view,
+                sequence: body.sequence,
+                digest: body.digest,
+            };
+            if self.record_signature(vote.view, vote.sequence, Phase::Prepare, vote.digest) {
+                let signed = self.sign(vote);
+                if let Some(slot) = self.slots.get_mut(&body.sequence) {
+                    // A backup's own prepare counts toward "prepared" like any other.
+                    slot.prepares.insert(self.keys.index, signed.clone());
+                    slot.own_prepare = Some(signed.clone());
+                }
+                self.send(Target::All, Message::Prepare(signed));
+            }
+        }
+        if !self.batches.contains_key(&body.digest) && body.digest != Batch::null().digest() {
+            self.want_batch(body.digest);
+        }
+        self.arm_progress_timer(now_ns);
+        self.try_prepared(body.sequence);
+    }
+
+    fn on_prepare(
+        &mut self,
+        now_ns: u64,
+        from: ReplicaIndex,
+        vote: Signed<Vote>,
+    ) -> Result<(), Rejection> {
+        let body = vote.body;
+        if vote.signer != from {
+            return Err(Rejection::WrongSender {
+                from,
+                signer: vote.signer,
+            });
+        }
+        self.check_view_and_window(body.view, body.sequence)?;
+        if from == self.primary() {
+            return Err(Rejection::NotPrimary(body.view));
+        }
+        vote.verify(&self.config.chain_id, &self.config.validators)
+            .map_err(Rejection::BadSignature)?;
+        self.watch_equivocation(
+            from,
+            body.view,
+            body.sequence,
+            Phase::Prepare,
+            Seen::Prepare(vote.clone()),
+            body.digest,
+        )?;
+        let slot = self.slots.entry(body.sequence).or_default();
+        if slot.view != body.view {
+            *slot = Slot {
+                view: body.view,
+                ..Slot::default()
+            };
+        }
+        if slot.prepares.contains_key(&from) {
+            return Err(Rejection::Duplicate);
+        }
+        if slot.digest().is_some_and(|d| d != body.digest) {
+            // A prepare for another digest than the primary's: the sender disagrees
+            // with the primary; it cannot count, but it is not equivocation by it.
+            return Err(Rejection::DigestMismatch);
+        }
+        slot.prepares.insert(from, vote);
+        self.arm_progress_timer(now_ns);
+        self.try_prepared(body.sequence);
+        Ok(())
+    }
+
+    fn try_prepared(&mut self, sequence: Sequence) {
+        let primary = self.primary();
+        let Some(slot) = self.slots.get(&sequence) else {
+            return;
+        };
+        let Some(pre_prepare) = slot.pre_prepare.clone() else {
+            return;
+        };
+        if slot.prepared {
+            return;
+        }
+        let digest = pre_prepare.body.digest;
+        let signers = std::iter::once(primary).chain(slot.prepares.keys().copied());
+        if self.config.validators.power_of(signers) < self.config.validators.quorum_power() {
+            return;
+        }
+        let certificate = PreparedCertificate {
+            pre_prepare,
+            prepares: slot
+                .prepares
+                .values()
+                .filter(|p| p.body.digest == digest)
+                .cloned()
+                .collect(),
+        };
+        let view = slot.view;
+        if let Some(slot) = self.slots.get_mut(&sequence) {
+            slot.prepared = true;
+        }
+        self.prepared.insert(sequence, certificate);
+        let own = self.keys.index;
+        if !self.record_signature(view, sequence, Phase::Commit, digest) {
+            return;
+        }
+        let vote = CommitVote::sign(
+            &self.config.chain_id,
+            own,
+            &self.keys.vote_key,
+            view,
+            sequence,
+            digest,
+        );
+        if let Some(slot) = self.slots.get_mut(&sequence) {
+            slot.own_commit = Some(vote);
+            slot.commits.insert(own, vote);
+        }
+        self.send(Target::All, Message::Commit(vote));
+        self.try_committed(sequence);
+    }
+
+    fn on_commit(
+        &mut self,
+        now_ns: u64,
+        from: ReplicaIndex,
+        vote: CommitVote,
+    ) -> Result<(), Rejection> {
+        if vote.replica != from {
+            return Err(Rejection::WrongSender {
+                from,
+                signer: vote.replica,
+            });
+        }
+        self.check_view_and_window(vote.view, vote.sequence)?;
+        if let Some(Seen::Commit(first)) =
+            self.seen
+                .get(&(from, vote.view, vote.sequence, Phase::Commit))
+        {
+            if first.digest != vote.digest {
+                // Only verified votes make evidence; verify both now.
+                let first = *first;
+                let validators = &self.config.validators;
+                let chain = &self.config.chain_id;
+                vote.verify(chain, validators)
+                    .map_err(Rejection::BadSignature)?;
+                if first.verify(chain, validators).is_ok() {
+                    self.emit_evidence(Evidence::ConflictingCommit(first, vote));
+                    return Err(Rejection::Equivocation(from));
+                }
+                // The first vote was forged: forget it and take this valid one.
+                self.seen.insert(
+                    (from, vote.view, vote.sequence, Phase::Commit),
+                    Seen::Commit(vote),
+                );
+                if let Some(slot) = self.slots.get_mut(&vote.sequence) {
+                    slot.commits.remove(&from);
+                }
+            }
+        } else {
+            self.seen.insert(
+                (from, vote.view, vote.sequence, Phase::Commit),
+                Seen::Commit(vote),
+            );
+        }
+        let slot = self.slots.entry(vote.sequence).or_default();
+        if slot.view != vote.view {
+            *slot = Slot {
+                view: vote.view,
+                ..Slot::default()
+            };
+        }
+        if slot.commits.contains_key(&from) {
+            return Err(Rejection::Duplicate);
+        }
+        slot.commits.insert(from, vote);
+        self.arm_progress_timer(now_ns);
+        self.try_committed(vote.sequence);
+        Ok(())
+    }
+
+    fn try_committed(&mut self, sequence: Sequence) {
+        let validators = &self.config.validators;
+        let Some(slot) = self.slots.get_mut(&sequence) else {
+            return;
+        };
+        if !slot.prepared || slot.certificate.is_some() {
+            return;
+        }
+        let Some(digest) = slot.digest() else { return };
+        let matching: Vec<CommitVote> = slot
+            .commits
+            .values()
+            .filter(|v| v.digest == digest)
+            .copied()
+            .collect();
+        if validators.power_of(matching.iter().map(|v| v.replica)) < validators.quorum_power() {
+            return;
+        }
+        let chain = &self.config.chain_id;
+        let certificate = CommitCertificate::aggregate(validators.len(), &matching)
+            .filter(|c| c.verify(chain, validators).is_ok());
+        let certificate = match certificate {
+            Some(certificate) => certificate,
+            None => {
+                // Some vote is forged: verify singly, drop the bad ones, wait for more.
+                let bad: Vec<ReplicaIndex> = matching
+                    .iter()
+                    .filter(|v| v.verify(chain, validators).is_err())
+                    .map(|v| v.replica)
+                    .collect();
+                for replica in &bad {
+                    slot.commits.remove(replica);
+                    *self.rejections.0.entry("bad_signature").or_insert(0) += 1;
+                }
+                if bad.is_empty() {
+                    return;
+                }
+                return self.try_committed(sequence);
+            }
+        };
+        slot.certificate = Some(certificate);
+        self.execute_ready();
+    }
+
+    // ----- Execution -----
+
+    fn execute_ready(&mut self) {
+        let progressed_from = self.last_executed;
+        loop {
+            let next = self.last_executed + 1;
+            let Some(slot) = self.slots.get(&next) else {
+                break;
+            };
+            let Some(certificate) = slot.certificate.clone() else {
+                break;
+            };
+            let batch = if certificate.digest == Batch::null().digest() {
+                Batch::null()
+            } else {
+                match self.batches.get(&certificate.digest) {
+                    Some(batch) => batch.clone(),
+                    None => {
+                        self.want_batch(certificate.digest);
+                        break;
+                    }
+                }
+            };
+            for request in &batch.requests {
+                self.execute_request(next, certificate.view, request);
+            }
+            self.last_executed = next;
+            let state_digest = self.app.state_digest();
+            self.outputs.push_back(Output::Committed(Committed {
+                sequence: next,
+                batch,
+                certificate,
+                state_digest,
+            }));
+            if next % self.config.checkpoint_interval == 0 {
+                self.send_checkpoint(next, state_digest);
+            }
+        }
+        if self.last_executed > progressed_from {
+            // Progress: the view works, so the timeout returns to its base.
+            self.view_change_attempts = 0;
+            self.progress_deadline_ns = None;
+            self.rearm_after_progress();
+        }
+    }
+
+    fn execute_request(&mut self, sequence: Sequence, view: View, request: &Request) {
+        let client = request.client.to_bytes();
+        let key = (client, request.request_id);
+        if let Some(removed) = self.pending.remove(&key) {
+            self.pending_bytes -= removed.payload.len();
+        }
+        self.proposed.remove(&key);
+        if self
+            .clients
+            .get(&client)
+            .is_some_and(|e| request.request_id <= e.last_request_id)
+        {
+            return;
+        }
+        let result = self.app.execute(sequence, request);
+        let reply = Reply::sign(
+            &self.config.chain_id,
+            &self.keys.identity,
+            view,
+            sequence,
+            request.client,
+            request.request_id,
+            result,
+            self.keys.index,
+        );
+        if self.clients.len() >= self.config.clients_max && !self.clients.contains_key(&client) {
+            // Evict the client whose last request is oldest (deterministic).
+            if let Some(oldest) = self
+                .clients
+                .iter()
+                .min_by_key(|(k, e)| (e.last_sequence, **k))
+                .map(|(k, _)| *k)
+            {
+                self.clients.remove(&oldest);
+            }
+        }
+        self.clients.insert(
+            client,
+            ClientEntry {
+                last_request_id: request.request_id,
+                last_reply: Some(reply.clone()),
+                last_sequence: sequence,
+            },
+        );
+        self.outputs.push_back(Output::Reply(reply));
+    }
+
+    fn rearm_after_progress(&mut self) {
+        self.pending_order
+            .retain(|key| self.pending.contains_key(key));
+        if self.has_outstanding_work() {
+            self.progress_deadline_ns = Some(self.now_ns + self.current_timeout_ns());
+        }
+    }
+
+    /// Work this replica knows of that has not executed: waiting client requests,
+    /// or accepted pre-prepares above the last executed sequence.
+    fn has_outstanding_work(&self) -> bool {
+        !self.pending.is_empty()
+            || self
+                .slots
+                .range(self.last_executed + 1..)
+                .any(|(_, s)| s.pre_prepare.is_some())
+    }
+
+    fn current_timeout_ns(&self) -> u64 {
+        let doubled = self.config.request_timeout_ns.saturating_mul(
+            1u64.checked_shl(self.view_change_attempts.min(32))
+                .unwrap_or(u64::MAX),
+        );
+        doubled.min(self.config.view_change_timeout_max_ns)
+    }
+
+    /// Arms the progress timer if it is idle and there is work to wait for. Late
+    /// messages about executed slots must not arm it: an idle replica never
+    /// suspects its primary.
+    fn arm_progress_timer(&mut self, now_ns: u64) {
+        if self.progress_deadline_ns.is_none() && self.has_outstanding_work() {
+            self.progress_deadline_ns = Some(now_ns + self.current_timeout_ns());
+        }
+    }
+
+    // ----- Checkpoints -----
+
+    fn send_checkpoint(&mut self, sequence: Sequence, state_digest: Digest) {
+        let vote = CheckpointVote {
+            sequence,
+            state_digest,
+        };
+        self.outputs
+            .push_back(Output::Persist(DurableRecord::Checkpoint(vote)));
+        let signed = self.sign(vote);
+        self.own_checkpoints.insert(sequence, signed.clone());
+        self.checkpoint_votes
+            .entry(sequence)
+            .or_default()
+            .insert(self.keys.index, signed.clone());
+        self.send(Target::All, Message::Checkpoint(signed));
+        self.try_stable(sequence);
+    }
+
+    fn on_checkpoint(
+        &mut self,
+        from: ReplicaIndex,
+        vote: Signed<CheckpointVote>,
+    ) -> Result<(), Rejection> {
+        let body = vote.body;
+        if vote.signer != from {
+            return Err(Rejection::WrongSender {
+                from,
+                signer: vote.signer,
+            });
+        }
+        if body.sequence % self.config.checkpoint_interval != 0 {
+            return Err(Rejection::NotCheckpoint);
+        }
+        if body.sequence <= self.stable_checkpoint.sequence {
+            return Err(Rejection::StaleView(body.sequence));
+        }
+        // Checkpoints up to one window beyond the high watermark tell a lagging
+        // replica how far behind it is; anything further is refused (bounded).
+        if body.sequence > self.high_watermark() + self.config.window {
+            return Err(Rejection::OutOfWindow(body.sequence));
+        }
+        vote.verify(&self.config.chain_id, &self.config.validators)
+            .map_err(Rejection::BadSignature)?;
+        let votes = self.checkpoint_votes.entry(body.sequence).or_default();
+        if votes.contains_key(&from) {
+            return Err(Rejection::Duplicate);
+        }
+        votes.insert(from, vote);
+        self.try_stable(body.sequence);
+        Ok(())
+    }
+
+    fn try_stable(&mut self, sequence: Sequence) {
+        let Some(own) = self.own_checkpoints.get(&sequence) else {
+            return;
+        };
+        let state_digest = own.body.state_digest;
+        let Some(votes) = self.checkpoint_votes.get(&sequence) else {
+            return;
+        };
+        let matching: Vec<Signed<CheckpointVote>> = votes
+            .values()
+            .filter(|v| v.body.state_digest == state_digest)
+            .cloned()
+            .collect();
+        let power = self
+            .config
+            .validators
+            .power_of(matching.iter().map(|v| v.signer));
+        if power < self.config.validators.quorum_power() {
+            return;
+        }
+        let certificate = CheckpointCertificate {
+            sequence,
+            state_digest,
+            votes: matching,
+        };
+        self.make_stable(certificate);
+    }
+
+    /// Moves the low watermark to a stable checkpoint and discards what lies below.
+    fn make_stable(&mut self, certificate: CheckpointCertificate) {
+        let sequence = certificate.sequence;
+        if sequence <= self.stable_checkpoint.sequence || sequence > self.last_executed {
+            return;
+        }
+        self.outputs
+            .push_back(Output::Persist(DurableRecord::StableCheckpoint(
+                certificate.clone(),
+            )));
+        self.stable_checkpoint = certificate;
+        let keep = sequence + 1;
+        self.slots = self.slots.split_off(&keep);
+        self.prepared = self.prepared.split_off(&keep);
+        self.checkpoint_votes = self.checkpoint_votes.split_off(&keep);
+        self.own_checkpoints = self.own_checkpoints.split_off(&sequence);
+        self.signed.retain(|(_, s, _), _| *s > sequence);
+        self.seen.retain(|(_, _, s, _), _| *s > sequence);
+        let live: BTreeSet<Digest> = self.slots.values().filter_map(Slot::digest).collect();
+        self.batches.retain(|digest, _| live.contains(digest));
+        self.wanted_batches.retain(|digest| live.contains(digest));
+        if self.next_sequence <= sequence {
+            self.next_sequence = sequence + 1;
+        }
+        // The window moved: the primary may have requests waiting for room.
+        let now_ns = self.now_ns;
+        self.propose_batches(now_ns, false);
+    }
+
+    // ----- View change -----
+
+    fn start_view_change(&mut self, now_ns: u64, new_view: View) {
+        if new_view <= self.view {
+            return;
+        }
+        self.view = new_view;
+        self.mode = Mode::ChangingView;
+        self.view_change_attempts = self.view_change_attempts.saturating_add(1);
+        self.batch_deadline_ns = None;
+        self.proposed.clear();
+        self.outputs
+            .push_back(Output::Persist(DurableRecord::View(new_view)));
+        let low = self.stable_checkpoint.sequence;
+        let body = ViewChange {
+            new_view,
+            checkpoint: self.stable_checkpoint.clone(),
+            prepared: self
+                .prepared
+                .range(low + 1..)
+                .map(|(_, c)| c.clone())
+                .collect(),
+        };
+        let signed = self.sign(body);
+        self.outputs
+            .push_back(Output::Persist(DurableRecord::ViewChange(signed.clone())));
+        self.own_view_change = Some(signed.clone());
+        self.view_changes
+            .entry(new_view)
+            .or_default()
+            .insert(self.keys.index, signed.clone());
+        self.view_changes = self.view_changes.split_off(&new_view);
+        self.send(Target::All, Message::ViewChange(signed));
+        self.progress_deadline_ns = Some(now_ns + self.current_timeout_ns());
+        self.try_new_view(now_ns);
+    }
+
+    fn on_view_change(
+        &mut self,
+        now_ns: u64,
+        from: ReplicaIndex,
+        signed: Signed<ViewChange>,
+    ) -> Result<(), Rejection> {
+        if signed.signer != from {
+            return Err(Rejection::WrongSender {
+                from,
+                signer: signed.signer,
+            });
+        }
+        let new_view = signed.body.new_view;
+        if new_view == 0 || new_view < self.view {
+            return Err(Rejection::StaleView(new_view));
+        }
+        if new_view > self.view + VIEW_AHEAD_MAX {
+            return Err(Rejection::FutureView(new_view));
+        }
+        if self
+            .view_changes
+            .get(&new_view)
+            .is_some_and(|m| m.contains_key(&from))
+        {
+            return Err(Rejection::Duplicate);
+        }
+        self.verify_view_change(&signed)?;
+        if new_view == self.view && self.mode == Mode::Normal {
+            // A late view change for the view we are in: help the sender enter it.
+            if let Some(new_view_message) = self.accepted_new_view.clone() {
+                self.send(Target::Replica(from), Message::NewView(new_view_message));
+            }
+            return Ok(());
+        }
+        self.view_changes
+            .entry(new_view)
+            .or_default()
+            .insert(from, signed);
+        self.join_view_change(now_ns);
+        if self.mode == Mode::ChangingView && new_view == self.view {
+            self.try_new_view(now_ns);
+        }
+        Ok(())
+    }
+
+    fn verify_view_change(&self, signed: &Signed<ViewChange>) -> Result<(), Rejection> {
+        let chain = &self.config.chain_id;
+        let validators = &self.config.validators;
+        signed
+            .verify(chain, validators)
+            .map_err(Rejection::BadSignature)?;
+        let body = &signed.body;
+        body.checkpoint
+            .verify(chain, validators)
+            .map_err(Rejection::BadCertificate)?;
+        let low = body.checkpoint.sequence;
+        let mut last = low;
+        for certificate in &body.prepared {
+            let sequence = certificate.sequence();
+            // Strictly increasing, inside the sender's window, from earlier views.
+            if sequence <= last
+                || sequence > low + self.config.window
+                || certificate.view() >= body.new_view
+            {
+                return Err(Rejection::BadCertificate(CertificateError::Inconsistent(
+                    "prepared certificates out of order, window or view",
+                )));
+            }
+            last = sequence;
+            certificate
+                .verify(chain, validators, self.schedule.as_ref())
+                .map_err(Rejection::BadCertificate)?;
+        }
+        Ok(())
+    }
+
+    /// Joins a view change once validators with more than 1/3 of the power ask
+    /// for views above the current one (at least one of them is honest).
+    fn join_view_change(&mut self, now_ns: u64) {
+        let current = self.view;
+        let mut latest: BTreeMap<ReplicaIndex, View> = BTreeMap::new();
+        for (view, senders) in self.view_changes.range(current + 1..) {
+            for sender in senders.keys() {
+                latest.insert(*sender, *view);
+            }
+        }
+        let power = self.config.validators.power_of(latest.keys().copied());
+        if power >= self.config.validators.weak_quorum_power() {
+            if let Some(smallest) = latest.values().min().copied() {
+                self.start_view_change(now_ns, smallest);
+            }
+        }
+    }
+
+    fn try_new_view(&mut self, now_ns: u64) {
+        if self.mode != Mode::ChangingView || !self.is_primary() {
+            return;
+        }
+        let Some(received) = self.view_changes.get(&self.view) else {
+            return;
+        };
+        let power = self.config.validators.power_of(received.keys().copied());
+        if power < self.config.validators.quorum_power() {
+            return;
+        }
+        let view_changes: Vec<Signed<ViewChange>> = received.values().cloned().collect();
+        let (_, plan) = compute_new_view_plan(&view_changes);
+        let mut pre_prepares = Vec::with_capacity(plan.len());
+        for (sequence, digest) in plan {
+            let header = PrePrepare {
+                view: self.view,
+                sequence,
+                digest,
+            };
+            if !self.record_signature(self.view, sequence, Phase::PrePrepare, digest) {
+                return;
+            }
+            pre_prepares.push(self.sign(header));
+        }
+        let body = NewView {
+            view: self.view,
+            view_changes,
+            pre_prepares,
+        };
+        let signed = self.sign(body);
+        self.send(Target::All, Message::NewView(signed.clone()));
+        self.enter_new_view(now_ns, signed);
+    }
+
+    fn on_new_view(
+        &mut self,
+        now_ns: u64,
+        from: ReplicaIndex,
+        signed: Signed<NewView>,
+    ) -> Result<(), Rejection> {
+        let view = signed.body.view;
+        if signed.signer != from {
+            return Err(Rejection::WrongSender {
+                from,
+                signer: signed.signer,
+            });
+        }
+        if view < self.view || (view == self.view && self.mode == Mode::Normal) {
+            return Err(Rejection::StaleView(view));
+        }
+        if view > self.view + VIEW_AHEAD_MAX {
+            return Err(Rejection::FutureView(view));
+        }
+        if from != self.schedule.primary(view, &self.config.validators) {
+            return Err(Rejection::NotPrimary(view));
+        }
+        signed
+            .verify(&self.config.chain_id, &self.config.validators)
+            .map_err(Rejection::BadSignature)?;
+        let body = &signed.body;
+        let mut senders = BTreeSet::new();
+        for view_change in &body.view_changes {
+            if view_change.body.new_view != view || !senders.insert(view_change.signer) {
+                return Err(Rejection::BadNewView(
+                    "V holds a view change for another view, or a repeat",
+                ));
+            }
+            self.verify_view_change(view_change)?;
+        }
+        if self.config.validators.power_of(senders.iter().copied())
+            < self.config.validators.quorum_power()
+        {
+            return Err(Rejection::BadNewView("V lacks a quorum"));
+        }
+        let (_, plan) = compute_new_view_plan(&body.view_changes);
+        let matches = plan.len() == body.pre_prepares.len()
+            && plan
+                .iter()
+                .zip(&body.pre_prepares)
+                .all(|((sequence, digest), p)| {
+                    p.body
+                        == PrePrepare {
+                            view,
+                            sequence: *sequence,
+                            digest: *digest,
+                        }
+                        && p.signer == from
+                });
+        if !matches {
+            return Err(Rejection::BadNewView(
+                "O differs from the one computed from V",
+            ));
+        }
+        for pre_prepare in &body.pre_prepares {
+            pre_prepare
+                .verify(&self.config.chain_id, &self.config.validators)
+                .map_err(Rejection::BadSignature)?;
+        }
+        self.enter_new_view(now_ns, signed);
+        Ok(())
+    }
+
+    /// Enters the view of a verified NEW-VIEW and processes its `O`.
+    fn enter_new_view(&mut self, now_ns: u64, signed: Signed<NewView>) {
+        let view = signed.body.view;
+        let (checkpoint, _) = compute_new_view_plan(&signed.body.view_changes);
+        if view != self.view || self.mode == Mode::Normal {
+            self.outputs
+                .push_back(Output::Persist(DurableRecord::View(view)));
+        }
+        self.view = view;
+        self.mode = Mode::Normal;
+        self.accepted_new_view = Some(signed.clone());
+        self.view_changes = self.view_changes.split_off(&(view + 1));
+        self.own_view_change = None;
+        self.proposed.clear();
+        if let Some(checkpoint) = checkpoint {
+            if checkpoint.sequence > self.stable_checkpoint.sequence
+                && checkpoint.sequence <= self.last_executed
+            {
+                self.make_stable(checkpoint);
+            }
+        }
+        // Slots of older views are superseded by O.
+        for slot in self.slots.values_mut() {
+            if slot.view < view && slot.certificate.is_none() {
+                *slot = Slot {
+                    view,
+                    ..Slot::default()
+                };
+            }
+        }
+        let mut highest = self.stable_checkpoint.sequence;
+        for pre_prepare in signed.body.pre_prepares.clone() {
+            highest = highest.max(pre_prepare.body.sequence);
+            if !self.in_window(pre_prepare.body.sequence) {
+                continue;
+            }
+            if self
+                .slots
+                .get(&pre_prepare.body.sequence)
+                .is_some_and(|s| s.certificate.is_some())
+            {
+                continue;
+            }
+            if pre_prepare.body.digest == Batch::null().digest() {
+                self.batches.insert(pre_prepare.body.digest, Batch::null());
+            }
+            self.accept_pre_prepare(now_ns, pre_prepare);
+        }
+        self.next_sequence = highest.max(self.last_executed) + 1;
+        self.outputs.push_back(Output::EnteredView(view));
+        self.progress_deadline_ns = None;
+        if !self.pending.is_empty() {
+            self.arm_progress_timer(now_ns);
+        }
+        if self.is_primary() {
+            self.propose_batches(now_ns, true);
+        }
+    }
+
+    // ----- Retransmission -----
+
+    fn broadcast_status(&mut self) {
+        let status = Status {
+            view: self.view,
+            changing_view: self.mode == Mode::ChangingView,
+            last_executed: self.last_executed,
+            stable_checkpoint: self.stable_checkpoint.sequence,
+        };
+        let signed = self.sign(status);
+        self.send(Target::All, Message::Status(signed));
+    }
+
+    fn on_status(&mut self, from: ReplicaIndex, signed: Signed<Status>) -> Result<(), Rejection> {
+        if signed.signer != from {
+            return Err(Rejection::WrongSender {
+                from,
+                signer: signed.signer,
+            });
+        }
+        signed
+            .verify(&self.config.chain_id, &self.config.validators)
+            .map_err(Rejection::BadSignature)?;
+        let status = signed.body;
+        let to = Target::Replica(from);
+        if self.mode == Mode::ChangingView {
+            if let Some(own) = self.own_view_change.clone() {
+                if status.view <= self.view {
+                    self.send(to, Message::ViewChange(own));
+                }
+            }
+            return Ok(());
+        }
+        if status.view < self.view || (status.view == self.view && status.changing_view) {
+            if let Some(new_view) = self.accepted_new_view.clone() {
+                self.send(to, Message::NewView(new_view));
+            }
+        }
+        if status.view > self.view {
+            return Ok(());
+        }
+        // Checkpoint votes the peer may lack, so it can garbage-collect.
+        if status.stable_checkpoint < self.stable_checkpoint.sequence {
+            for vote in self.stable_checkpoint.votes.clone() {
+                if vote.signer == self.keys.index {
+                    self.send(to, Message::Checkpoint(vote));
+                }
+            }
+        }
+        // Votes for slots the peer has not executed.
+        let from_sequence = status.last_executed.max(self.stable_checkpoint.sequence) + 1;
+        let until = from_sequence + RETRANSMIT_SLOTS_MAX;
+        let mut resend = Vec::new();
+        for (_, slot) in self.slots.range(from_sequence..until) {
+            if slot.view != self.view {
+                continue;
+            }
+            if let Some(pre_prepare) = &slot.pre_prepare {
+                if pre_prepare.signer == self.keys.index {
+                    if let Some(batch) = self.batches.get(&pre_prepare.body.digest) {
+                        resend.push(Message::PrePrepare(pre_prepare.clone(), batch.clone()));
+                    }
+                }
+            }
+            if let Some(prepare) = &slot.own_prepare {
+                resend.push(Message::Prepare(prepare.clone()));
+            }
+            if let Some(commit) = slot.own_commit {
+                resend.push(Message::Commit(commit));
+            }
+        }
+        for (sequence, vote) in self.own_checkpoints.range(from_sequence..) {
+            if *sequence > status.stable_checkpoint {
+                resend.push(Message::Checkpoint(vote.clone()));
+            }
+        }
+        for message in resend {
+            self.send(to, message);
+        }
+        Ok(())
+    }
+
+    fn want_batch(&mut self, digest: Digest) {
+        if self.wanted_batches.len() < WANTED_BATCHES_MAX && self.wanted_batches.insert(digest) {
+            self.send(Target::All, Message::Batch(BatchFetch::Request(digest)));
+        }
+    }
+
+    fn on_batch_request(&mut self, from: ReplicaIndex, digest: Digest) -> Result<(), Rejection> {
+        match self.batches.get(&digest) {
+            Some(batch) => {
+                let batch = batch.clone();
+                self.send(
+                    Target::Replica(from),
+                    Message::Batch(BatchFetch::Response(batch)),
+                );
+                Ok(())
+            }
+            None => Err(Rejection::Unsolicited),
+        }
+    }
+
+    fn on_batch_response(&mut self, now_ns: u64, batch: Batch) -> Result<(), Rejection> {
+        let digest = batch.digest();
+        if !self.wanted_batches.remove(&digest) {
+            return Err(Rejection::Unsolicited);
+        }
+        if batch.requests.len() > self.config.batch_requests_max {
+            return Err(Rejection::TooLarge("batch requests"));
+        }
+        self.batches.insert(digest, batch);
+        self.arm_progress_timer(now_ns);
+        self.execute_ready();
+        Ok(())
+    }
+
+    // ----- Signing, evidence, sending -----
+
+    /// Records that this replica signs `digest` for `(view, sequence, phase)`, or
+    /// refuses (false) if it already signed a different digest there. The record
+    /// is queued for durability before the signed message can be sent.
+    fn record_signature(
+        &mut self,
+        view: View,
+        sequence: Sequence,
+        phase: Phase,
+        digest: Digest,
+    ) -> bool {
+        match self.signed.get(&(view, sequence, phase)) {
+            Some(previous) if *previous != digest => {
+                *self
+                    .rejections
+                    .0
+                    .entry("refused_conflicting_signature")
+                    .or_insert(0) += 1;
+                false
+            }
+            Some(_) => true,
+            None => {
+                self.signed.insert((view, sequence, phase), digest);
+                self.outputs
+                    .push_back(Output::Persist(DurableRecord::Signed {
+                        view,
+                        sequence,
+                        phase,
+                        digest,
+                    }));
+                true
+            }
+        }
+    }
+
+    fn sign<T: super::message::SignedBody>(&self, body: T) -> Signed<T> {
+        Signed::sign(
+            &self.config.chain_id,
+            self.keys.index,
+            &self.keys.identity,
+            body,
+        )
+    }
+
+    /// Records a verified message; a second one with another digest for the same
+    /// `(sender, view, sequence, phase)` becomes evidence.
+    fn watch_equivocation(
+        &mut self,
+        from: ReplicaIndex,
+        view: View,
+        sequence: Sequence,
+        phase: Phase,
+        message: Seen,
+        digest: Digest,
+    ) -> Result<(), Rejection> {
+        let key = (from, view, sequence, phase);
+        match self.seen.get(&key) {
+            None => {
+                self.seen.insert(key, message);
+                Ok(())
+            }
+            Some(first) => {
+                let evidence = match (first, message) {
+                    (Seen::PrePrepare(a), Seen::PrePrepare(b)) if a.body.digest != digest => {
+                        Some(Evidence::ConflictingPrePrepare(a.clone(), b))
+                    }
+                    (Seen::Prepare(a), Seen::Prepare(b)) if a.body.digest != digest => {
+                        Some(Evidence::ConflictingPrepare(a.clone(), b))
+                    }
+                    _ => None,
+                };
+                match evidence {
+                    Some(evidence) => {
+                        self.emit_evidence(evidence);
+                        Err(Rejection::Equivocation(from))
+                    }
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn emit_evidence(&mut self, evidence: Evidence) {
+        if self.evidence_ids.insert(evidence.id()) {
+            self.outputs.push_back(Output::Evidence(evidence));
+        }
+    }
+
+    fn send(&mut self, to: Target, message: Message) {
+        self.outputs.push_back(Output::Send { to, message });
+    }
+}
+
+/// From a quorum of view changes, the checkpoint to start from and the plan for
+/// `O`: for each sequence from that checkpoint (exclusive) up to the highest
+/// prepared sequence, the digest prepared in the highest view, or the null batch.
+///
+/// Deterministic: ties in view resolve to the smallest digest (two certificates
+/// for one sequence and view with different digests would need a quorum
+/// intersection to contain an equivocator whose prepares were accepted twice).
+fn compute_new_view_plan(
+    view_changes: &[Signed<ViewChange>],
+) -> (Option<CheckpointCertificate>, Vec<(Sequence, Digest)>) {
+    let checkpoint = view_changes
+        .iter()
+        .map(|v| &v.body.checkpoint)
+        .max_by_key(|c| c.sequence)
+        .cloned();
+    let low = checkpoint.as_ref().map_or(0, |c| c.sequence);
+    let mut chosen: BTreeMap<Sequence, (View, Digest)> = BTreeMap::new();
+    for view_change in view_changes {
+        for certificate in &view_change.body.prepared {
+            let sequence = certificate.sequence();
+            if sequence <= low {
+                continue;
+            }
+            let candidate = (certificate.view(), certificate.digest());
+            chosen
+                .entry(sequence)
+                .and_modify(|best| {
+                    if candidate.0 > best.0 || (candidate.0 == best.0 && candidate.1 < best.1) {
+                        *best = candidate;
+                    }
+                })
+                .or_insert(candidate);
+        }
+    }
+    let high = chosen.keys().next_back().copied().unwrap_or(low);
+    let null = Batch::null().digest();
+    let plan = (low + 1..=high)
+        .map(|sequence| {
+            (
+                sequence,
+                chosen.get(&sequence).map_or(null, |(_, digest)| *digest),
+            )
+        })
+        .collect();
+    (checkpoint, plan)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,531 @@
+//! Handler-level tests of the replica, over a small in-process network with
+//! virtual time. (The simulator in `sim/` is the full chaos driver; this harness
+//! only delivers messages with a fixed delay and lets a test drop or inspect them.)
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::codec::Encode as _;
+use crate::consensus::types::{RoundRobin, Validator};
+use crate::crypto::bls::BlsSecretKey;
+use crate::crypto::ed25519::SigningKey;
+
+const CHAIN: &[u8] = b"shieldx-test";
+const DELAY_NS: u64 = 1_000_000;
+
+/// A deterministic application: a running hash of everything executed.
+#[derive(Debug, Default)]
+struct Ledger {
+    state: Digest,
+    executed: Vec<(Sequence, u64)>,
+}
+
+impl Application for Ledger {
+    fn execute(&mut self, sequence: Sequence, request: &Request) -> Vec<u8> {
+        self.state = Digest::of_parts("test ledger", &[self.state.as_bytes(), &request.payload]);
+        self.executed.push((sequence, request.request_id));
+        sequence.to_le_bytes().to_vec()
+    }
+
+    fn state_digest(&self) -> Digest {
+        self.state
+    }
+}
+
+fn keys(index: u16) -> ReplicaKeys {
+    let seed = [index as u8 + 1; 32];
+    ReplicaKeys {
+        index,
+        identity: SigningKey::from_slice(&seed).expect("seed"),
+        vote_key: BlsSecretKey::key_gen(&seed, b"").expect("ikm"),
+    }
+}
+
+fn validator_set(n: u16) -> ValidatorSet {
+    ValidatorSet::new(
+        (0..n)
+            .map(|i| {
+                let k = keys(i);
+                Validator {
+                    identity: k.identity.verifying_key(),
+                    vote_key: k.vote_key.public_key(),
+                    power: 1,
+                }
+            })
+            .collect(),
+    )
+    .expect("valid set")
+}
+
+type Filter = Box<dyn FnMut(ReplicaIndex, ReplicaIndex, &Message) -> bool>;
+
+struct Cluster {
+    replicas: Vec<Replica<Ledger>>,
+    now_ns: u64,
+    in_flight: BTreeMap<(u64, u64), (ReplicaIndex, ReplicaIndex, Message)>,
+    next_id: u64,
+    crashed: Vec<bool>,
+    /// Returns false to drop a message (from, to, message).
+    filter: Filter,
+    committed: Vec<Vec<(Sequence, Digest, u64)>>,
+    replies: Vec<Reply>,
+    evidence: Vec<Evidence>,
+    pre_prepare_sent_ns: BTreeMap<Sequence, u64>,
+}
+
+impl Cluster {
+    fn new(n: u16, configure: impl Fn(&mut ReplicaConfig)) -> Cluster {
+        let validators = validator_set(n);
+        let replicas = (0..n)
+            .map(|i| {
+                let mut config = ReplicaConfig::new(CHAIN, validators.clone());
+                config.batch_timeout_ns = 2 * DELAY_NS;
+                config.request_timeout_ns = 50 * DELAY_NS;
+                config.status_interval_ns = 20 * DELAY_NS;
+                configure(&mut config);
+                Replica::new(config, keys(i), Box::new(RoundRobin), Ledger::default(), 0)
+                    .expect("valid replica")
+            })
+            .collect();
+        Cluster {
+            replicas,
+            now_ns: 0,
+            in_flight: BTreeMap::new(),
+            next_id: 0,
+            crashed: vec![false; usize::from(n)],
+            filter: Box::new(|_, _, _| true),
+            committed: vec![Vec::new(); usize::from(n)],
+            replies: Vec::new(),
+            evidence: Vec::new(),
+            pre_prepare_sent_ns: BTreeMap::new(),
+        }
+    }
+
+    fn n(&self) -> u16 {
+        self.replicas.len() as u16
+    }
+
+    fn drain(&mut self, index: ReplicaIndex) {
+        while let Some(output) = self.replicas[usize::from(index)].poll_output() {
+            match output {
+                Output::Send { to, message } => {
+                    if let Message::PrePrepare(header, _) = &message {
+                        self.pre_prepare_sent_ns
+                            .entry(header.body.sequence)
+                            .or_insert(self.now_ns);
+                    }
+                    let targets: Vec<ReplicaIndex> = match to {
+                        Target::All => (0..self.n()).filter(|t| *t != index).collect(),
+                        Target::Replica(t) => vec![t],
+                    };
+                    for target in targets {
+                        if (self.filter)(index, target, &message) {
+                            self.next_id += 1;
+                            self.in_flight.insert(
+                                (self.now_ns + DELAY_NS, self.next_id),
+                                (index, target, message.clone()),
+                            );
+                        }
+                    }
+                }
+                Output::Committed(committed) => {
+                    self.committed[usize::from(index)].push((
+                        committed.sequence,
+                        committed.certificate.digest,
+                        self.now_ns,
+                    ));
+                    committed
+                        .certificate
+                        .verify(CHAIN, &self.replicas[0].config.validators)
+                        .expect("certificates verify");
+                }
+                Output::Reply(reply) => self.replies.push(reply),
+                Output::Evidence(evidence) => self.evidence.push(evidence),
+                Output::Persist(_) | Output::EnteredView(_) => {}
+            }
+        }
+    }
+
+    fn submit(&mut self, client: &SigningKey, request_id: u64, payload: &[u8]) {
+        let request = Request::sign(CHAIN, client, request_id, payload.to_vec());
+        for i in 0..self.n() {
+            if !self.crashed[usize::from(i)] {
+                let _ = self.replicas[usize::from(i)].handle_request(self.now_ns, request.clone());
+                self.drain(i);
+            }
+        }
+    }
+
+    /// Runs until `until_ns`, delivering messages and firing timers.
+    fn run_until(&mut self, until_ns: u64) {
+        loop {
+            let next_message = self.in_flight.keys().next().map(|(t, _)| *t);
+            let next_timer = (0..self.n())
+                .filter(|i| !self.crashed[usize::from(*i)])
+                .map(|i| self.replicas[usize::from(i)].poll_timeout())
+                .min();
+            let next = [next_message, next_timer].into_iter().flatten().min();
+            let Some(next) = next.filter(|t| *t <= until_ns) else {
+                self.now_ns = until_ns;
+                return;
+            };
+            self.now_ns = self.now_ns.max(next);
+            if next_message == Some(next) {
+                let key = *self.in_flight.keys().next().expect("non-empty");
+                let (from, to, message) = self.in_flight.remove(&key).expect("present");
+                if !self.crashed[usize::from(to)] {
+                    let kind = message.kind();
+                    let result =
+                        self.replicas[usize::from(to)].handle_message(self.now_ns, from, message);
+                    if std::env::var("TRACE").is_ok() {
+                        eprintln!(
+                            "t={} {from}->{to} {kind}: {result:?}",
+                            self.now_ns / DELAY_NS
+                        );
+                    }
+                    self.drain(to);
+                }
+            } else {
+                for i in 0..self.n() {
+                    if !self.crashed[usize::from(i)]
+                        && self.replicas[usize::from(i)].poll_timeout() <= self.now_ns
+                    {
+                        self.replicas[usize::from(i)].handle_timeout(self.now_ns);
+                        self.drain(i);
+                    }
+                }
+            }
+        }
+    }
+
+    fn assert_agreement(&self) {
+        let mut by_sequence: BTreeMap<Sequence, Digest> = BTreeMap::new();
+        for log in &self.committed {
+            for (sequence, digest, _) in log {
+                let previous = by_sequence.insert(*sequence, *digest);
+                assert!(
+                    previous.is_none_or(|p| p == *digest),
+                    "disagreement at {sequence}"
+                );
+            }
+        }
+    }
+}
+
+fn client(seed: u8) -> SigningKey {
+    SigningKey::from_slice(&[100 + seed; 32]).expect("seed")
+}
+
+#[test]
+fn normal_case_commits_executes_and_replies() {
+    let mut cluster = Cluster::new(4, |_| {});
+    let alice = client(1);
+    for id in 1..=10 {
+        cluster.submit(&alice, id, format!("event {id}").as_bytes());
+    }
+    cluster.run_until(100 * DELAY_NS);
+    cluster.assert_agreement();
+    for replica in &cluster.replicas {
+        let ids: Vec<u64> = replica.app().executed.iter().map(|(_, id)| *id).collect();
+        assert_eq!(
+            ids,
+            (1..=10).collect::<Vec<_>>(),
+            "replica {}",
+            replica.index()
+        );
+        assert_eq!(replica.pending_requests(), 0);
+    }
+    // Four replies per request, each verifying; a client needs f + 1 matching.
+    assert_eq!(cluster.replies.len(), 40);
+    let validators = validator_set(4);
+    for reply in &cluster.replies {
+        assert_eq!(reply.verify(CHAIN, &validators), Ok(()));
+    }
+    let states: Vec<Digest> = cluster
+        .replicas
+        .iter()
+        .map(|r| r.app().state_digest())
+        .collect();
+    assert!(states.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn fault_free_commit_takes_exactly_three_message_delays() {
+    let mut cluster = Cluster::new(4, |c| c.batch_requests_max = 1);
+    let alice = client(2);
+    cluster.submit(&alice, 1, b"one");
+    cluster.run_until(30 * DELAY_NS);
+    let sent = cluster.pre_prepare_sent_ns[&1];
+    for (index, log) in cluster.committed.iter().enumerate() {
+        let (sequence, _, at) = log[0];
+        assert_eq!(sequence, 1);
+        assert_eq!(
+            at - sent,
+            3 * DELAY_NS,
+            "replica {index}: pre-prepare to committed-local"
+        );
+    }
+}
+
+#[test]
+fn retried_request_gets_the_cached_reply_and_executes_once() {
+    let mut cluster = Cluster::new(4, |_| {});
+    let alice = client(3);
+    cluster.submit(&alice, 1, b"pay");
+    cluster.run_until(50 * DELAY_NS);
+    let before = cluster.replies.len();
+    cluster.submit(&alice, 1, b"pay");
+    cluster.run_until(100 * DELAY_NS);
+    assert_eq!(
+        cluster.replies.len(),
+        before + 4,
+        "each replica re-sends its cached reply"
+    );
+    for replica in &cluster.replicas {
+        assert_eq!(replica.app().executed.len(), 1);
+        assert_eq!(replica.rejections().get("already_executed"), 1);
+    }
+}
+
+#[test]
+fn checkpoints_become_stable_and_bound_the_log() {
+    let mut cluster = Cluster::new(4, |c| {
+        c.checkpoint_interval = 5;
+        c.window = 10;
+        c.batch_requests_max = 1;
+    });
+    let alice = client(4);
+    for id in 1..=60 {
+        cluster.submit(&alice, id, &id.to_le_bytes());
+        cluster.run_until(cluster.now_ns + 5 * DELAY_NS);
+        for replica in &cluster.replicas {
+            assert!(replica.log_len() <= 10, "log exceeds the window");
+        }
+    }
+    cluster.run_until(cluster.now_ns + 100 * DELAY_NS);
+    cluster.assert_agreement();
+    for replica in &cluster.replicas {
+        assert_eq!(replica.last_executed(), 60);
+        assert_eq!(replica.stable_checkpoint().sequence, 60);
+        assert!(replica.log_len() <= 10);
+    }
+}
+
+#[test]
+fn silent_primary_is_replaced_by_a_view_change() {
+    let mut cluster = Cluster::new(4, |_| {});
+    cluster.crashed[0] = true;
+    let alice = client(5);
+    cluster.submit(&alice, 1, b"needs a new primary");
+    cluster.run_until(400 * DELAY_NS);
+    for index in 1..4 {
+        let replica = &cluster.replicas[index];
+        assert_eq!(replica.view(), 1, "replica {index}");
+        assert!(!replica.is_changing_view());
+        assert_eq!(
+            replica.app().executed.len(),
+            1,
+            "replica {index} executed the request"
+        );
+    }
+    cluster.assert_agreement();
+}
+
+#[test]
+fn prepared_request_survives_a_primary_crash_in_the_commit_phase() {
+    let mut cluster = Cluster::new(4, |c| c.batch_requests_max = 1);
+    // Every view-0 commit is lost: the request prepares everywhere but commits
+    // nowhere, so only the view change's prepared certificates can carry it.
+    cluster.filter = Box::new(|_, _, m| !matches!(m, Message::Commit(vote) if vote.view == 0));
+    let alice = client(6);
+    cluster.submit(&alice, 1, b"prepared, then the primary dies");
+    cluster.run_until(10 * DELAY_NS);
+    assert!(cluster.committed.iter().all(Vec::is_empty));
+    cluster.crashed[0] = true;
+    cluster.run_until(500 * DELAY_NS);
+    for index in 1..4 {
+        assert_eq!(cluster.replicas[index].view(), 1);
+        let executed = &cluster.replicas[index].app().executed;
+        assert_eq!(
+            executed,
+            &vec![(1, 1)],
+            "the prepared request keeps sequence 1 in the new view"
+        );
+        let (sequence, _, _) = cluster.committed[index][0];
+        assert_eq!(sequence, 1);
+    }
+    cluster.assert_agreement();
+}
+
+#[test]
+fn equivocating_primary_produces_verifiable_evidence() {
+    let mut cluster = Cluster::new(4, |_| {});
+    let primary = keys(0);
+    let make = |payload: &[u8]| {
+        let batch = Batch {
+            requests: vec![Request::sign(CHAIN, &client(7), 1, payload.to_vec())],
+        };
+        let header = PrePrepare {
+            view: 0,
+            sequence: 1,
+            digest: batch.digest(),
+        };
+        (Signed::sign(CHAIN, 0, &primary.identity, header), batch)
+    };
+    let (first, first_batch) = make(b"a");
+    let (second, second_batch) = make(b"b");
+    let backup = &mut cluster.replicas[1];
+    assert_eq!(
+        backup.handle_message(0, 0, Message::PrePrepare(first, first_batch)),
+        Ok(())
+    );
+    assert_eq!(
+        backup.handle_message(0, 0, Message::PrePrepare(second, second_batch)),
+        Err(Rejection::Equivocation(0))
+    );
+    cluster.drain(1);
+    assert_eq!(cluster.evidence.len(), 1);
+    let evidence = &cluster.evidence[0];
+    assert_eq!(evidence.validator(), 0);
+    assert_eq!(evidence.slot(), (0, 1, Phase::PrePrepare));
+    assert_eq!(evidence.verify(CHAIN, &validator_set(4)), Ok(()));
+    let decoded: Evidence = crate::codec::decode_exact(&evidence.to_encoded()).expect("round trip");
+    assert_eq!(&decoded, evidence);
+}
+
+#[test]
+fn bad_input_is_rejected_without_changing_state() {
+    let mut cluster = Cluster::new(4, |_| {});
+    let replica = &mut cluster.replicas[1];
+    assert!(matches!(
+        replica.handle_bytes(0, 0, &[1, 2, 3]),
+        Err(Rejection::Malformed(_))
+    ));
+    // A prepare signed by someone else than the transport sender.
+    let vote = Vote {
+        view: 0,
+        sequence: 1,
+        digest: Digest::of(b"x"),
+    };
+    let forged = Signed::sign(CHAIN, 2, &keys(3).identity, vote);
+    assert!(matches!(
+        replica.handle_message(0, 2, Message::Prepare(forged)),
+        Err(Rejection::BadSignature(_))
+    ));
+    let out_of_window = Signed::sign(
+        CHAIN,
+        2,
+        &keys(2).identity,
+        Vote {
+            sequence: 10_000,
+            ..vote
+        },
+    );
+    assert_eq!(
+        replica.handle_message(0, 2, Message::Prepare(out_of_window)),
+        Err(Rejection::OutOfWindow(10_000))
+    );
+    let stale_sender = Signed::sign(CHAIN, 3, &keys(3).identity, vote);
+    assert_eq!(
+        replica.handle_message(0, 2, Message::Prepare(stale_sender)),
+        Err(Rejection::WrongSender { from: 2, signer: 3 })
+    );
+    assert_eq!(
+        replica.handle_message(0, 9, Message::Batch(BatchFetch::Request(vote.digest))),
+        Err(Rejection::UnknownSender(9))
+    );
+    assert_eq!(
+        replica.handle_message(0, 2, Message::Batch(BatchFetch::Response(Batch::null()))),
+        Err(Rejection::Unsolicited)
+    );
+    assert_eq!(replica.log_len(), 0);
+    assert_eq!(replica.rejections().total(), 6);
+    assert_eq!(replica.rejections().get("malformed"), 1);
+    // Nothing to send: rejected input produced no output.
+    assert!(replica.poll_output().is_none());
+}
+
+#[test]
+fn pending_requests_are_bounded() {
+    let mut cluster = Cluster::new(4, |c| c.pending_requests_max = 3);
+    let backup = &mut cluster.replicas[1];
+    let alice = client(8);
+    for id in 1..=3 {
+        assert_eq!(
+            backup.handle_request(0, Request::sign(CHAIN, &alice, id, vec![1])),
+            Ok(())
+        );
+    }
+    assert_eq!(
+        backup.handle_request(0, Request::sign(CHAIN, &alice, 4, vec![1])),
+        Err(Rejection::QueueFull("pending requests"))
+    );
+    assert_eq!(backup.pending_requests(), 3);
+    let mut bad = Request::sign(CHAIN, &alice, 5, vec![1]);
+    bad.payload = vec![2];
+    let mut cluster = Cluster::new(4, |_| {});
+    assert!(matches!(
+        cluster.replicas[1].handle_request(0, bad),
+        Err(Rejection::BadSignature(_))
+    ));
+}
+
+#[test]
+fn lost_messages_are_recovered_by_status_retransmission() {
+    let mut cluster = Cluster::new(4, |c| c.batch_requests_max = 1);
+    // Replica 3 misses every message sent in the first 10 ms.
+    cluster.filter = Box::new(|_, to, _| to != 3);
+    let alice = client(9);
+    cluster.submit(&alice, 1, b"catch me up");
+    cluster.run_until(10 * DELAY_NS);
+    assert!(cluster.committed[3].is_empty());
+    cluster.filter = Box::new(|_, _, _| true);
+    cluster.run_until(200 * DELAY_NS);
+    assert_eq!(cluster.replicas[3].last_executed(), 1);
+    assert_eq!(cluster.replicas[3].view(), 0, "no view change was needed");
+    cluster.assert_agreement();
+}
+
+#[test]
+fn a_new_view_with_a_wrong_o_is_rejected() {
+    let mut cluster = Cluster::new(4, |_| {});
+    // Every backup times out and moves to view 1 (primary 1); capture the NEW-VIEW.
+    cluster.crashed[0] = true;
+    let captured: std::rc::Rc<std::cell::RefCell<Option<Signed<NewView>>>> = Default::default();
+    let sink = captured.clone();
+    cluster.filter = Box::new(move |_, _, m| {
+        if let Message::NewView(nv) = m {
+            sink.borrow_mut().get_or_insert_with(|| nv.clone());
+        }
+        true
+    });
+    let alice = client(10);
+    cluster.submit(&alice, 1, b"x");
+    cluster.run_until(200 * DELAY_NS);
+    let mut new_view = captured.borrow().clone().expect("a new view was sent");
+    // Forge O with an extra pre-prepare and re-sign as the new primary.
+    let extra = Signed::sign(
+        CHAIN,
+        1,
+        &keys(1).identity,
+        PrePrepare {
+            view: 1,
+            sequence: 99,
+            digest: Digest::of(b"bogus"),
+        },
+    );
+    new_view.body.pre_prepares.push(extra);
+    let forged = Signed::sign(CHAIN, 1, &keys(1).identity, new_view.body.clone());
+    assert_eq!(new_view.body.view, 1);
+    // A replica still in view 0 may move straight to view 1 on a valid NEW-VIEW;
+    // the forged one must not move it.
+    let mut fresh = Cluster::new(4, |_| {});
+    let replica = &mut fresh.replicas[2];
+    assert_eq!(
+        replica.handle_message(0, 1, Message::NewView(forged)),
+        Err(Rejection::BadNewView(
+            "O differs from the one computed from V"
+        ))
+    );
+    assert_eq!(replica.view(), 0);
+}
