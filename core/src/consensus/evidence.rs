@@ -44,8 +44,8 @@ pub enum Evidence {
     ConflictingPrePrepare(Signed<PrePrepare>, Signed<PrePrepare>),
     /// Two prepares from one validator.
     ConflictingPrepare(Signed<Vote>, Signed<Vote>),
-    /// Two commit votes from one validator.
-    ConflictingCommit(CommitVote, CommitVote),
+    /// Two commit votes from one validator (boxed: BLS points make them large).
+    ConflictingCommit(Box<CommitVote>, Box<CommitVote>),
 }
 
 impl Evidence {
@@ -176,8 +176,8 @@ impl Decode for Evidence {
             1 => Evidence::ConflictingPrePrepare(Signed::decode(reader)?, Signed::decode(reader)?),
             2 => Evidence::ConflictingPrepare(Signed::decode(reader)?, Signed::decode(reader)?),
             3 => Evidence::ConflictingCommit(
-                CommitVote::decode(reader)?,
-                CommitVote::decode(reader)?,
+                Box::new(CommitVote::decode(reader)?),
+                Box::new(CommitVote::decode(reader)?),
             ),
             tag => {
                 return Err(CodecError::InvalidTag {

@@ -122,7 +122,7 @@ impl ReplicaConfig {
             return invalid("checkpoint_interval", "must be positive");
         }
         if self.window < 2 * self.checkpoint_interval
-            || self.window % self.checkpoint_interval != 0
+            || !self.window.is_multiple_of(self.checkpoint_interval)
             || self.window as usize > super::message::WINDOW_MAX
         {
             return invalid(
@@ -774,16 +774,16 @@ impl<A: Application> Replica<A> {
             return Err(Rejection::TooLarge("request payload"));
         }
         let client = request.client.to_bytes();
-        if let Some(entry) = self.clients.get(&client) {
-            if request.request_id <= entry.last_request_id {
-                // A retry of the last request gets its cached reply again.
-                if request.request_id == entry.last_request_id {
-                    if let Some(reply) = entry.last_reply.clone() {
-                        self.outputs.push_back(Output::Reply(reply));
-                    }
-                }
-                return Err(Rejection::AlreadyExecuted);
+        if let Some(entry) = self.clients.get(&client)
+            && request.request_id <= entry.last_request_id
+        {
+            // A retry of the last request gets its cached reply again.
+            if request.request_id == entry.last_request_id
+                && let Some(reply) = entry.last_reply.clone()
+            {
+                self.outputs.push_back(Output::Reply(reply));
             }
+            return Err(Rejection::AlreadyExecuted);
         }
         let key = (client, request.request_id);
         if self.pending.contains_key(&key) {
@@ -948,18 +948,17 @@ impl<A: Application> Replica<A> {
             Seen::PrePrepare(header.clone()),
             body.digest,
         )?;
-        if let Some(existing) = self.slots.get(&body.sequence).and_then(Slot::digest) {
-            if self
+        if let Some(existing) = self.slots.get(&body.sequence).and_then(Slot::digest)
+            && self
                 .slots
                 .get(&body.sequence)
                 .is_some_and(|s| s.view == body.view)
-            {
-                return if existing == body.digest {
-                    Err(Rejection::Duplicate)
-                } else {
-                    Err(Rejection::Equivocation(from))
-                };
-            }
+        {
+            return if existing == body.digest {
+                Err(Rejection::Duplicate)
+            } else {
+                Err(Rejection::Equivocation(from))
+            };
         }
         if batch.digest() != body.digest {
             return Err(Rejection::DigestMismatch);
@@ -1133,7 +1132,10 @@ impl<A: Application> Replica<A> {
                 vote.verify(chain, validators)
                     .map_err(Rejection::BadSignature)?;
                 if first.verify(chain, validators).is_ok() {
-                    self.emit_evidence(Evidence::ConflictingCommit(first, vote));
+                    self.emit_evidence(Evidence::ConflictingCommit(
+                        Box::new(first),
+                        Box::new(vote),
+                    ));
                     return Err(Rejection::Equivocation(from));
                 }
                 // The first vote was forged: forget it and take this valid one.
@@ -1245,7 +1247,7 @@ impl<A: Application> Replica<A> {
                 certificate,
                 state_digest,
             }));
-            if next % self.config.checkpoint_interval == 0 {
+            if next.is_multiple_of(self.config.checkpoint_interval) {
                 self.send_checkpoint(next, state_digest);
             }
         }
@@ -1370,7 +1372,10 @@ impl<A: Application> Replica<A> {
                 signer: vote.signer,
             });
         }
-        if body.sequence % self.config.checkpoint_interval != 0 {
+        if !body
+            .sequence
+            .is_multiple_of(self.config.checkpoint_interval)
+        {
             return Err(Rejection::NotCheckpoint);
         }
         if body.sequence <= self.stable_checkpoint.sequence {
@@ -1573,10 +1578,10 @@ impl<A: Application> Replica<A> {
             }
         }
         let power = self.config.validators.power_of(latest.keys().copied());
-        if power >= self.config.validators.weak_quorum_power() {
-            if let Some(smallest) = latest.values().min().copied() {
-                self.start_view_change(now_ns, smallest);
-            }
+        if power >= self.config.validators.weak_quorum_power()
+            && let Some(smallest) = latest.values().min().copied()
+        {
+            self.start_view_change(now_ns, smallest);
         }
     }
 
@@ -1697,12 +1702,11 @@ impl<A: Application> Replica<A> {
         self.view_changes = self.view_changes.split_off(&(view + 1));
         self.own_view_change = None;
         self.proposed.clear();
-        if let Some(checkpoint) = checkpoint {
-            if checkpoint.sequence > self.stable_checkpoint.sequence
-                && checkpoint.sequence <= self.last_executed
-            {
-                self.make_stable(checkpoint);
-            }
+        if let Some(checkpoint) = checkpoint
+            && checkpoint.sequence > self.stable_checkpoint.sequence
+            && checkpoint.sequence <= self.last_executed
+        {
+            self.make_stable(checkpoint);
         }
         // Slots of older views are superseded by O.
         for slot in self.slots.values_mut() {
@@ -1768,17 +1772,17 @@ impl<A: Application> Replica<A> {
         let status = signed.body;
         let to = Target::Replica(from);
         if self.mode == Mode::ChangingView {
-            if let Some(own) = self.own_view_change.clone() {
-                if status.view <= self.view {
-                    self.send(to, Message::ViewChange(own));
-                }
+            if let Some(own) = self.own_view_change.clone()
+                && status.view <= self.view
+            {
+                self.send(to, Message::ViewChange(own));
             }
             return Ok(());
         }
-        if status.view < self.view || (status.view == self.view && status.changing_view) {
-            if let Some(new_view) = self.accepted_new_view.clone() {
-                self.send(to, Message::NewView(new_view));
-            }
+        if (status.view < self.view || (status.view == self.view && status.changing_view))
+            && let Some(new_view) = self.accepted_new_view.clone()
+        {
+            self.send(to, Message::NewView(new_view));
         }
         if status.view > self.view {
             return Ok(());
@@ -1799,12 +1803,11 @@ impl<A: Application> Replica<A> {
             if slot.view != self.view {
                 continue;
             }
-            if let Some(pre_prepare) = &slot.pre_prepare {
-                if pre_prepare.signer == self.keys.index {
-                    if let Some(batch) = self.batches.get(&pre_prepare.body.digest) {
-                        resend.push(Message::PrePrepare(pre_prepare.clone(), batch.clone()));
-                    }
-                }
+            if let Some(pre_prepare) = &slot.pre_prepare
+                && pre_prepare.signer == self.keys.index
+                && let Some(batch) = self.batches.get(&pre_prepare.body.digest)
+            {
+                resend.push(Message::PrePrepare(pre_prepare.clone(), batch.clone()));
             }
             if let Some(prepare) = &slot.own_prepare {
                 resend.push(Message::Prepare(prepare.clone()));

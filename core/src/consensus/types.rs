@@ -138,11 +138,11 @@ impl ValidatorSet {
         let mut seen = vec![false; self.validators.len()];
         let mut power = 0u64;
         for index in indices {
-            if let Some(slot) = seen.get_mut(usize::from(index)) {
-                if !*slot {
-                    *slot = true;
-                    power += self.validators[usize::from(index)].power;
-                }
+            if let Some(slot) = seen.get_mut(usize::from(index))
+                && !*slot
+            {
+                *slot = true;
+                power += self.validators[usize::from(index)].power;
             }
         }
         power
