@@ -9,10 +9,17 @@
 //! - [`audit::AuditDigest`]: a blake3 chain over every delivery, timer, fault and
 //!   random draw; two runs of one seed must end on the same digest.
 //!
-//! The protocol drivers, fault injectors, Byzantine actors, invariant checkers
-//! and scenario runner are built on these as the PBFT core lands (issue
-//! "Deterministic simulator"); they are not here yet.
+//! On these sit the scenario format ([`scenario`]), the run loop with its
+//! network model, node faults and Byzantine roles ([`runner`]), and the
+//! invariant checkers ([`checker`]), which are written independently of the
+//! protocol code they judge.
 
 pub mod audit;
+pub mod checker;
 pub mod queue;
 pub mod rng;
+pub mod runner;
+pub mod scenario;
+
+pub use runner::{RunReport, Simulation};
+pub use scenario::Scenario;

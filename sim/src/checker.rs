@@ -1,0 +1,300 @@
+//! Invariant checkers, written independently of the protocol code they judge:
+//! they recompute quorums with their own arithmetic (`3 * power > 2 * total`),
+//! verify certificates from raw keys, and track execution from outputs alone.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use shieldx_core::codec::Encode;
+use shieldx_core::consensus::{Committed, Evidence, ReplicaIndex, Reply, Sequence};
+use shieldx_core::crypto::Digest;
+use shieldx_core::crypto::bls::{BlsPublicKey, BlsSignature, fast_aggregate_verify};
+use shieldx_core::crypto::ed25519::VerifyingKey;
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which invariant.
+    pub invariant: &'static str,
+    /// What was seen.
+    pub detail: String,
+    /// Simulated time, nanoseconds.
+    pub at_ns: u64,
+}
+
+/// The checker's view of the validator set: raw keys and powers.
+#[derive(Debug, Clone)]
+pub struct CheckerValidators {
+    /// BLS vote keys by index.
+    pub vote_keys: Vec<BlsPublicKey>,
+    /// Powers by index.
+    pub powers: Vec<u64>,
+}
+
+/// Accumulates observations during a run and reports violations.
+#[derive(Debug)]
+pub struct Checker {
+    chain_id: Vec<u8>,
+    validators: CheckerValidators,
+    byzantine: BTreeSet<ReplicaIndex>,
+    /// Per node: the next sequence it must execute.
+    next_sequence: Vec<Sequence>,
+    /// The one digest committed at each sequence, by anyone honest.
+    agreed: BTreeMap<Sequence, Digest>,
+    /// Certificates already verified, by (sequence, digest, aggregate bytes).
+    verified: BTreeSet<(Sequence, Digest, Vec<u8>)>,
+    /// Per node: (client, request id) -> the sequence it executed at.
+    executed: Vec<BTreeMap<([u8; 32], u64), Sequence>>,
+    /// Per node: simulated time of its last execution.
+    last_execution_ns: Vec<u64>,
+    submitted: BTreeMap<([u8; 32], u64), Digest>,
+    evidence: BTreeMap<Digest, ReplicaIndex>,
+    equivocators: BTreeSet<ReplicaIndex>,
+    violations: Vec<Violation>,
+    checks: u64,
+}
+
+impl Checker {
+    /// A checker for one run.
+    pub fn new(
+        chain_id: &[u8],
+        validators: CheckerValidators,
+        byzantine: BTreeSet<ReplicaIndex>,
+    ) -> Checker {
+        let n = validators.powers.len();
+        Checker {
+            chain_id: chain_id.to_vec(),
+            validators,
+            byzantine,
+            next_sequence: vec![1; n],
+            agreed: BTreeMap::new(),
+            verified: BTreeSet::new(),
+            executed: vec![BTreeMap::new(); n],
+            last_execution_ns: vec![0; n],
+            submitted: BTreeMap::new(),
+            evidence: BTreeMap::new(),
+            equivocators: BTreeSet::new(),
+            violations: Vec::new(),
+            checks: 0,
+        }
+    }
+
+    fn violate(&mut self, invariant: &'static str, detail: String, at_ns: u64) {
+        self.violations.push(Violation {
+            invariant,
+            detail,
+            at_ns,
+        });
+    }
+
+    /// A client submitted a request.
+    pub fn on_submit(&mut self, client: &VerifyingKey, request_id: u64, payload: &[u8]) {
+        self.submitted
+            .insert((client.to_bytes(), request_id), Digest::of(payload));
+    }
+
+    /// A Byzantine node sent conflicting signed messages.
+    pub fn on_equivocation_injected(&mut self, node: ReplicaIndex) {
+        self.equivocators.insert(node);
+    }
+
+    /// A node committed and executed a batch.
+    pub fn on_commit(&mut self, node: ReplicaIndex, committed: &Committed, at_ns: u64) {
+        if self.byzantine.contains(&node) {
+            return;
+        }
+        self.checks += 1;
+        let index = usize::from(node);
+        let sequence = committed.sequence;
+        if sequence != self.next_sequence[index] {
+            self.violate(
+                "order: executed log is a gap-free prefix",
+                format!(
+                    "node {node} executed {sequence}, expected {}",
+                    self.next_sequence[index]
+                ),
+                at_ns,
+            );
+        }
+        self.next_sequence[index] = sequence + 1;
+        let digest = Digest::of(&committed.batch.to_encoded());
+        if digest != committed.certificate.digest || sequence != committed.certificate.sequence {
+            self.violate(
+                "certificate matches its batch",
+                format!("node {node} at {sequence}"),
+                at_ns,
+            );
+        }
+        match self.agreed.get(&sequence) {
+            Some(agreed) if *agreed != digest => self.violate(
+                "agreement",
+                format!("node {node} committed {digest} at {sequence}, others {agreed}"),
+                at_ns,
+            ),
+            Some(_) => {}
+            None => {
+                self.agreed.insert(sequence, digest);
+            }
+        }
+        self.check_certificate(node, committed, at_ns);
+        for request in &committed.batch.requests {
+            let key = (request.client.to_bytes(), request.request_id);
+            match self.submitted.get(&key) {
+                Some(payload) if *payload == Digest::of(&request.payload) => {}
+                _ => self.violate(
+                    "validity: only submitted requests commit",
+                    format!("node {node} committed an unknown request at {sequence}"),
+                    at_ns,
+                ),
+            }
+        }
+        self.last_execution_ns[index] = at_ns;
+    }
+
+    fn check_certificate(&mut self, node: ReplicaIndex, committed: &Committed, at_ns: u64) {
+        let certificate = &committed.certificate;
+        let key = (
+            certificate.sequence,
+            certificate.digest,
+            certificate.aggregate.to_bytes().to_vec(),
+        );
+        if self.verified.contains(&key) {
+            return;
+        }
+        let total: u64 = self.validators.powers.iter().sum();
+        let signers: Vec<ReplicaIndex> = certificate.signers.iter().collect();
+        let power: u64 = signers
+            .iter()
+            .map(|i| {
+                self.validators
+                    .powers
+                    .get(usize::from(*i))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .sum();
+        if 3 * u128::from(power) <= 2 * u128::from(total) {
+            self.violate(
+                "certificate holds > 2/3 of the power",
+                format!("node {node} at {}: {power}/{total}", certificate.sequence),
+                at_ns,
+            );
+            return;
+        }
+        let keys: Vec<BlsPublicKey> = signers
+            .iter()
+            .filter_map(|i| self.validators.vote_keys.get(usize::from(*i)).copied())
+            .collect();
+        let mut message = b"shieldx/commit/v1".to_vec();
+        message.extend_from_slice(&(self.chain_id.len() as u32).to_le_bytes());
+        message.extend_from_slice(&self.chain_id);
+        message.extend_from_slice(&certificate.view.to_le_bytes());
+        message.extend_from_slice(&certificate.sequence.to_le_bytes());
+        message.extend_from_slice(certificate.digest.as_bytes());
+        let aggregate: BlsSignature = certificate.aggregate;
+        if fast_aggregate_verify(&keys, &message, &aggregate).is_err() {
+            self.violate(
+                "certificate verifies",
+                format!("node {node} at {}", certificate.sequence),
+                at_ns,
+            );
+            return;
+        }
+        self.verified.insert(key);
+    }
+
+    /// A node replied to a client (fresh or cached).
+    pub fn on_reply(&mut self, node: ReplicaIndex, reply: &Reply, at_ns: u64) {
+        if self.byzantine.contains(&node) {
+            return;
+        }
+        let key = (reply.client.to_bytes(), reply.request_id);
+        let first = *self.executed[usize::from(node)]
+            .entry(key)
+            .or_insert(reply.sequence);
+        if first != reply.sequence {
+            self.violate(
+                "exactly-once execution",
+                format!(
+                    "node {node} executed request {} at {first} and {}",
+                    reply.request_id, reply.sequence
+                ),
+                at_ns,
+            );
+        }
+    }
+
+    /// A node produced evidence.
+    pub fn on_evidence(&mut self, node: ReplicaIndex, evidence: &Evidence, at_ns: u64) {
+        let accused = evidence.validator();
+        if !self.byzantine.contains(&accused) {
+            self.violate(
+                "no honest validator is accused",
+                format!("node {node} accused {accused}"),
+                at_ns,
+            );
+        }
+        self.evidence.insert(evidence.id(), accused);
+    }
+
+    /// Distinct evidence records seen.
+    pub fn evidence_count(&self) -> usize {
+        self.evidence.len()
+    }
+
+    /// Highest sequence any honest node executed.
+    pub fn committed_height(&self) -> Sequence {
+        self.agreed.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// Commit observations checked.
+    pub fn checks(&self) -> u64 {
+        self.checks
+    }
+
+    /// End-of-run checks: liveness over `healthy` nodes and accountability.
+    pub fn finish(
+        &mut self,
+        healthy: &[ReplicaIndex],
+        liveness_deadline_ns: u64,
+        end_ns: u64,
+    ) -> Vec<Violation> {
+        for &node in healthy {
+            let executed = &self.executed[usize::from(node)];
+            let missing = self
+                .submitted
+                .keys()
+                .filter(|k| !executed.contains_key(*k))
+                .count();
+            if missing > 0 {
+                self.violate(
+                    "liveness: every request executes after faults stop",
+                    format!(
+                        "node {node} is missing {missing} of {} requests",
+                        self.submitted.len()
+                    ),
+                    end_ns,
+                );
+            } else if self.last_execution_ns[usize::from(node)] > liveness_deadline_ns {
+                self.violate(
+                    "liveness: within the scenario's bound",
+                    format!(
+                        "node {node} finished at {} ms",
+                        self.last_execution_ns[usize::from(node)] / 1_000_000
+                    ),
+                    end_ns,
+                );
+            }
+        }
+        let accused: BTreeSet<ReplicaIndex> = self.evidence.values().copied().collect();
+        for node in self.equivocators.clone() {
+            if !accused.contains(&node) {
+                self.violate(
+                    "every injected equivocation yields evidence",
+                    format!("node {node} equivocated without evidence"),
+                    end_ns,
+                );
+            }
+        }
+        self.violations.clone()
+    }
+}

@@ -1,0 +1,837 @@
+//! One deterministic run of a scenario: the event loop, the network, node
+//! faults, Byzantine behaviours, and the audit digest.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
+
+use shieldx_core::codec::{self, Encode};
+use shieldx_core::consensus::{
+    Application, Batch, DurableRecord, Message, Output, PrePrepare, Replica, ReplicaConfig,
+    ReplicaIndex, ReplicaKeys, Request, RoundRobin, Sequence, Signed, Target, Validator,
+    ValidatorSet, Vote,
+};
+use shieldx_core::crypto::Digest;
+use shieldx_core::crypto::bls::BlsSecretKey;
+use shieldx_core::crypto::ed25519::SigningKey;
+
+use crate::audit::AuditDigest;
+use crate::checker::{Checker, CheckerValidators, Violation};
+use crate::queue::EventQueue;
+use crate::rng::SimRng;
+use crate::scenario::{ByzantineRole, FaultAction, Latency, Scenario};
+
+const MS: u64 = 1_000_000;
+/// Bound on pending events: a run that needs more is a bug in the scenario or
+/// the protocol, and fails loudly instead of exhausting memory.
+const EVENTS_MAX: usize = 4_000_000;
+/// Messages a replayer remembers.
+const REPLAY_HISTORY_MAX: usize = 64;
+const CHAIN_ID: &[u8] = b"shieldx-sim";
+
+/// The simulator's application: a hash chain over executed payloads.
+#[derive(Debug, Default)]
+pub struct SimLedger {
+    state: Digest,
+    executed: u64,
+}
+
+impl Application for SimLedger {
+    fn execute(&mut self, sequence: Sequence, request: &Request) -> Vec<u8> {
+        self.state = Digest::of_parts(
+            "shieldx-sim ledger",
+            &[
+                self.state.as_bytes(),
+                &sequence.to_le_bytes(),
+                &request.payload,
+            ],
+        );
+        self.executed += 1;
+        self.state.as_bytes()[..8].to_vec()
+    }
+
+    fn state_digest(&self) -> Digest {
+        self.state
+    }
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver {
+        from: ReplicaIndex,
+        to: ReplicaIndex,
+        bytes: Rc<Vec<u8>>,
+    },
+    Timer {
+        node: ReplicaIndex,
+    },
+    Submit {
+        client: u16,
+        request_id: u64,
+    },
+    Fault(FaultAction),
+    FaultsStop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeState {
+    Up,
+    Paused,
+    Crashed,
+}
+
+#[derive(Debug)]
+struct Node {
+    replica: Replica<SimLedger>,
+    state: NodeState,
+    timer_at_ns: Option<u64>,
+    role: Option<ByzantineRole>,
+    skew_ns: i64,
+    drift_ppm: i64,
+    identity: SigningKey,
+    synced: Vec<DurableRecord>,
+    unsynced: Vec<DurableRecord>,
+    history: VecDeque<Rc<Vec<u8>>>,
+}
+
+impl Node {
+    fn local_time(&self, global_ns: u64) -> u64 {
+        let drift = i128::from(global_ns) * i128::from(self.drift_ppm) / 1_000_000;
+        (i128::from(global_ns) + drift + i128::from(self.skew_ns)).max(0) as u64
+    }
+
+    fn global_time(&self, local_ns: u64) -> u64 {
+        let shifted = i128::from(local_ns) - i128::from(self.skew_ns);
+        (shifted * 1_000_000 / (1_000_000 + i128::from(self.drift_ppm))).max(0) as u64
+    }
+}
+
+/// Counters reported at the end of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Messages sent by replicas (per target).
+    pub messages_sent: u64,
+    /// Messages delivered.
+    pub messages_delivered: u64,
+    /// Messages dropped by loss, partitions or down nodes.
+    pub messages_dropped: u64,
+    /// Messages duplicated.
+    pub messages_duplicated: u64,
+    /// Timed and random faults applied.
+    pub faults: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Highest view any honest node entered.
+    pub max_view: u64,
+    /// View changes entered, summed over nodes (a node entering view v counts once).
+    pub view_changes: u64,
+    /// Requests submitted.
+    pub requests: u64,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Simulated time at the end, nanoseconds.
+    pub simulated_ns: u64,
+    /// Counters.
+    pub stats: RunStats,
+    /// Highest committed sequence.
+    pub committed_height: Sequence,
+    /// Distinct evidence records.
+    pub evidence: usize,
+    /// Commit observations the checker verified.
+    pub checks: u64,
+    /// Broken invariants (empty when the run passed).
+    pub violations: Vec<Violation>,
+    /// The audit digest over every event of the run.
+    pub trace_digest: Digest,
+    /// Per-event digests, kept only when requested (to locate divergence).
+    pub event_digests: Vec<Digest>,
+    /// Each node's state at the end.
+    pub nodes: Vec<NodeSummary>,
+}
+
+/// One node's state at the end of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSummary {
+    /// Up, paused or crashed, and its Byzantine role if any.
+    pub state: String,
+    /// Its view, and whether it is changing views.
+    pub view: u64,
+    /// True while changing views.
+    pub changing_view: bool,
+    /// Last executed sequence.
+    pub last_executed: Sequence,
+    /// Last stable checkpoint.
+    pub stable_checkpoint: Sequence,
+    /// Client requests still waiting.
+    pub pending_requests: usize,
+    /// Rejected inputs by kind.
+    pub rejections: Vec<(&'static str, u64)>,
+}
+
+impl RunReport {
+    /// True when every invariant held.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// A simulation of one scenario under one seed.
+#[derive(Debug)]
+pub struct Simulation {
+    scenario: Scenario,
+    seed: u64,
+    queue: EventQueue<Event>,
+    nodes: Vec<Node>,
+    clients: Vec<SigningKey>,
+    network_rng: SimRng,
+    fault_rng: SimRng,
+    workload_rng: SimRng,
+    blocked: BTreeSet<(ReplicaIndex, ReplicaIndex)>,
+    clogged_until_ns: BTreeMap<ReplicaIndex, u64>,
+    link_busy_until_ns: BTreeMap<(ReplicaIndex, ReplicaIndex), u64>,
+    faults_active: bool,
+    audit: AuditDigest,
+    keep_event_digests: bool,
+    event_digests: Vec<Digest>,
+    checker: Checker,
+    stats: RunStats,
+    views_entered: Vec<u64>,
+    /// Violations found by the driver itself (for example, an overflowing queue).
+    extra_violations: Vec<Violation>,
+}
+
+fn node_key_seed(index: u16, purpose: &str) -> [u8; 32] {
+    Digest::of_parts(
+        "shieldx-sim key",
+        &[purpose.as_bytes(), &index.to_le_bytes()],
+    )
+    .to_bytes()
+}
+
+impl Simulation {
+    /// Builds the cluster, clients and initial events of `scenario` under `seed`.
+    pub fn new(scenario: Scenario, seed: u64) -> Simulation {
+        let n = scenario.validators;
+        let identities: Vec<_> = (0..n)
+            .map(|i| {
+                SigningKey::from_slice(&node_key_seed(i, "identity"))
+                    .expect("32-byte seed")
+                    .verifying_key()
+            })
+            .collect();
+        let vote_keys: Vec<BlsSecretKey> = (0..n)
+            .map(|i| BlsSecretKey::key_gen(&node_key_seed(i, "vote"), b"").expect("32-byte IKM"))
+            .collect();
+        let powers: Vec<u64> = if scenario.powers.is_empty() {
+            vec![1; usize::from(n)]
+        } else {
+            scenario.powers.clone()
+        };
+        let validators = ValidatorSet::new(
+            (0..usize::from(n))
+                .map(|i| Validator {
+                    identity: identities[i],
+                    vote_key: vote_keys[i].public_key(),
+                    power: powers[i],
+                })
+                .collect(),
+        )
+        .expect("scenario validation bounds the set");
+        let roles: BTreeMap<u16, ByzantineRole> = scenario
+            .byzantine
+            .iter()
+            .map(|b| (b.node, b.role))
+            .collect();
+        let settings = &scenario.consensus;
+        let identity =
+            |i: u16| SigningKey::from_slice(&node_key_seed(i, "identity")).expect("32-byte seed");
+        let nodes = (0..n)
+            .map(|i| {
+                let mut config = ReplicaConfig::new(CHAIN_ID, validators.clone());
+                config.checkpoint_interval = settings.checkpoint_interval;
+                config.window = settings.window;
+                config.batch_requests_max = settings.batch_requests_max;
+                config.batch_timeout_ns = settings.batch_timeout_ms * MS;
+                config.request_timeout_ns = settings.request_timeout_ms * MS;
+                config.status_interval_ns = settings.status_interval_ms * MS;
+                let keys = ReplicaKeys {
+                    index: i,
+                    identity: identity(i),
+                    vote_key: vote_keys[usize::from(i)].clone(),
+                };
+                let clock = scenario.clocks.iter().find(|c| c.node == i);
+                let skew_ns = clock.map_or(0, |c| c.skew_ms * MS as i64);
+                let drift_ppm = clock.map_or(0, |c| c.drift_ppm);
+                let start_local_ns = skew_ns.max(0) as u64;
+                Node {
+                    replica: Replica::new(
+                        config,
+                        keys,
+                        Box::new(RoundRobin),
+                        SimLedger::default(),
+                        start_local_ns,
+                    )
+                    .expect("scenario settings are valid"),
+                    state: NodeState::Up,
+                    timer_at_ns: None,
+                    role: roles.get(&i).copied(),
+                    skew_ns,
+                    drift_ppm,
+                    identity: identity(i),
+                    synced: Vec::new(),
+                    unsynced: Vec::new(),
+                    history: VecDeque::new(),
+                }
+            })
+            .collect();
+        let clients: Vec<SigningKey> = (0..scenario.workload.clients)
+            .map(|c| SigningKey::from_slice(&node_key_seed(c, "client")).expect("32-byte seed"))
+            .collect();
+        let checker = Checker::new(
+            CHAIN_ID,
+            CheckerValidators {
+                vote_keys: vote_keys.iter().map(BlsSecretKey::public_key).collect(),
+                powers,
+            },
+            roles.keys().copied().collect(),
+        );
+        let mut simulation = Simulation {
+            seed,
+            queue: EventQueue::new(EVENTS_MAX),
+            nodes,
+            clients,
+            network_rng: SimRng::stream(seed, "network"),
+            fault_rng: SimRng::stream(seed, "faults"),
+            workload_rng: SimRng::stream(seed, "workload"),
+            blocked: BTreeSet::new(),
+            clogged_until_ns: BTreeMap::new(),
+            link_busy_until_ns: BTreeMap::new(),
+            faults_active: true,
+            audit: AuditDigest::default(),
+            keep_event_digests: false,
+            event_digests: Vec::new(),
+            checker,
+            stats: RunStats::default(),
+            views_entered: vec![0; usize::from(n)],
+            extra_violations: Vec::new(),
+            scenario,
+        };
+        simulation.schedule_initial_events();
+        simulation
+    }
+
+    /// Keeps every event's running digest, to locate the first divergence.
+    pub fn keep_event_digests(mut self) -> Simulation {
+        self.keep_event_digests = true;
+        self
+    }
+
+    fn schedule(&mut self, at_ns: u64, event: Event) {
+        // The queue bound is far above any scenario's need; hitting it means a
+        // message storm, which the run must report rather than absorb.
+        if self
+            .queue
+            .schedule(at_ns.max(self.queue.now_ns()), event)
+            .is_err()
+        {
+            self.checker_violation("bounded event queue", "event queue full".into());
+        }
+    }
+
+    fn checker_violation(&mut self, invariant: &'static str, detail: String) {
+        let at_ns = self.queue.now_ns();
+        self.extra_violations.push(Violation {
+            invariant,
+            detail,
+            at_ns,
+        });
+    }
+
+    fn schedule_initial_events(&mut self) {
+        let workload = self.scenario.workload.clone();
+        for client in 0..workload.clients {
+            // Clients start at staggered offsets drawn from the workload stream.
+            let offset = self.workload_rng.below(workload.interval_ms.max(1) * MS);
+            for request in 0..workload.requests_per_client {
+                self.schedule(
+                    offset + request * workload.interval_ms * MS,
+                    Event::Submit {
+                        client,
+                        request_id: request + 1,
+                    },
+                );
+            }
+        }
+        for fault in self.scenario.faults.clone() {
+            self.schedule(fault.at_ms * MS, Event::Fault(fault.action));
+        }
+        self.schedule(self.scenario.run.faults_stop_ms * MS, Event::FaultsStop);
+        for node in 0..self.nodes.len() as u16 {
+            self.reschedule_timer(node);
+        }
+    }
+
+    /// Runs to the end and checks every invariant.
+    pub fn run(mut self) -> RunReport {
+        let end_ns = self.scenario.run.duration_ms * MS;
+        while let Some((at_ns, _, event)) = self.queue.pop() {
+            if at_ns > end_ns {
+                break;
+            }
+            self.stats.events += 1;
+            self.process(at_ns, event);
+        }
+        let healthy: Vec<ReplicaIndex> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, node)| node.state == NodeState::Up && node.role.is_none())
+            .map(|(i, _)| i as ReplicaIndex)
+            .collect();
+        let deadline =
+            (self.scenario.run.faults_stop_ms + self.scenario.expect.liveness_bound_ms) * MS;
+        let mut violations = self.checker.finish(&healthy, deadline, end_ns);
+        violations.extend(self.extra_violations.iter().cloned());
+        if self.stats.view_changes < self.scenario.expect.view_changes_min {
+            violations.push(Violation {
+                invariant: "expected view changes",
+                detail: format!(
+                    "{} < {}",
+                    self.stats.view_changes, self.scenario.expect.view_changes_min
+                ),
+                at_ns: end_ns,
+            });
+        }
+        if (self.checker.evidence_count() as u64) < self.scenario.expect.evidence_min {
+            violations.push(Violation {
+                invariant: "expected evidence",
+                detail: format!(
+                    "{} < {}",
+                    self.checker.evidence_count(),
+                    self.scenario.expect.evidence_min
+                ),
+                at_ns: end_ns,
+            });
+        }
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|node| NodeSummary {
+                state: format!(
+                    "{:?}{}",
+                    node.state,
+                    node.role.map(|r| format!(" ({r:?})")).unwrap_or_default()
+                ),
+                view: node.replica.view(),
+                changing_view: node.replica.is_changing_view(),
+                last_executed: node.replica.last_executed(),
+                stable_checkpoint: node.replica.stable_checkpoint().sequence,
+                pending_requests: node.replica.pending_requests(),
+                rejections: node.replica.rejections().iter().collect(),
+            })
+            .collect();
+        RunReport {
+            nodes,
+            scenario: self.scenario.name.clone(),
+            seed: self.seed,
+            simulated_ns: self.queue.now_ns(),
+            committed_height: self.checker.committed_height(),
+            evidence: self.checker.evidence_count(),
+            checks: self.checker.checks(),
+            violations,
+            trace_digest: self.audit.digest(),
+            event_digests: self.event_digests,
+            stats: self.stats,
+        }
+    }
+
+    fn record(&mut self, kind: &str, at_ns: u64, bytes: &[u8]) {
+        let digest = self.audit.record(kind, at_ns, bytes);
+        if self.keep_event_digests {
+            self.event_digests.push(digest);
+        }
+    }
+
+    fn process(&mut self, now_ns: u64, event: Event) {
+        match event {
+            Event::Deliver { from, to, bytes } => {
+                let mut tag = Vec::with_capacity(36);
+                tag.extend_from_slice(&from.to_le_bytes());
+                tag.extend_from_slice(&to.to_le_bytes());
+                tag.extend_from_slice(Digest::of(&bytes).as_bytes());
+                self.record("deliver", now_ns, &tag);
+                let node = &mut self.nodes[usize::from(to)];
+                if node.state != NodeState::Up {
+                    self.stats.messages_dropped += 1;
+                    return;
+                }
+                self.stats.messages_delivered += 1;
+                let local = node.local_time(now_ns);
+                let _ = node.replica.handle_bytes(local, from, &bytes);
+                self.drain(to, now_ns);
+            }
+            Event::Timer { node } => {
+                let index = usize::from(node);
+                if self.nodes[index].timer_at_ns != Some(now_ns)
+                    || self.nodes[index].state != NodeState::Up
+                {
+                    return;
+                }
+                self.record("timer", now_ns, &node.to_le_bytes());
+                self.nodes[index].timer_at_ns = None;
+                let local = self.nodes[index].local_time(now_ns);
+                self.nodes[index].replica.handle_timeout(local);
+                self.drain(node, now_ns);
+            }
+            Event::Submit { client, request_id } => {
+                let mut payload = vec![0u8; self.scenario.workload.payload_bytes];
+                for byte in payload.iter_mut() {
+                    *byte = self.workload_rng.below(256) as u8;
+                }
+                let key = &self.clients[usize::from(client)];
+                let request = Request::sign(CHAIN_ID, key, request_id, payload);
+                self.checker
+                    .on_submit(&request.client, request_id, &request.payload);
+                self.stats.requests += 1;
+                self.record("submit", now_ns, &request.to_encoded());
+                for node in 0..self.nodes.len() as u16 {
+                    let target = &mut self.nodes[usize::from(node)];
+                    if target.state == NodeState::Up {
+                        let local = target.local_time(now_ns);
+                        let _ = target.replica.handle_request(local, request.clone());
+                        self.drain(node, now_ns);
+                    }
+                }
+            }
+            Event::Fault(action) => {
+                self.stats.faults += 1;
+                self.record("fault", now_ns, format!("{action:?}").as_bytes());
+                self.apply_fault(now_ns, action);
+            }
+            Event::FaultsStop => {
+                self.record("faults-stop", now_ns, &[]);
+                self.faults_active = false;
+                self.blocked.clear();
+                self.clogged_until_ns.clear();
+                for node in 0..self.nodes.len() as u16 {
+                    if self.nodes[usize::from(node)].state == NodeState::Paused {
+                        self.nodes[usize::from(node)].state = NodeState::Up;
+                        self.reschedule_timer(node);
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_fault(&mut self, now_ns: u64, action: FaultAction) {
+        let n = self.nodes.len() as u16;
+        match action {
+            FaultAction::Crash { node } => {
+                let target = &mut self.nodes[usize::from(node)];
+                target.state = NodeState::Crashed;
+                // A crash loses every write that was not synced.
+                target.unsynced.clear();
+            }
+            FaultAction::Pause { node } => self.nodes[usize::from(node)].state = NodeState::Paused,
+            FaultAction::Resume { node } => {
+                if self.nodes[usize::from(node)].state == NodeState::Paused {
+                    self.nodes[usize::from(node)].state = NodeState::Up;
+                    self.reschedule_timer(node);
+                }
+            }
+            FaultAction::Isolate { node } => {
+                for other in (0..n).filter(|o| *o != node) {
+                    self.blocked.insert((node, other));
+                    self.blocked.insert((other, node));
+                }
+            }
+            FaultAction::Partition { groups } => {
+                let group_of = |node: u16| {
+                    groups
+                        .iter()
+                        .position(|g| g.contains(&node))
+                        .unwrap_or(groups.len())
+                };
+                for a in 0..n {
+                    for b in 0..n {
+                        if group_of(a) != group_of(b) {
+                            self.blocked.insert((a, b));
+                        }
+                    }
+                }
+            }
+            FaultAction::OneWay { from, to } => {
+                for a in &from {
+                    for b in &to {
+                        self.blocked.insert((*a, *b));
+                    }
+                }
+            }
+            FaultAction::Ring => {
+                for a in 0..n {
+                    for b in 0..n {
+                        let distance = (i32::from(a) - i32::from(b)).rem_euclid(i32::from(n));
+                        if a != b && distance != 1 && distance != i32::from(n) - 1 {
+                            self.blocked.insert((a, b));
+                        }
+                    }
+                }
+            }
+            FaultAction::Clog { node, until_ms } => {
+                self.clogged_until_ns
+                    .insert(node, (until_ms * MS).max(now_ns));
+            }
+            FaultAction::Heal => {
+                self.blocked.clear();
+                self.clogged_until_ns.clear();
+            }
+        }
+    }
+
+    /// Performs a node's outputs in order: persist (synced before any send),
+    /// send through the network, and feed the checker.
+    fn drain(&mut self, node: ReplicaIndex, now_ns: u64) {
+        let index = usize::from(node);
+        while let Some(output) = self.nodes[index].replica.poll_output() {
+            match output {
+                Output::Persist(record) => self.nodes[index].unsynced.push(record),
+                Output::Send { to, message } => {
+                    // The durability contract: sync before any later output.
+                    let target_node = &mut self.nodes[index];
+                    let records = std::mem::take(&mut target_node.unsynced);
+                    target_node.synced.extend(records);
+                    self.send(node, now_ns, to, message);
+                }
+                Output::Committed(committed) => self.checker.on_commit(node, &committed, now_ns),
+                Output::Reply(reply) => self.checker.on_reply(node, &reply, now_ns),
+                Output::Evidence(evidence) => self.checker.on_evidence(node, &evidence, now_ns),
+                Output::EnteredView(view) => {
+                    if self.nodes[index].role.is_none() && view > self.views_entered[index] {
+                        self.views_entered[index] = view;
+                        self.stats.view_changes += 1;
+                        self.stats.max_view = self.stats.max_view.max(view);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.reschedule_timer(node);
+    }
+
+    fn reschedule_timer(&mut self, node: ReplicaIndex) {
+        let index = usize::from(node);
+        let local = self.nodes[index].replica.poll_timeout();
+        let global = self.nodes[index]
+            .global_time(local)
+            .max(self.queue.now_ns());
+        if self.nodes[index].timer_at_ns != Some(global) {
+            self.nodes[index].timer_at_ns = Some(global);
+            self.schedule(global, Event::Timer { node });
+        }
+    }
+
+    fn send(&mut self, from: ReplicaIndex, now_ns: u64, to: Target, message: Message) {
+        let n = self.nodes.len() as u16;
+        let targets: Vec<ReplicaIndex> = match to {
+            Target::All => (0..n).filter(|t| *t != from).collect(),
+            Target::Replica(t) => vec![t],
+        };
+        let role = self.nodes[usize::from(from)].role;
+        let plain = Rc::new(message.to_encoded());
+        let mut extra_delay_ns = 0;
+        // Byzantine behaviours act on the honest replica's outputs.
+        let per_target: Vec<(ReplicaIndex, Rc<Vec<u8>>)> = match role {
+            Some(ByzantineRole::Silent) => Vec::new(),
+            Some(ByzantineRole::EquivocatingPrimary) => match &message {
+                Message::PrePrepare(header, batch)
+                    if header.signer == from && targets.len() >= 2 =>
+                {
+                    let mut other = batch.clone();
+                    if other.requests.len() >= 2 {
+                        other.requests.reverse();
+                    } else {
+                        other = Batch::null();
+                    }
+                    let body = PrePrepare {
+                        digest: other.digest(),
+                        ..header.body
+                    };
+                    let forged = Signed::sign(
+                        CHAIN_ID,
+                        from,
+                        &self.nodes[usize::from(from)].identity,
+                        body,
+                    );
+                    let conflicting = Rc::new(Message::PrePrepare(forged, other).to_encoded());
+                    self.checker.on_equivocation_injected(from);
+                    let half = targets.len() / 2;
+                    targets
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            (
+                                *t,
+                                if i < half {
+                                    plain.clone()
+                                } else {
+                                    conflicting.clone()
+                                },
+                            )
+                        })
+                        .collect()
+                }
+                _ => targets.iter().map(|t| (*t, plain.clone())).collect(),
+            },
+            Some(ByzantineRole::DoubleVoter) => match &message {
+                Message::Prepare(vote) if targets.len() >= 2 => {
+                    let body = Vote {
+                        digest: Digest::of_parts("double vote", &[vote.body.digest.as_bytes()]),
+                        ..vote.body
+                    };
+                    let forged = Signed::sign(
+                        CHAIN_ID,
+                        from,
+                        &self.nodes[usize::from(from)].identity,
+                        body,
+                    );
+                    let conflicting = Rc::new(Message::Prepare(forged).to_encoded());
+                    self.checker.on_equivocation_injected(from);
+                    let half = targets.len() / 2;
+                    targets
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            (
+                                *t,
+                                if i < half {
+                                    plain.clone()
+                                } else {
+                                    conflicting.clone()
+                                },
+                            )
+                        })
+                        .collect()
+                }
+                _ => targets.iter().map(|t| (*t, plain.clone())).collect(),
+            },
+            Some(ByzantineRole::Forger) => {
+                let mut corrupted = (*plain).clone();
+                if let Some(last) = corrupted.last_mut() {
+                    *last ^= 0x5a;
+                }
+                let corrupted = Rc::new(corrupted);
+                targets.iter().map(|t| (*t, corrupted.clone())).collect()
+            }
+            Some(ByzantineRole::Delayer) => {
+                extra_delay_ns = 200 * MS;
+                targets.iter().map(|t| (*t, plain.clone())).collect()
+            }
+            Some(ByzantineRole::Replayer) => {
+                let history = &mut self.nodes[usize::from(from)].history;
+                let mut out: Vec<(ReplicaIndex, Rc<Vec<u8>>)> =
+                    targets.iter().map(|t| (*t, plain.clone())).collect();
+                if !history.is_empty() {
+                    let pick = self.fault_rng.below(history.len() as u64) as usize;
+                    let old = history[pick].clone();
+                    out.extend(targets.iter().map(|t| (*t, old.clone())));
+                }
+                history.push_back(plain.clone());
+                if history.len() > REPLAY_HISTORY_MAX {
+                    history.pop_front();
+                }
+                out
+            }
+            None => targets.iter().map(|t| (*t, plain.clone())).collect(),
+        };
+        for (target, bytes) in per_target {
+            self.transmit(from, target, now_ns + extra_delay_ns, bytes);
+        }
+    }
+
+    fn transmit(&mut self, from: ReplicaIndex, to: ReplicaIndex, now_ns: u64, bytes: Rc<Vec<u8>>) {
+        self.stats.messages_sent += 1;
+        if self.blocked.contains(&(from, to)) {
+            self.stats.messages_dropped += 1;
+            return;
+        }
+        let faults = self.scenario.random_faults.clone();
+        if self.faults_active && self.fault_rng.chance(faults.loss_per_mille, 1000) {
+            self.stats.messages_dropped += 1;
+            return;
+        }
+        let copies =
+            if self.faults_active && self.fault_rng.chance(faults.duplicate_per_mille, 1000) {
+                self.stats.messages_duplicated += 1;
+                2
+            } else {
+                1
+            };
+        for _ in 0..copies {
+            let mut delay = self.sample_latency_ns();
+            if self.faults_active && self.fault_rng.chance(faults.reorder_per_mille, 1000) {
+                delay += self.fault_rng.below(20 * MS);
+            }
+            let mut depart = now_ns;
+            let bandwidth = self.scenario.network.bandwidth_bytes_per_ms;
+            if bandwidth > 0 {
+                let busy = self.link_busy_until_ns.entry((from, to)).or_insert(0);
+                depart = depart.max(*busy) + bytes.len() as u64 * MS / bandwidth;
+                *busy = depart;
+            }
+            let mut arrive = depart + delay;
+            if let Some(until) = self.clogged_until_ns.get(&from) {
+                arrive = arrive.max(*until);
+            }
+            self.schedule(
+                arrive,
+                Event::Deliver {
+                    from,
+                    to,
+                    bytes: bytes.clone(),
+                },
+            );
+        }
+    }
+
+    fn sample_latency_ns(&mut self) -> u64 {
+        let network = &self.scenario.network;
+        let rng = &mut self.network_rng;
+        let base = match network.latency {
+            Latency::Uniform { min_ms, max_ms } => {
+                min_ms * MS + rng.below((max_ms.saturating_sub(min_ms)) * MS + 1)
+            }
+            Latency::Normal { mean_ms, stddev_ms } => {
+                // Irwin-Hall: the sum of 12 uniforms on [0, 1) has mean 6 and variance 1.
+                let unit = 1u64 << 32;
+                let sum: u64 = (0..12).map(|_| rng.below(unit)).sum();
+                let z = sum as i128 - 6 * unit as i128;
+                let value =
+                    i128::from(mean_ms * MS) + z * i128::from(stddev_ms * MS) / unit as i128;
+                value.max(0) as u64
+            }
+            Latency::Bimodal {
+                fast_ms,
+                slow_ms,
+                slow_per_mille,
+            } => {
+                if rng.chance(slow_per_mille, 1000) {
+                    slow_ms * MS
+                } else {
+                    fast_ms * MS
+                }
+            }
+        };
+        base + rng.below(network.jitter_us * 1_000 + 1)
+    }
+}
+
+/// Decodes a message, for tools that inspect traces.
+pub fn decode_message(bytes: &[u8]) -> Result<Message, codec::CodecError> {
+    codec::decode_exact(bytes)
+}
