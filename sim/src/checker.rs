@@ -48,6 +48,12 @@ pub struct Checker {
     last_execution_ns: Vec<u64>,
     submitted: BTreeMap<([u8; 32], u64), Digest>,
     evidence: BTreeMap<Digest, ReplicaIndex>,
+    /// The one checkpoint state digest honest nodes signed at each sequence.
+    checkpoints: BTreeMap<Sequence, Digest>,
+    /// State transfers to check once the checkpoint's digest is known.
+    transfers: Vec<(ReplicaIndex, Sequence, Digest, u64)>,
+    /// Where each request committed (first honest commit).
+    committed_at: BTreeMap<([u8; 32], u64), Sequence>,
     equivocators: BTreeSet<ReplicaIndex>,
     violations: Vec<Violation>,
     checks: u64,
@@ -72,6 +78,9 @@ impl Checker {
             last_execution_ns: vec![0; n],
             submitted: BTreeMap::new(),
             evidence: BTreeMap::new(),
+            checkpoints: BTreeMap::new(),
+            transfers: Vec::new(),
+            committed_at: BTreeMap::new(),
             equivocators: BTreeSet::new(),
             violations: Vec::new(),
             checks: 0,
@@ -138,6 +147,7 @@ impl Checker {
         self.check_certificate(node, committed, at_ns);
         for request in &committed.batch.requests {
             let key = (request.client.to_bytes(), request.request_id);
+            self.committed_at.entry(key).or_insert(sequence);
             match self.submitted.get(&key) {
                 Some(payload) if *payload == Digest::of(&request.payload) => {}
                 _ => self.violate(
@@ -202,6 +212,54 @@ impl Checker {
         self.verified.insert(key);
     }
 
+    /// A node signed a checkpoint: honest nodes must agree on every state digest.
+    pub fn on_checkpoint(
+        &mut self,
+        node: ReplicaIndex,
+        sequence: Sequence,
+        digest: Digest,
+        at_ns: u64,
+    ) {
+        if self.byzantine.contains(&node) {
+            return;
+        }
+        match self.checkpoints.get(&sequence) {
+            Some(agreed) if *agreed != digest => self.violate(
+                "agreement on checkpoint state",
+                format!("node {node} checkpointed {digest} at {sequence}, others {agreed}"),
+                at_ns,
+            ),
+            Some(_) => {}
+            None => {
+                self.checkpoints.insert(sequence, digest);
+            }
+        }
+    }
+
+    /// A node restored a certified snapshot at `sequence` instead of executing to it.
+    pub fn on_state_transfer(
+        &mut self,
+        node: ReplicaIndex,
+        sequence: Sequence,
+        digest: Digest,
+        at_ns: u64,
+    ) {
+        if self.byzantine.contains(&node) {
+            return;
+        }
+        let index = usize::from(node);
+        if sequence < self.next_sequence[index] {
+            self.violate(
+                "state transfer moves forward",
+                format!("node {node} restored {sequence}"),
+                at_ns,
+            );
+        }
+        self.next_sequence[index] = sequence + 1;
+        self.last_execution_ns[index] = at_ns;
+        self.transfers.push((node, sequence, digest, at_ns));
+    }
+
     /// A node replied to a client (fresh or cached).
     pub fn on_reply(&mut self, node: ReplicaIndex, reply: &Reply, at_ns: u64) {
         if self.byzantine.contains(&node) {
@@ -258,28 +316,50 @@ impl Checker {
         liveness_deadline_ns: u64,
         end_ns: u64,
     ) -> Vec<Violation> {
-        for &node in healthy {
-            let executed = &self.executed[usize::from(node)];
-            let missing = self
-                .submitted
-                .keys()
-                .filter(|k| !executed.contains_key(*k))
-                .count();
-            if missing > 0 {
+        for (node, sequence, digest, at_ns) in self.transfers.clone() {
+            if self
+                .checkpoints
+                .get(&sequence)
+                .is_some_and(|agreed| *agreed != digest)
+            {
                 self.violate(
-                    "liveness: every request executes after faults stop",
-                    format!(
-                        "node {node} is missing {missing} of {} requests",
-                        self.submitted.len()
-                    ),
+                    "state transfer restores the agreed state",
+                    format!("node {node} at {sequence}"),
+                    at_ns,
+                );
+            }
+        }
+        let uncommitted = self
+            .submitted
+            .keys()
+            .filter(|k| !self.committed_at.contains_key(*k))
+            .count();
+        if uncommitted > 0 {
+            self.violate(
+                "liveness: every request commits after faults stop",
+                format!(
+                    "{uncommitted} of {} requests never committed",
+                    self.submitted.len()
+                ),
+                end_ns,
+            );
+        }
+        let needed = self.committed_at.values().copied().max().unwrap_or(0);
+        for &node in healthy {
+            let index = usize::from(node);
+            let height = self.next_sequence[index] - 1;
+            if height < needed {
+                self.violate(
+                    "liveness: every healthy node reaches every request",
+                    format!("node {node} is at {height}, requests committed up to {needed}"),
                     end_ns,
                 );
-            } else if self.last_execution_ns[usize::from(node)] > liveness_deadline_ns {
+            } else if self.last_execution_ns[index] > liveness_deadline_ns && height == needed {
                 self.violate(
                     "liveness: within the scenario's bound",
                     format!(
                         "node {node} finished at {} ms",
-                        self.last_execution_ns[usize::from(node)] / 1_000_000
+                        self.last_execution_ns[index] / 1_000_000
                     ),
                     end_ns,
                 );

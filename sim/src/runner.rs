@@ -7,8 +7,8 @@ use std::rc::Rc;
 use shieldx_core::codec::{self, Encode};
 use shieldx_core::consensus::{
     Application, Batch, DurableRecord, Message, Output, PrePrepare, Replica, ReplicaConfig,
-    ReplicaIndex, ReplicaKeys, Request, RoundRobin, Sequence, Signed, Target, Validator,
-    ValidatorSet, Vote,
+    ReplicaIndex, ReplicaKeys, Request, RestoreError, RoundRobin, Sequence, Signed, Target,
+    Validator, ValidatorSet, Vote,
 };
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::BlsSecretKey;
@@ -51,6 +51,34 @@ impl Application for SimLedger {
 
     fn state_digest(&self) -> Digest {
         self.state
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let mut out = self.state.to_bytes().to_vec();
+        out.extend_from_slice(&self.executed.to_le_bytes());
+        out
+    }
+
+    fn restore(&mut self, snapshot: &[u8], expected: Digest) -> Result<(), RestoreError> {
+        if snapshot.len() != 40 {
+            return Err(RestoreError::Malformed(format!(
+                "{} bytes, expected 40",
+                snapshot.len()
+            )));
+        }
+        let state = Digest::from_slice(&snapshot[..32])
+            .map_err(|e| RestoreError::Malformed(e.to_string()))?;
+        if state != expected {
+            return Err(RestoreError::DigestMismatch {
+                expected,
+                actual: state,
+            });
+        }
+        let mut executed = [0u8; 8];
+        executed.copy_from_slice(&snapshot[32..]);
+        self.state = state;
+        self.executed = u64::from_le_bytes(executed);
+        Ok(())
     }
 }
 
@@ -611,12 +639,24 @@ impl Simulation {
                 Output::Committed(committed) => self.checker.on_commit(node, &committed, now_ns),
                 Output::Reply(reply) => self.checker.on_reply(node, &reply, now_ns),
                 Output::Evidence(evidence) => self.checker.on_evidence(node, &evidence, now_ns),
-                Output::EnteredView(view) => {
-                    if self.nodes[index].role.is_none() && view > self.views_entered[index] {
-                        self.views_entered[index] = view;
-                        self.stats.view_changes += 1;
-                        self.stats.max_view = self.stats.max_view.max(view);
-                    }
+                Output::Checkpointed {
+                    sequence,
+                    state_digest,
+                } => self
+                    .checker
+                    .on_checkpoint(node, sequence, state_digest, now_ns),
+                Output::StateTransferred {
+                    sequence,
+                    state_digest,
+                } => self
+                    .checker
+                    .on_state_transfer(node, sequence, state_digest, now_ns),
+                Output::EnteredView(view)
+                    if self.nodes[index].role.is_none() && view > self.views_entered[index] =>
+                {
+                    self.views_entered[index] = view;
+                    self.stats.view_changes += 1;
+                    self.stats.max_view = self.stats.max_view.max(view);
                 }
                 _ => {}
             }
@@ -778,10 +818,12 @@ impl Simulation {
                 delay += self.fault_rng.below(20 * MS);
             }
             let mut depart = now_ns;
-            let bandwidth = self.scenario.network.bandwidth_bytes_per_ms;
-            if bandwidth > 0 {
+            // Zero bandwidth means an unlimited link.
+            if let Some(transfer_ns) =
+                (bytes.len() as u64 * MS).checked_div(self.scenario.network.bandwidth_bytes_per_ms)
+            {
                 let busy = self.link_busy_until_ns.entry((from, to)).or_insert(0);
-                depart = depart.max(*busy) + bytes.len() as u64 * MS / bandwidth;
+                depart = depart.max(*busy) + transfer_ns;
                 *busy = depart;
             }
             let mut arrive = depart + delay;

@@ -11,7 +11,7 @@ use crate::crypto::bls::{BlsSecretKey, BlsSignature};
 use crate::crypto::ed25519::{Signature, SigningKey};
 use crate::crypto::{CryptoError, Digest};
 
-use super::certificate::{CheckpointCertificate, PreparedCertificate};
+use super::certificate::{CheckpointCertificate, CommitCertificate, PreparedCertificate};
 use super::types::{Batch, ReplicaIndex, Sequence, ValidatorSet, View};
 
 const ENVELOPE_DOMAIN: &[u8] = b"shieldx/consensus/v1";
@@ -382,6 +382,77 @@ pub enum BatchFetch {
     Response(Batch),
 }
 
+/// The largest snapshot a state transfer may carry.
+pub const SNAPSHOT_BYTES_MAX: usize = 8 << 20;
+
+/// A committed batch with its commit certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertifiedBatch {
+    /// The batch.
+    pub batch: Batch,
+    /// Its commit certificate.
+    pub certificate: CommitCertificate,
+}
+
+impl Encode for CertifiedBatch {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.batch.encode(out);
+        self.certificate.encode(out);
+    }
+}
+
+impl Decode for CertifiedBatch {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(CertifiedBatch {
+            batch: Batch::decode(reader)?,
+            certificate: CommitCertificate::decode(reader)?,
+        })
+    }
+}
+
+/// What a replica that is behind receives: the sender's last stable checkpoint
+/// with (when needed) the state snapshot at that checkpoint, and the certified
+/// batches the sender executed after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateTransfer {
+    /// The checkpoint the snapshot is at.
+    pub checkpoint: CheckpointCertificate,
+    /// The replica snapshot at `checkpoint` (absent when the requester is past it).
+    pub snapshot: Option<Vec<u8>>,
+    /// Certified batches after the checkpoint (or after the requester's last
+    /// executed sequence), in order.
+    pub batches: Vec<CertifiedBatch>,
+}
+
+impl Encode for StateTransfer {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.checkpoint.encode(out);
+        match &self.snapshot {
+            Some(snapshot) => {
+                out.push(1);
+                codec::put_bytes(out, snapshot);
+            }
+            None => out.push(0),
+        }
+        codec::put_sequence(out, &self.batches);
+    }
+}
+
+impl Decode for StateTransfer {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let checkpoint = CheckpointCertificate::decode(reader)?;
+        let snapshot = match reader.bool("snapshot present")? {
+            true => Some(reader.bytes("snapshot", SNAPSHOT_BYTES_MAX)?),
+            false => None,
+        };
+        Ok(StateTransfer {
+            checkpoint,
+            snapshot,
+            batches: reader.sequence("certified batches", WINDOW_MAX)?,
+        })
+    }
+}
+
 /// Everything one replica sends another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -402,6 +473,10 @@ pub enum Message {
     Status(Signed<Status>),
     /// Batch fetch request or response.
     Batch(BatchFetch),
+    /// "I have executed up to this sequence; send me what follows."
+    StateRequest(Sequence),
+    /// The answer to a state request.
+    StateResponse(Box<StateTransfer>),
 }
 
 impl Message {
@@ -417,6 +492,8 @@ impl Message {
             Message::Status(_) => "status",
             Message::Batch(BatchFetch::Request(_)) => "batch-request",
             Message::Batch(BatchFetch::Response(_)) => "batch-response",
+            Message::StateRequest(_) => "state-request",
+            Message::StateResponse(_) => "state-response",
         }
     }
 }
@@ -462,6 +539,14 @@ impl Encode for Message {
                 out.push(9);
                 batch.encode(out);
             }
+            Message::StateRequest(sequence) => {
+                out.push(10);
+                sequence.encode(out);
+            }
+            Message::StateResponse(transfer) => {
+                out.push(11);
+                transfer.encode(out);
+            }
         }
     }
 }
@@ -479,6 +564,8 @@ impl Decode for Message {
             7 => Message::Status(Signed::decode(reader)?),
             8 => Message::Batch(BatchFetch::Request(Digest::decode(reader)?)),
             9 => Message::Batch(BatchFetch::Response(Batch::decode(reader)?)),
+            10 => Message::StateRequest(reader.u64("state request sequence")?),
+            11 => Message::StateResponse(Box::new(StateTransfer::decode(reader)?)),
             tag => {
                 return Err(CodecError::InvalidTag {
                     what: "message kind",

@@ -65,12 +65,12 @@ mod types;
 pub use certificate::{CheckpointCertificate, CommitCertificate, PreparedCertificate, SignerSet};
 pub use evidence::{Evidence, EvidenceError, Phase};
 pub use message::{
-    BatchFetch, CheckpointVote, CommitVote, Message, NewView, PrePrepare, Signed, SignedBody,
-    Status, ViewChange, Vote,
+    BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, Message, NewView, PrePrepare, Signed,
+    SignedBody, StateTransfer, Status, ViewChange, Vote,
 };
 pub use replica::{
     Application, Committed, DurableRecord, Output, Rejection, RejectionCounts, Replica,
-    ReplicaConfig, ReplicaKeys, Reply, Target,
+    ReplicaConfig, ReplicaKeys, Reply, RestoreError, Target,
 };
 pub use types::{
     Batch, ConfigError, LeaderSchedule, ReplicaIndex, Request, RoundRobin, Sequence, Validator,

@@ -32,8 +32,8 @@ use super::certificate::{
 };
 use super::evidence::{Evidence, Phase};
 use super::message::{
-    BatchFetch, CheckpointVote, CommitVote, Message, NewView, PrePrepare, Signed, Status,
-    ViewChange, Vote,
+    BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, Message, NewView, PrePrepare, Signed,
+    StateTransfer, Status, ViewChange, Vote,
 };
 use super::types::{
     Batch, CHAIN_ID_MAX, ConfigError, LeaderSchedule, REQUEST_PAYLOAD_MAX, ReplicaIndex, Request,
@@ -56,8 +56,31 @@ const WANTED_BATCHES_MAX: usize = 4096;
 pub trait Application {
     /// Executes one committed request and returns its result for the client.
     fn execute(&mut self, sequence: Sequence, request: &Request) -> Vec<u8>;
-    /// A digest of the whole application state, carried by CHECKPOINT messages.
+    /// A digest of the whole application state; with the reply cache it forms
+    /// the state digest that CHECKPOINT messages carry.
     fn state_digest(&self) -> Digest;
+    /// The whole application state, for state transfer. Taken at checkpoints.
+    fn snapshot(&self) -> Vec<u8>;
+    /// Replaces the state with `snapshot`, but only if the restored state's digest
+    /// is `expected`; otherwise leaves the state untouched and says why.
+    fn restore(&mut self, snapshot: &[u8], expected: Digest) -> Result<(), RestoreError>;
+}
+
+/// Why an application refused a snapshot. The state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// The snapshot does not decode.
+    #[error("snapshot does not decode: {0}")]
+    Malformed(String),
+    /// The snapshot decodes to a state with another digest.
+    #[error("snapshot digest {actual} differs from the certified {expected}")]
+    DigestMismatch {
+        /// The certified digest.
+        expected: Digest,
+        /// The digest of the decoded state.
+        actual: Digest,
+    },
 }
 
 /// Replica configuration. Every limit is explicit.
@@ -324,6 +347,21 @@ pub enum Output {
     Evidence(Evidence),
     /// The replica entered a new view (for traces and metrics).
     EnteredView(View),
+    /// The replica signed a checkpoint with this state digest (application plus
+    /// reply cache).
+    Checkpointed {
+        /// The checkpointed sequence.
+        sequence: Sequence,
+        /// The state digest.
+        state_digest: Digest,
+    },
+    /// The replica restored a certified snapshot instead of executing up to it.
+    StateTransferred {
+        /// The checkpoint it restored.
+        sequence: Sequence,
+        /// The certified state digest.
+        state_digest: Digest,
+    },
 }
 
 /// Why an input was rejected. A rejected input changes no state.
@@ -395,6 +433,12 @@ pub enum Rejection {
     /// A checkpoint vote for a sequence that is not a checkpoint.
     #[error("not a checkpoint sequence")]
     NotCheckpoint,
+    /// A snapshot the application refused.
+    #[error("bad snapshot: {0}")]
+    BadSnapshot(RestoreError),
+    /// The peer asks more often than allowed.
+    #[error("rate limited")]
+    RateLimited,
 }
 
 impl Rejection {
@@ -421,6 +465,8 @@ impl Rejection {
             Rejection::BadNewView(_) => "bad_new_view",
             Rejection::Unsolicited => "unsolicited",
             Rejection::NotCheckpoint => "not_checkpoint",
+            Rejection::BadSnapshot(_) => "bad_snapshot",
+            Rejection::RateLimited => "rate_limited",
         }
     }
 }
@@ -484,8 +530,92 @@ enum Seen {
 #[derive(Debug, Clone)]
 struct ClientEntry {
     last_request_id: u64,
-    last_reply: Option<Reply>,
     last_sequence: Sequence,
+    last_view: View,
+    /// The result of the last request, for re-sending its reply.
+    result: Vec<u8>,
+}
+
+/// The reply cache is replicated state: it is part of every checkpoint digest
+/// and of every snapshot.
+fn encode_clients(clients: &BTreeMap<[u8; 32], ClientEntry>) -> Vec<u8> {
+    let mut out = Vec::new();
+    codec::put_length(&mut out, clients.len());
+    for (client, entry) in clients {
+        out.extend_from_slice(client);
+        out.extend_from_slice(&entry.last_request_id.to_le_bytes());
+        out.extend_from_slice(&entry.last_sequence.to_le_bytes());
+        out.extend_from_slice(&entry.last_view.to_le_bytes());
+        codec::put_bytes(&mut out, &entry.result);
+    }
+    out
+}
+
+fn decode_clients(
+    bytes: &[u8],
+    clients_max: usize,
+) -> Result<BTreeMap<[u8; 32], ClientEntry>, CodecError> {
+    let mut reader = codec::Reader::new(bytes);
+    let count = reader.length("client table", clients_max)?;
+    let mut clients = BTreeMap::new();
+    let mut previous: Option<[u8; 32]> = None;
+    for _ in 0..count {
+        let client: [u8; 32] = reader.array("client")?;
+        if previous.is_some_and(|p| p >= client) {
+            return Err(CodecError::Invalid {
+                what: "client table",
+                reason: "not strictly sorted",
+            });
+        }
+        previous = Some(client);
+        let entry = ClientEntry {
+            last_request_id: reader.u64("last request id")?,
+            last_sequence: reader.u64("last sequence")?,
+            last_view: reader.u64("last view")?,
+            result: reader.bytes("result", REQUEST_PAYLOAD_MAX)?,
+        };
+        clients.insert(client, entry);
+    }
+    if reader.remaining() != 0 {
+        return Err(CodecError::TrailingBytes {
+            remaining: reader.remaining(),
+        });
+    }
+    Ok(clients)
+}
+
+/// The checkpoint state digest: the application's digest and the reply cache's.
+fn checkpoint_digest(app_digest: Digest, clients: &[u8]) -> Digest {
+    Digest::of_parts(
+        "shieldx checkpoint state v1",
+        &[app_digest.as_bytes(), Digest::of(clients).as_bytes()],
+    )
+}
+
+const SNAPSHOT_VERSION: u8 = 1;
+
+/// A replica snapshot: application state plus reply cache.
+fn encode_snapshot(app_digest: Digest, app: &[u8], clients: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(app.len() + clients.len() + 48);
+    out.push(SNAPSHOT_VERSION);
+    out.extend_from_slice(app_digest.as_bytes());
+    codec::put_bytes(&mut out, app);
+    codec::put_bytes(&mut out, clients);
+    out
+}
+
+fn decode_snapshot(bytes: &[u8]) -> Result<(Digest, Vec<u8>, Vec<u8>), CodecError> {
+    let mut reader = codec::Reader::new(bytes);
+    reader.version("snapshot", SNAPSHOT_VERSION)?;
+    let app_digest = Digest::from_bytes(reader.array("app digest")?);
+    let app = reader.bytes("app snapshot", super::message::SNAPSHOT_BYTES_MAX)?;
+    let clients = reader.bytes("client table", super::message::SNAPSHOT_BYTES_MAX)?;
+    if reader.remaining() != 0 {
+        return Err(CodecError::TrailingBytes {
+            remaining: reader.remaining(),
+        });
+    }
+    Ok((app_digest, app, clients))
 }
 
 /// A PBFT replica over application `A`.
@@ -512,6 +642,12 @@ pub struct Replica<A: Application> {
     prepared: BTreeMap<Sequence, PreparedCertificate>,
     checkpoint_votes: BTreeMap<Sequence, BTreeMap<ReplicaIndex, Signed<CheckpointVote>>>,
     own_checkpoints: BTreeMap<Sequence, Signed<CheckpointVote>>,
+    /// Snapshots at this replica's own checkpoints at or above the stable one.
+    checkpoint_snapshots: BTreeMap<Sequence, Vec<u8>>,
+    /// The peer asked for state, and when.
+    state_request: Option<(ReplicaIndex, u64)>,
+    /// When each peer was last served state (rate limit: one per status interval).
+    state_served: BTreeMap<ReplicaIndex, u64>,
 
     view_changes: BTreeMap<View, BTreeMap<ReplicaIndex, Signed<ViewChange>>>,
     own_view_change: Option<Signed<ViewChange>>,
@@ -566,7 +702,10 @@ impl<A: Application> Replica<A> {
                 reason: "do not match the validator set entry",
             });
         }
-        let genesis = CheckpointCertificate::genesis(app.state_digest());
+        let genesis = CheckpointCertificate::genesis(checkpoint_digest(
+            app.state_digest(),
+            &encode_clients(&BTreeMap::new()),
+        ));
         Ok(Replica {
             status_deadline_ns: now_ns + config.status_interval_ns,
             config,
@@ -585,6 +724,9 @@ impl<A: Application> Replica<A> {
             prepared: BTreeMap::new(),
             checkpoint_votes: BTreeMap::new(),
             own_checkpoints: BTreeMap::new(),
+            checkpoint_snapshots: BTreeMap::new(),
+            state_request: None,
+            state_served: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             own_view_change: None,
             accepted_new_view: None,
@@ -734,6 +876,8 @@ impl<A: Application> Replica<A> {
                 Message::Batch(BatchFetch::Response(batch)) => {
                     self.on_batch_response(now_ns, batch)
                 }
+                Message::StateRequest(have) => self.on_state_request(from, have),
+                Message::StateResponse(transfer) => self.on_state_response(now_ns, from, *transfer),
             }
         };
         self.count(&result);
@@ -778,9 +922,17 @@ impl<A: Application> Replica<A> {
             && request.request_id <= entry.last_request_id
         {
             // A retry of the last request gets its cached reply again.
-            if request.request_id == entry.last_request_id
-                && let Some(reply) = entry.last_reply.clone()
-            {
+            if request.request_id == entry.last_request_id {
+                let reply = Reply::sign(
+                    &self.config.chain_id,
+                    &self.keys.identity,
+                    entry.last_view,
+                    entry.last_sequence,
+                    request.client,
+                    request.request_id,
+                    entry.result.clone(),
+                    self.keys.index,
+                );
                 self.outputs.push_back(Output::Reply(reply));
             }
             return Err(Rejection::AlreadyExecuted);
@@ -1281,7 +1433,7 @@ impl<A: Application> Replica<A> {
             sequence,
             request.client,
             request.request_id,
-            result,
+            result.clone(),
             self.keys.index,
         );
         if self.clients.len() >= self.config.clients_max && !self.clients.contains_key(&client) {
@@ -1299,8 +1451,9 @@ impl<A: Application> Replica<A> {
             client,
             ClientEntry {
                 last_request_id: request.request_id,
-                last_reply: Some(reply.clone()),
                 last_sequence: sequence,
+                last_view: view,
+                result,
             },
         );
         self.outputs.push_back(Output::Reply(reply));
@@ -1343,7 +1496,17 @@ impl<A: Application> Replica<A> {
 
     // ----- Checkpoints -----
 
-    fn send_checkpoint(&mut self, sequence: Sequence, state_digest: Digest) {
+    /// Signs the checkpoint after executing `sequence`, and keeps the snapshot
+    /// at it for state transfer.
+    fn send_checkpoint(&mut self, sequence: Sequence, app_digest: Digest) {
+        let clients = encode_clients(&self.clients);
+        let state_digest = checkpoint_digest(app_digest, &clients);
+        let snapshot = encode_snapshot(app_digest, &self.app.snapshot(), &clients);
+        self.checkpoint_snapshots.insert(sequence, snapshot);
+        self.outputs.push_back(Output::Checkpointed {
+            sequence,
+            state_digest,
+        });
         let vote = CheckpointVote {
             sequence,
             state_digest,
@@ -1441,6 +1604,7 @@ impl<A: Application> Replica<A> {
         self.prepared = self.prepared.split_off(&keep);
         self.checkpoint_votes = self.checkpoint_votes.split_off(&keep);
         self.own_checkpoints = self.own_checkpoints.split_off(&sequence);
+        self.checkpoint_snapshots = self.checkpoint_snapshots.split_off(&sequence);
         self.signed.retain(|(_, s, _), _| *s > sequence);
         self.seen.retain(|(_, _, s, _), _| *s > sequence);
         let live: BTreeSet<Digest> = self.slots.values().filter_map(Slot::digest).collect();
@@ -1771,6 +1935,11 @@ impl<A: Application> Replica<A> {
             .map_err(Rejection::BadSignature)?;
         let status = signed.body;
         let to = Target::Replica(from);
+        // The peer has a stable checkpoint we have not reached: we are behind
+        // beyond what retransmission can repair (it discarded those slots).
+        if status.stable_checkpoint > self.last_executed {
+            self.request_state(from);
+        }
         if self.mode == Mode::ChangingView {
             if let Some(own) = self.own_view_change.clone()
                 && status.view <= self.view
@@ -1824,6 +1993,151 @@ impl<A: Application> Replica<A> {
         for message in resend {
             self.send(to, message);
         }
+        Ok(())
+    }
+
+    // ----- State transfer -----
+
+    /// Asks `peer` for state; one request at a time, retried after four status
+    /// intervals without an answer.
+    fn request_state(&mut self, peer: ReplicaIndex) {
+        let retry_after_ns = 4 * self.config.status_interval_ns;
+        if self
+            .state_request
+            .is_some_and(|(_, sent)| self.now_ns < sent + retry_after_ns)
+        {
+            return;
+        }
+        self.state_request = Some((peer, self.now_ns));
+        self.send(
+            Target::Replica(peer),
+            Message::StateRequest(self.last_executed),
+        );
+    }
+
+    fn on_state_request(&mut self, from: ReplicaIndex, have: Sequence) -> Result<(), Rejection> {
+        if self
+            .state_served
+            .get(&from)
+            .is_some_and(|last| self.now_ns < last + self.config.status_interval_ns)
+        {
+            return Err(Rejection::RateLimited);
+        }
+        if have >= self.last_executed {
+            return Err(Rejection::Duplicate);
+        }
+        let checkpoint = self.stable_checkpoint.clone();
+        let snapshot = if have < checkpoint.sequence {
+            match self.checkpoint_snapshots.get(&checkpoint.sequence) {
+                Some(snapshot) => Some(snapshot.clone()),
+                // This replica reached the checkpoint without a snapshot of its
+                // own; another peer must answer.
+                None => return Err(Rejection::Unsolicited),
+            }
+        } else {
+            None
+        };
+        let mut batches = Vec::new();
+        for sequence in have.max(checkpoint.sequence) + 1..=self.last_executed {
+            let Some(certificate) = self
+                .slots
+                .get(&sequence)
+                .and_then(|s| s.certificate.clone())
+            else {
+                break;
+            };
+            let batch = if certificate.digest == Batch::null().digest() {
+                Batch::null()
+            } else {
+                match self.batches.get(&certificate.digest) {
+                    Some(batch) => batch.clone(),
+                    None => break,
+                }
+            };
+            batches.push(CertifiedBatch { batch, certificate });
+        }
+        self.state_served.insert(from, self.now_ns);
+        let transfer = StateTransfer {
+            checkpoint,
+            snapshot,
+            batches,
+        };
+        self.send(
+            Target::Replica(from),
+            Message::StateResponse(Box::new(transfer)),
+        );
+        Ok(())
+    }
+
+    fn on_state_response(
+        &mut self,
+        now_ns: u64,
+        from: ReplicaIndex,
+        transfer: StateTransfer,
+    ) -> Result<(), Rejection> {
+        if self.state_request.is_none_or(|(asked, _)| asked != from) {
+            return Err(Rejection::Unsolicited);
+        }
+        self.state_request = None;
+        let chain = self.config.chain_id.clone();
+        let checkpoint = transfer.checkpoint;
+        if let Some(snapshot) = transfer
+            .snapshot
+            .filter(|_| checkpoint.sequence > self.last_executed)
+        {
+            checkpoint
+                .verify(&chain, &self.config.validators)
+                .map_err(Rejection::BadCertificate)?;
+            let (app_digest, app, clients) = decode_snapshot(&snapshot)?;
+            if checkpoint_digest(app_digest, &clients) != checkpoint.state_digest {
+                return Err(Rejection::BadCertificate(CertificateError::Inconsistent(
+                    "snapshot does not match the checkpoint digest",
+                )));
+            }
+            let clients = decode_clients(&clients, self.config.clients_max)?;
+            // Only now, with everything checked, does any state change.
+            self.app
+                .restore(&app, app_digest)
+                .map_err(Rejection::BadSnapshot)?;
+            self.clients = clients;
+            self.last_executed = checkpoint.sequence;
+            let clients = &self.clients;
+            self.pending.retain(|(client, id), _| {
+                clients.get(client).is_none_or(|e| *id > e.last_request_id)
+            });
+            self.pending_bytes = self.pending.values().map(|r| r.payload.len()).sum();
+            let pending = &self.pending;
+            self.pending_order.retain(|key| pending.contains_key(key));
+            self.checkpoint_snapshots
+                .insert(checkpoint.sequence, snapshot);
+            self.outputs.push_back(Output::StateTransferred {
+                sequence: checkpoint.sequence,
+                state_digest: checkpoint.state_digest,
+            });
+            self.make_stable(checkpoint);
+        }
+        for certified in transfer.batches {
+            let certificate = certified.certificate;
+            let sequence = certificate.sequence;
+            if sequence <= self.last_executed {
+                continue;
+            }
+            if !self.in_window(sequence) {
+                break;
+            }
+            if certified.batch.digest() != certificate.digest {
+                return Err(Rejection::DigestMismatch);
+            }
+            certificate
+                .verify(&chain, &self.config.validators)
+                .map_err(Rejection::BadCertificate)?;
+            self.batches.insert(certificate.digest, certified.batch);
+            let slot = self.slots.entry(sequence).or_default();
+            slot.certificate = Some(certificate);
+        }
+        self.progress_deadline_ns = None;
+        self.arm_progress_timer(now_ns);
+        self.execute_ready();
         Ok(())
     }
 

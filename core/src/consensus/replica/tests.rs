@@ -30,6 +30,23 @@ impl Application for Ledger {
     fn state_digest(&self) -> Digest {
         self.state
     }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.state.to_bytes().to_vec()
+    }
+
+    fn restore(&mut self, snapshot: &[u8], expected: Digest) -> Result<(), RestoreError> {
+        let state =
+            Digest::from_slice(snapshot).map_err(|e| RestoreError::Malformed(e.to_string()))?;
+        if state != expected {
+            return Err(RestoreError::DigestMismatch {
+                expected,
+                actual: state,
+            });
+        }
+        self.state = state;
+        Ok(())
+    }
 }
 
 fn keys(index: u16) -> ReplicaKeys {
@@ -141,7 +158,7 @@ impl Cluster {
                 }
                 Output::Reply(reply) => self.replies.push(reply),
                 Output::Evidence(evidence) => self.evidence.push(evidence),
-                Output::Persist(_) | Output::EnteredView(_) => {}
+                _ => {}
             }
         }
     }
@@ -528,4 +545,85 @@ fn a_new_view_with_a_wrong_o_is_rejected() {
         ))
     );
     assert_eq!(replica.view(), 0);
+}
+
+#[test]
+fn a_partitioned_replica_catches_up_by_state_transfer() {
+    let mut cluster = Cluster::new(4, |c| {
+        c.checkpoint_interval = 5;
+        c.window = 10;
+        c.batch_requests_max = 1;
+    });
+    cluster.filter = Box::new(|_, to, _| to != 3);
+    let alice = client(11);
+    for id in 1..=23 {
+        cluster.submit(&alice, id, &id.to_le_bytes());
+        cluster.run_until(cluster.now_ns + 5 * DELAY_NS);
+    }
+    assert_eq!(cluster.replicas[3].last_executed(), 0);
+    assert!(cluster.replicas[0].stable_checkpoint().sequence >= 20);
+    cluster.filter = Box::new(|_, _, _| true);
+    cluster.run_until(cluster.now_ns + 300 * DELAY_NS);
+    let caught_up = &cluster.replicas[3];
+    assert_eq!(caught_up.last_executed(), 23);
+    assert_eq!(
+        caught_up.app().state_digest(),
+        cluster.replicas[0].app().state_digest()
+    );
+    assert_eq!(
+        caught_up.pending_requests(),
+        0,
+        "the restored reply cache covers the transferred requests"
+    );
+    cluster.assert_agreement();
+}
+
+#[test]
+fn a_tampered_snapshot_is_refused_and_changes_nothing() {
+    let mut cluster = Cluster::new(4, |c| {
+        c.checkpoint_interval = 5;
+        c.window = 10;
+        c.batch_requests_max = 1;
+    });
+    cluster.filter = Box::new(|_, to, _| to != 3);
+    let alice = client(12);
+    for id in 1..=6 {
+        cluster.submit(&alice, id, &id.to_le_bytes());
+        cluster.run_until(cluster.now_ns + 5 * DELAY_NS);
+    }
+    // Capture a genuine state response from replica 0 to replica 3, then tamper with it.
+    let captured: std::rc::Rc<std::cell::RefCell<Option<StateTransfer>>> = Default::default();
+    let sink = captured.clone();
+    cluster.filter = Box::new(move |_, to, m| {
+        if let Message::StateResponse(transfer) = m {
+            sink.borrow_mut()
+                .get_or_insert_with(|| (**transfer).clone());
+            return false;
+        }
+        to != 3 || matches!(m, Message::Status(_))
+    });
+    cluster.run_until(cluster.now_ns + 100 * DELAY_NS);
+    let mut transfer = captured
+        .borrow()
+        .clone()
+        .expect("a state response was sent");
+    let snapshot = transfer
+        .snapshot
+        .as_mut()
+        .expect("the requester needed a snapshot");
+    let last = snapshot.len() - 1;
+    snapshot[last] ^= 1;
+    let replica = &mut cluster.replicas[3];
+    let before = replica.app().state_digest();
+    let answer = replica.handle_message(
+        cluster.now_ns,
+        0,
+        Message::StateResponse(Box::new(transfer)),
+    );
+    assert!(
+        matches!(answer, Err(Rejection::BadCertificate(_))),
+        "{answer:?}"
+    );
+    assert_eq!(replica.last_executed(), 0);
+    assert_eq!(replica.app().state_digest(), before);
 }
