@@ -26,6 +26,8 @@ const MS: u64 = 1_000_000;
 const EVENTS_MAX: usize = 4_000_000;
 /// Messages a replayer remembers.
 const REPLAY_HISTORY_MAX: usize = 64;
+/// Events at one simulated instant before the run is declared a livelock.
+const EVENTS_AT_ONE_INSTANT_MAX: u64 = 200_000;
 const CHAIN_ID: &[u8] = b"shieldx-sim";
 
 /// The simulator's application: a hash chain over executed payloads.
@@ -127,9 +129,16 @@ impl Node {
         (i128::from(global_ns) + drift + i128::from(self.skew_ns)).max(0) as u64
     }
 
+    /// The earliest global time at which this node's clock reads `local_ns`
+    /// (rounded up, so a timer never fires before its local deadline).
     fn global_time(&self, local_ns: u64) -> u64 {
         let shifted = i128::from(local_ns) - i128::from(self.skew_ns);
-        (shifted * 1_000_000 / (1_000_000 + i128::from(self.drift_ppm))).max(0) as u64
+        let rate = 1_000_000 + i128::from(self.drift_ppm);
+        let mut global = (shifted * 1_000_000).div_euclid(rate).max(0) as u64;
+        while self.local_time(global) < local_ns {
+            global += 1;
+        }
+        global
     }
 }
 
@@ -408,8 +417,14 @@ impl Simulation {
     /// Runs to the end and checks every invariant.
     pub fn run(mut self) -> RunReport {
         let end_ns = self.scenario.run.duration_ms * MS;
+        let mut instant = (0u64, 0u64);
         while let Some((at_ns, _, event)) = self.queue.pop() {
             if at_ns > end_ns {
+                break;
+            }
+            instant = if instant.0 == at_ns { (at_ns, instant.1 + 1) } else { (at_ns, 1) };
+            if instant.1 > EVENTS_AT_ONE_INSTANT_MAX {
+                self.checker_violation("simulated time advances", format!("{} events at {at_ns} ns", instant.1));
                 break;
             }
             self.stats.events += 1;
@@ -468,7 +483,7 @@ impl Simulation {
             nodes,
             scenario: self.scenario.name.clone(),
             seed: self.seed,
-            simulated_ns: self.queue.now_ns(),
+            simulated_ns: self.queue.now_ns().min(end_ns),
             committed_height: self.checker.committed_height(),
             evidence: self.checker.evidence_count(),
             checks: self.checker.checks(),

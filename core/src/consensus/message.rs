@@ -453,6 +453,17 @@ impl Decode for StateTransfer {
     }
 }
 
+/// A signed message forwarded because it disagrees with what the forwarder
+/// holds for the same slot. If its signer signed something else there too, the
+/// receiver now holds both and produces evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConflictProof {
+    /// A primary's pre-prepare.
+    PrePrepare(Signed<PrePrepare>),
+    /// A validator's prepare.
+    Prepare(Signed<Vote>),
+}
+
 /// Everything one replica sends another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -477,6 +488,8 @@ pub enum Message {
     StateRequest(Sequence),
     /// The answer to a state request.
     StateResponse(Box<StateTransfer>),
+    /// A forwarded message that may expose an equivocation.
+    Conflict(ConflictProof),
 }
 
 impl Message {
@@ -494,6 +507,7 @@ impl Message {
             Message::Batch(BatchFetch::Response(_)) => "batch-response",
             Message::StateRequest(_) => "state-request",
             Message::StateResponse(_) => "state-response",
+            Message::Conflict(_) => "conflict",
         }
     }
 }
@@ -547,6 +561,14 @@ impl Encode for Message {
                 out.push(11);
                 transfer.encode(out);
             }
+            Message::Conflict(ConflictProof::PrePrepare(header)) => {
+                out.push(12);
+                header.encode(out);
+            }
+            Message::Conflict(ConflictProof::Prepare(vote)) => {
+                out.push(13);
+                vote.encode(out);
+            }
         }
     }
 }
@@ -566,6 +588,8 @@ impl Decode for Message {
             9 => Message::Batch(BatchFetch::Response(Batch::decode(reader)?)),
             10 => Message::StateRequest(reader.u64("state request sequence")?),
             11 => Message::StateResponse(Box::new(StateTransfer::decode(reader)?)),
+            12 => Message::Conflict(ConflictProof::PrePrepare(Signed::decode(reader)?)),
+            13 => Message::Conflict(ConflictProof::Prepare(Signed::decode(reader)?)),
             tag => {
                 return Err(CodecError::InvalidTag {
                     what: "message kind",

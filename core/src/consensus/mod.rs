@@ -65,8 +65,8 @@ mod types;
 pub use certificate::{CheckpointCertificate, CommitCertificate, PreparedCertificate, SignerSet};
 pub use evidence::{Evidence, EvidenceError, Phase};
 pub use message::{
-    BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, Message, NewView, PrePrepare, Signed,
-    SignedBody, StateTransfer, Status, ViewChange, Vote,
+    BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, ConflictProof, Message, NewView,
+    PrePrepare, Signed, SignedBody, StateTransfer, Status, ViewChange, Vote,
 };
 pub use replica::{
     Application, Committed, DurableRecord, Output, Rejection, RejectionCounts, Replica,

@@ -32,8 +32,8 @@ use super::certificate::{
 };
 use super::evidence::{Evidence, Phase};
 use super::message::{
-    BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, Message, NewView, PrePrepare, Signed,
-    StateTransfer, Status, ViewChange, Vote,
+    BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, ConflictProof, Message, NewView,
+    PrePrepare, Signed, StateTransfer, Status, ViewChange, Vote,
 };
 use super::types::{
     Batch, CHAIN_ID_MAX, ConfigError, LeaderSchedule, REQUEST_PAYLOAD_MAX, ReplicaIndex, Request,
@@ -666,6 +666,8 @@ pub struct Replica<A: Application> {
     signed: BTreeMap<(View, Sequence, Phase), Digest>,
     seen: BTreeMap<(ReplicaIndex, View, Sequence, Phase), Seen>,
     evidence_ids: BTreeSet<Digest>,
+    /// Conflict proofs already forwarded: (signer, view, sequence, phase, target).
+    forwarded: BTreeSet<(ReplicaIndex, View, Sequence, Phase, Option<ReplicaIndex>)>,
 
     /// The latest `now_ns` any input carried; time never runs backwards here.
     now_ns: u64,
@@ -738,6 +740,7 @@ impl<A: Application> Replica<A> {
             signed: BTreeMap::new(),
             seen: BTreeMap::new(),
             evidence_ids: BTreeSet::new(),
+            forwarded: BTreeSet::new(),
             now_ns,
             batch_deadline_ns: None,
             progress_deadline_ns: None,
@@ -877,6 +880,7 @@ impl<A: Application> Replica<A> {
                     self.on_batch_response(now_ns, batch)
                 }
                 Message::StateRequest(have) => self.on_state_request(from, have),
+                Message::Conflict(proof) => self.on_conflict(from, proof),
                 Message::StateResponse(transfer) => self.on_state_response(now_ns, from, *transfer),
             }
         };
@@ -1198,9 +1202,17 @@ impl<A: Application> Replica<A> {
         if slot.prepares.contains_key(&from) {
             return Err(Rejection::Duplicate);
         }
-        if slot.digest().is_some_and(|d| d != body.digest) {
-            // A prepare for another digest than the primary's: the sender disagrees
-            // with the primary; it cannot count, but it is not equivocation by it.
+        if let Some(ours) = slot
+            .pre_prepare
+            .clone()
+            .filter(|p| p.body.digest != body.digest)
+        {
+            // A prepare for another digest than the primary's: either the primary
+            // equivocated or the sender did. It cannot count; show the sender our
+            // pre-prepare and everyone the prepare, so the equivocator's two
+            // signatures meet at some honest replica.
+            self.forward_conflict(Target::Replica(from), ConflictProof::PrePrepare(ours));
+            self.forward_conflict(Target::All, ConflictProof::Prepare(vote));
             return Err(Rejection::DigestMismatch);
         }
         slot.prepares.insert(from, vote);
@@ -1607,6 +1619,7 @@ impl<A: Application> Replica<A> {
         self.checkpoint_snapshots = self.checkpoint_snapshots.split_off(&sequence);
         self.signed.retain(|(_, s, _), _| *s > sequence);
         self.seen.retain(|(_, _, s, _), _| *s > sequence);
+        self.forwarded.retain(|(_, _, s, _, _)| *s > sequence);
         let live: BTreeSet<Digest> = self.slots.values().filter_map(Slot::digest).collect();
         self.batches.retain(|digest, _| live.contains(digest));
         self.wanted_batches.retain(|digest| live.contains(digest));
@@ -2254,6 +2267,81 @@ impl<A: Application> Replica<A> {
                     }
                     None => Ok(()),
                 }
+            }
+        }
+    }
+
+    /// Sends a conflict proof once per (signer, slot, phase, target).
+    fn forward_conflict(&mut self, to: Target, proof: ConflictProof) {
+        let (signer, view, sequence, phase) = match &proof {
+            ConflictProof::PrePrepare(p) => {
+                (p.signer, p.body.view, p.body.sequence, Phase::PrePrepare)
+            }
+            ConflictProof::Prepare(p) => (p.signer, p.body.view, p.body.sequence, Phase::Prepare),
+        };
+        let target = match to {
+            Target::All => None,
+            Target::Replica(index) => Some(index),
+        };
+        if self
+            .forwarded
+            .insert((signer, view, sequence, phase, target))
+        {
+            self.send(to, Message::Conflict(proof));
+        }
+    }
+
+    fn on_conflict(&mut self, from: ReplicaIndex, proof: ConflictProof) -> Result<(), Rejection> {
+        let (view, sequence) = match &proof {
+            ConflictProof::PrePrepare(p) => (p.body.view, p.body.sequence),
+            ConflictProof::Prepare(p) => (p.body.view, p.body.sequence),
+        };
+        if view > self.view {
+            return Err(Rejection::FutureView(view));
+        }
+        if !self.in_window(sequence) {
+            return Err(Rejection::OutOfWindow(sequence));
+        }
+        match proof {
+            ConflictProof::PrePrepare(header) => {
+                let primary = self.schedule.primary(view, &self.config.validators);
+                if header.signer != primary {
+                    return Err(Rejection::NotPrimary(view));
+                }
+                header
+                    .verify(&self.config.chain_id, &self.config.validators)
+                    .map_err(Rejection::BadSignature)?;
+                let digest = header.body.digest;
+                let ours = match self.seen.get(&(primary, view, sequence, Phase::PrePrepare)) {
+                    Some(Seen::PrePrepare(p)) if p.body.digest != digest => Some(p.clone()),
+                    _ => None,
+                };
+                let result = self.watch_equivocation(
+                    primary,
+                    view,
+                    sequence,
+                    Phase::PrePrepare,
+                    Seen::PrePrepare(header),
+                    digest,
+                );
+                // Show the sender what we hold, so it can produce evidence too.
+                if let Some(ours) = ours {
+                    self.forward_conflict(Target::Replica(from), ConflictProof::PrePrepare(ours));
+                }
+                result
+            }
+            ConflictProof::Prepare(vote) => {
+                vote.verify(&self.config.chain_id, &self.config.validators)
+                    .map_err(Rejection::BadSignature)?;
+                let digest = vote.body.digest;
+                self.watch_equivocation(
+                    vote.signer,
+                    view,
+                    sequence,
+                    Phase::Prepare,
+                    Seen::Prepare(vote),
+                    digest,
+                )
             }
         }
     }

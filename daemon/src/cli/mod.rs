@@ -7,6 +7,7 @@ use shieldx_core::crypto::CryptoError;
 
 mod bls;
 mod demo;
+mod sim;
 mod vrf;
 
 /// shieldx: a deterministic BFT network that orders security events, detects
@@ -28,6 +29,9 @@ enum Command {
     /// BLS12-381 min-pk signatures, BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_.
     #[command(subcommand)]
     Bls(bls::BlsCommand),
+    /// Deterministic simulation: run a scenario under a seed.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
 }
 
 /// Why a command failed; decides the exit code.
@@ -56,6 +60,12 @@ pub enum CliError {
     /// The operating system refused randomness for key generation.
     #[error("no OS randomness available: {0}")]
     Randomness(String),
+    /// An input file is unreadable or invalid.
+    #[error("{0}")]
+    Input(String),
+    /// A simulation broke invariants (details are on stdout).
+    #[error("{0} invariant violation(s)")]
+    InvariantViolated(usize),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -65,8 +75,8 @@ impl CliError {
     /// The process exit code for this error (DESIGN.md section 5).
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Invalid(_) => 1,
-            CliError::Hex { .. } | CliError::Malformed { .. } => 2,
+            CliError::Invalid(_) | CliError::InvariantViolated(_) => 1,
+            CliError::Hex { .. } | CliError::Malformed { .. } | CliError::Input(_) => 2,
             CliError::Randomness(_) | CliError::Output(_) => 1,
         }
     }
@@ -78,6 +88,7 @@ pub fn run(arguments: Arguments, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Demo(demo) => demo::run(&demo, out),
         Command::Vrf(command) => vrf::run(command, out),
         Command::Bls(command) => bls::run(command, out),
+        Command::Sim(command) => sim::run(command, out),
     }
 }
 
