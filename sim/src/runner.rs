@@ -422,9 +422,16 @@ impl Simulation {
             if at_ns > end_ns {
                 break;
             }
-            instant = if instant.0 == at_ns { (at_ns, instant.1 + 1) } else { (at_ns, 1) };
+            instant = if instant.0 == at_ns {
+                (at_ns, instant.1 + 1)
+            } else {
+                (at_ns, 1)
+            };
             if instant.1 > EVENTS_AT_ONE_INSTANT_MAX {
-                self.checker_violation("simulated time advances", format!("{} events at {at_ns} ns", instant.1));
+                self.checker_violation(
+                    "simulated time advances",
+                    format!("{} events at {at_ns} ns", instant.1),
+                );
                 break;
             }
             self.stats.events += 1;

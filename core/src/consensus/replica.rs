@@ -1948,9 +1948,16 @@ impl<A: Application> Replica<A> {
             .map_err(Rejection::BadSignature)?;
         let status = signed.body;
         let to = Target::Replica(from);
-        // The peer has a stable checkpoint we have not reached: we are behind
-        // beyond what retransmission can repair (it discarded those slots).
-        if status.stable_checkpoint > self.last_executed {
+        // State transfer (view-independent: certified batches and checkpoints)
+        // when retransmission cannot repair the gap: the peer discarded the slots
+        // we lack (its stable checkpoint is above us), or it executed further
+        // while we are not in its working view, so its view-specific votes are
+        // useless to us.
+        let views_differ =
+            status.view != self.view || status.changing_view || self.mode == Mode::ChangingView;
+        if status.stable_checkpoint > self.last_executed
+            || (status.last_executed > self.last_executed && views_differ)
+        {
             self.request_state(from);
         }
         if self.mode == Mode::ChangingView {
