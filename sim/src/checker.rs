@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use shieldx_core::codec::Encode;
-use shieldx_core::consensus::{Committed, Evidence, ReplicaIndex, Reply, Sequence};
+use shieldx_core::consensus::{Committed, Evidence, Phase, ReplicaIndex, Reply, Sequence};
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::{BlsPublicKey, BlsSignature, fast_aggregate_verify};
 use shieldx_core::crypto::ed25519::VerifyingKey;
@@ -52,6 +52,8 @@ pub struct Checker {
     checkpoints: BTreeMap<Sequence, Digest>,
     /// State transfers to check once the checkpoint's digest is known.
     transfers: Vec<(ReplicaIndex, Sequence, Digest, u64)>,
+    /// Every consensus signature honest nodes sent: one digest per slot and phase.
+    signatures: BTreeMap<(ReplicaIndex, u64, Sequence, Phase), Digest>,
     /// Where each request committed (first honest commit).
     committed_at: BTreeMap<([u8; 32], u64), Sequence>,
     equivocators: BTreeSet<ReplicaIndex>,
@@ -81,6 +83,7 @@ impl Checker {
             checkpoints: BTreeMap::new(),
             transfers: Vec::new(),
             committed_at: BTreeMap::new(),
+            signatures: BTreeMap::new(),
             equivocators: BTreeSet::new(),
             violations: Vec::new(),
             checks: 0,
@@ -258,6 +261,35 @@ impl Checker {
         self.next_sequence[index] = sequence + 1;
         self.last_execution_ns[index] = at_ns;
         self.transfers.push((node, sequence, digest, at_ns));
+    }
+
+    /// An honest node sent a signed consensus message.
+    pub fn on_signed(
+        &mut self,
+        node: ReplicaIndex,
+        view: u64,
+        sequence: Sequence,
+        phase: Phase,
+        digest: Digest,
+        at_ns: u64,
+    ) {
+        match self.signatures.get(&(node, view, sequence, phase)) {
+            Some(first) if *first != digest => self.violate(
+                "an honest node never signs two digests for one slot",
+                format!("node {node} signed {first} and {digest} for view {view}, sequence {sequence}, {phase:?}"),
+                at_ns,
+            ),
+            Some(_) => {}
+            None => {
+                self.signatures.insert((node, view, sequence, phase), digest);
+            }
+        }
+    }
+
+    /// A crashed node restarted from its durable records with a fresh application:
+    /// its executed log starts again from the beginning.
+    pub fn on_restart(&mut self, node: ReplicaIndex) {
+        self.next_sequence[usize::from(node)] = 1;
     }
 
     /// A node replied to a client (fresh or cached).

@@ -588,6 +588,36 @@ impl Simulation {
                 // A crash loses every write that was not synced.
                 target.unsynced.clear();
             }
+            FaultAction::Restart { node } => {
+                let index = usize::from(node);
+                if self.nodes[index].state != NodeState::Crashed {
+                    return;
+                }
+                let config = self.nodes[index].replica.config().clone();
+                let keys = ReplicaKeys {
+                    index: node,
+                    identity: SigningKey::from_slice(&node_key_seed(node, "identity"))
+                        .expect("32-byte seed"),
+                    vote_key: BlsSecretKey::key_gen(&node_key_seed(node, "vote"), b"")
+                        .expect("32-byte IKM"),
+                };
+                let local = self.nodes[index].local_time(now_ns);
+                let records = self.nodes[index].synced.clone();
+                self.nodes[index].replica = Replica::recover(
+                    config,
+                    keys,
+                    Box::new(RoundRobin),
+                    SimLedger::default(),
+                    &records,
+                    local,
+                )
+                .expect("the configuration was valid at start");
+                self.nodes[index].state = NodeState::Up;
+                self.nodes[index].timer_at_ns = None;
+                self.views_entered[index] = 0;
+                self.checker.on_restart(node);
+                self.drain(node, now_ns);
+            }
             FaultAction::Pause { node } => self.nodes[usize::from(node)].state = NodeState::Paused,
             FaultAction::Resume { node } => {
                 if self.nodes[usize::from(node)].state == NodeState::Paused {
@@ -705,6 +735,9 @@ impl Simulation {
             Target::Replica(t) => vec![t],
         };
         let role = self.nodes[usize::from(from)].role;
+        if role.is_none() {
+            self.record_signatures(from, now_ns, &message);
+        }
         let plain = Rc::new(message.to_encoded());
         let mut extra_delay_ns = 0;
         // Byzantine behaviours act on the honest replica's outputs.
@@ -813,6 +846,55 @@ impl Simulation {
         };
         for (target, bytes) in per_target {
             self.transmit(from, target, now_ns + extra_delay_ns, bytes);
+        }
+    }
+
+    /// Feeds every consensus signature an honest node sends to the checker, which
+    /// holds it to one digest per (view, sequence, phase) for the whole run,
+    /// across crashes and restarts.
+    fn record_signatures(&mut self, from: ReplicaIndex, now_ns: u64, message: &Message) {
+        use shieldx_core::consensus::Phase;
+        match message {
+            Message::PrePrepare(header, _) if header.signer == from => {
+                let b = header.body;
+                self.checker.on_signed(
+                    from,
+                    b.view,
+                    b.sequence,
+                    Phase::PrePrepare,
+                    b.digest,
+                    now_ns,
+                );
+            }
+            Message::Prepare(vote) if vote.signer == from => {
+                let b = vote.body;
+                self.checker
+                    .on_signed(from, b.view, b.sequence, Phase::Prepare, b.digest, now_ns);
+            }
+            Message::Commit(vote) if vote.replica == from => {
+                self.checker.on_signed(
+                    from,
+                    vote.view,
+                    vote.sequence,
+                    Phase::Commit,
+                    vote.digest,
+                    now_ns,
+                );
+            }
+            Message::NewView(new_view) if new_view.signer == from => {
+                for header in &new_view.body.pre_prepares {
+                    let b = header.body;
+                    self.checker.on_signed(
+                        from,
+                        b.view,
+                        b.sequence,
+                        Phase::PrePrepare,
+                        b.digest,
+                        now_ns,
+                    );
+                }
+            }
+            _ => {}
         }
     }
 

@@ -242,6 +242,12 @@ pub enum FaultAction {
         /// The node.
         node: u16,
     },
+    /// A crashed node restarts from its synced durable records, with its
+    /// application back at genesis; it must catch up by state transfer.
+    Restart {
+        /// The node.
+        node: u16,
+    },
     /// The node stops processing (messages to it are lost) but keeps its state.
     Pause {
         /// The node.
@@ -354,6 +360,7 @@ impl Scenario {
             }
             let nodes: Vec<u16> = match &fault.action {
                 FaultAction::Crash { node }
+                | FaultAction::Restart { node }
                 | FaultAction::Pause { node }
                 | FaultAction::Resume { node }
                 | FaultAction::Isolate { node }

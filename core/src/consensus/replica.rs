@@ -749,6 +749,58 @@ impl<A: Application> Replica<A> {
         })
     }
 
+    /// Rebuilds a replica after a crash from the durable records it had synced.
+    ///
+    /// The application passed in holds whatever state the driver could restore
+    /// (at worst genesis); the replica starts at genesis of the log and catches
+    /// up by state transfer. What the records restore is what safety needs: the
+    /// signing registry (so it never signs a different digest for a
+    /// `(view, sequence, phase)` it signed before the crash) and the view. A
+    /// replica recovered into a view above 0 waits in view-change mode until a
+    /// peer shows it that view's NEW-VIEW, rather than trusting a view it may
+    /// only have been changing to.
+    pub fn recover(
+        config: ReplicaConfig,
+        keys: ReplicaKeys,
+        schedule: Box<dyn LeaderSchedule>,
+        app: A,
+        records: &[DurableRecord],
+        now_ns: u64,
+    ) -> Result<Replica<A>, ConfigError> {
+        let mut replica = Replica::new(config, keys, schedule, app, now_ns)?;
+        for record in records {
+            match record {
+                DurableRecord::View(view) => replica.view = replica.view.max(*view),
+                DurableRecord::Signed {
+                    view,
+                    sequence,
+                    phase,
+                    digest,
+                } => {
+                    replica.signed.insert((*view, *sequence, *phase), *digest);
+                }
+                DurableRecord::ViewChange(signed) => {
+                    replica.view = replica.view.max(signed.body.new_view);
+                    if replica
+                        .own_view_change
+                        .as_ref()
+                        .is_none_or(|own| own.body.new_view < signed.body.new_view)
+                    {
+                        replica.own_view_change = Some(signed.clone());
+                    }
+                }
+                DurableRecord::Checkpoint(_) | DurableRecord::StableCheckpoint(_) => {}
+            }
+        }
+        if replica.view > 0 {
+            replica.mode = Mode::ChangingView;
+            replica.progress_deadline_ns = Some(now_ns + replica.current_timeout_ns());
+        }
+        // Announce ourselves at once so peers retransmit what we lack.
+        replica.broadcast_status();
+        Ok(replica)
+    }
+
     // ----- Accessors -----
 
     /// This replica's index.

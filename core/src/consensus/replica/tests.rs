@@ -627,3 +627,63 @@ fn a_tampered_snapshot_is_refused_and_changes_nothing() {
     assert_eq!(replica.last_executed(), 0);
     assert_eq!(replica.app().state_digest(), before);
 }
+
+#[test]
+fn a_recovered_replica_never_signs_a_conflicting_digest() {
+    let validators = validator_set(4);
+    let config = ReplicaConfig::new(CHAIN, validators.clone());
+    let signed_before_crash = Digest::of(b"the batch prepared before the crash");
+    let records = vec![
+        DurableRecord::View(0),
+        DurableRecord::Signed {
+            view: 0,
+            sequence: 1,
+            phase: Phase::Prepare,
+            digest: signed_before_crash,
+        },
+    ];
+    let mut replica = Replica::recover(
+        config,
+        keys(1),
+        Box::new(RoundRobin),
+        Ledger::default(),
+        &records,
+        0,
+    )
+    .expect("valid configuration");
+    while replica.poll_output().is_some() {}
+    // The primary (equivocating, or the replica's pre-crash view of it lost)
+    // now proposes another batch for the same slot.
+    let batch = Batch {
+        requests: vec![Request::sign(CHAIN, &client(13), 1, b"other".to_vec())],
+    };
+    let header = Signed::sign(
+        CHAIN,
+        0,
+        &keys(0).identity,
+        PrePrepare {
+            view: 0,
+            sequence: 1,
+            digest: batch.digest(),
+        },
+    );
+    assert_eq!(
+        replica.handle_message(0, 0, Message::PrePrepare(header, batch)),
+        Ok(())
+    );
+    let mut prepares = 0;
+    while let Some(output) = replica.poll_output() {
+        if let Output::Send {
+            message: Message::Prepare(_),
+            ..
+        } = output
+        {
+            prepares += 1;
+        }
+    }
+    assert_eq!(
+        prepares, 0,
+        "no prepare for a different digest in a slot it signed"
+    );
+    assert_eq!(replica.rejections().get("refused_conflicting_signature"), 1);
+}
