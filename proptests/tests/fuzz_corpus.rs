@@ -33,3 +33,8 @@ fn bls_verify_corpus() {
 fn ed25519_verify_corpus() {
     replay("ed25519_verify", shieldx_proptests::ed25519_verify);
 }
+
+#[test]
+fn consensus_message_corpus() {
+    replay("consensus_message", shieldx_proptests::consensus_message);
+}
