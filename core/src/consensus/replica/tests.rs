@@ -252,11 +252,15 @@ fn normal_case_commits_executes_and_replies() {
         );
         assert_eq!(replica.pending_requests(), 0);
     }
-    // Four replies per request, each verifying; a client needs f + 1 matching.
+    // Four replies per request; signed at the edge, each verifies, and a
+    // signature from another replica does not.
     assert_eq!(cluster.replies.len(), 40);
     let validators = validator_set(4);
     for reply in &cluster.replies {
-        assert_eq!(reply.verify(CHAIN, &validators), Ok(()));
+        let signature = reply.sign(CHAIN, &keys(reply.replica).identity);
+        assert_eq!(reply.verify(CHAIN, &validators, &signature), Ok(()));
+        let wrong = reply.sign(CHAIN, &keys((reply.replica + 1) % 4).identity);
+        assert!(reply.verify(CHAIN, &validators, &wrong).is_err());
     }
     let states: Vec<Digest> = cluster
         .replicas
