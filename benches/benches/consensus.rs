@@ -4,6 +4,7 @@
 //! - `ordering`: requests ordered per second, client signatures not checked;
 //! - `end_to_end`: every replica batch-verifies every client signature;
 //! - `scaling`: the ordering cost at n = 4, 16 and 64.
+//!
 //! Messages pass as values (no encoding), in FIFO order, with no simulated delay.
 
 use std::collections::VecDeque;
