@@ -57,12 +57,14 @@
 //!   counted, and changes no state.
 
 mod certificate;
+mod client;
 mod evidence;
 mod message;
 mod replica;
 mod types;
 
 pub use certificate::{CheckpointCertificate, CommitCertificate, PreparedCertificate, SignerSet};
+pub use client::{ReplyCollector, ReplyError};
 pub use evidence::{Evidence, EvidenceError, Phase};
 pub use message::{
     BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, ConflictProof, Message, NewView,
