@@ -230,3 +230,103 @@ fn demo_runs_on_embedded_defaults() {
         "{text}"
     );
 }
+
+#[test]
+fn sim_run_is_deterministic_and_writes_a_trace() {
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/primary-crash-n4.toml"
+    );
+    let trace = std::env::temp_dir().join(format!("shieldx-trace-{}.json", std::process::id()));
+    let trace_arg = trace.to_str().expect("UTF-8 temp path");
+    let first = shieldx(&[
+        "sim",
+        "run",
+        "--scenario",
+        scenario,
+        "--seed",
+        "5",
+        "--trace",
+        trace_arg,
+    ]);
+    assert_eq!(first.status.code(), Some(0), "{}", stdout(&first));
+    let last_line = stdout(&first)
+        .lines()
+        .last()
+        .map(str::to_owned)
+        .expect("output");
+    let digest = last_line
+        .strip_prefix("trace-digest: ")
+        .expect("last line is the trace digest");
+    assert_eq!(digest.len(), 64);
+    assert!(
+        digest
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    let second = shieldx(&["sim", "run", "--scenario", scenario, "--seed", "5"]);
+    assert_eq!(
+        stdout(&second).lines().last(),
+        Some(last_line.as_str()),
+        "same seed, same digest"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&trace).expect("trace written"))
+            .expect("valid JSON");
+    let events = json.as_array().expect("a trace-event array");
+    let names: Vec<&str> = events.iter().filter_map(|e| e["name"].as_str()).collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "thread_name").count(),
+        4,
+        "one track per node"
+    );
+    assert!(
+        events.iter().any(|e| e["ph"] == "s") && events.iter().any(|e| e["ph"] == "f"),
+        "message flows"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("fault: Crash")),
+        "the crash is on the timeline"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("enter view 1")),
+        "the view change is on the timeline"
+    );
+    std::fs::remove_file(&trace).expect("temp file removed");
+}
+
+#[test]
+fn sim_reports_a_bad_scenario_in_one_line() {
+    let bad = std::env::temp_dir().join(format!("shieldx-bad-{}.toml", std::process::id()));
+    std::fs::write(&bad, "name = \"x\"\n").expect("written");
+    let output = shieldx(&["sim", "run", "--scenario", bad.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("scenario does not parse"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::remove_file(&bad).expect("temp file removed");
+}
+
+#[test]
+fn sim_swarm_runs_derived_seeds() {
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/normal-n4.toml");
+    let output = shieldx(&[
+        "sim",
+        "swarm",
+        "--scenario",
+        scenario,
+        "--seeds",
+        "2",
+        "--from",
+        "11",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(stdout(&output).contains("seed 11: ok") && stdout(&output).contains("seed 12: ok"));
+    assert_eq!(
+        stdout(&output).lines().last(),
+        Some("swarm: 2 seeds, 0 failed")
+    );
+}

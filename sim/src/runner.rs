@@ -26,6 +26,8 @@ const MS: u64 = 1_000_000;
 const EVENTS_MAX: usize = 4_000_000;
 /// Messages a replayer remembers.
 const REPLAY_HISTORY_MAX: usize = 64;
+/// Trace events kept at most; a trace beyond this says so and stops growing.
+const TRACE_EVENTS_MAX: usize = 2_000_000;
 /// Events at one simulated instant before the run is declared a livelock.
 const EVENTS_AT_ONE_INSTANT_MAX: u64 = 200_000;
 const CHAIN_ID: &[u8] = b"shieldx-sim";
@@ -90,6 +92,8 @@ enum Event {
         from: ReplicaIndex,
         to: ReplicaIndex,
         bytes: Rc<Vec<u8>>,
+        kind: &'static str,
+        flow: u64,
     },
     Timer {
         node: ReplicaIndex,
@@ -190,6 +194,8 @@ pub struct RunReport {
     pub event_digests: Vec<Digest>,
     /// Each node's state at the end.
     pub nodes: Vec<NodeSummary>,
+    /// The Chrome trace-event JSON, when the run was traced.
+    pub trace: Option<String>,
 }
 
 /// One node's state at the end of a run.
@@ -241,6 +247,9 @@ pub struct Simulation {
     views_entered: Vec<u64>,
     /// Violations found by the driver itself (for example, an overflowing queue).
     extra_violations: Vec<Violation>,
+    /// Chrome trace-event JSON objects, when tracing.
+    trace: Option<Vec<String>>,
+    next_flow: u64,
 }
 
 fn node_key_seed(index: u16, purpose: &str) -> [u8; 32] {
@@ -357,10 +366,54 @@ impl Simulation {
             stats: RunStats::default(),
             views_entered: vec![0; usize::from(n)],
             extra_violations: Vec::new(),
+            trace: None,
+            next_flow: 0,
             scenario,
         };
         simulation.schedule_initial_events();
         simulation
+    }
+
+    /// Records a Chrome trace-event timeline (one track per node, message flows,
+    /// drops, faults, commits and view changes); it comes back in
+    /// [`RunReport::trace`]. Open the file in Perfetto or chrome://tracing.
+    pub fn with_trace(mut self) -> Simulation {
+        let mut events: Vec<String> = (0..self.nodes.len())
+            .map(|node| format!("{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":0,\"tid\":{node},\"args\":{{\"name\":\"node {node}\"}}}}"))
+            .collect();
+        events.push(format!(
+            "{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":0,\"args\":{{\"name\":\"{} seed {}\"}}}}",
+            json_escape(&self.scenario.name),
+            self.seed
+        ));
+        self.trace = Some(events);
+        self
+    }
+
+    fn trace_event(&mut self, event: String) {
+        if let Some(trace) = &mut self.trace {
+            if trace.len() < TRACE_EVENTS_MAX {
+                trace.push(event);
+            } else if trace.len() == TRACE_EVENTS_MAX {
+                trace.push("{\"ph\":\"i\",\"s\":\"g\",\"name\":\"trace truncated\",\"pid\":0,\"tid\":0,\"ts\":0}".into());
+            }
+        }
+    }
+
+    fn trace_instant(&mut self, node: Option<ReplicaIndex>, at_ns: u64, name: &str) {
+        if self.trace.is_none() {
+            return;
+        }
+        let (scope, tid) = match node {
+            Some(node) => ("t", node),
+            None => ("g", 0),
+        };
+        let event = format!(
+            "{{\"ph\":\"i\",\"s\":\"{scope}\",\"name\":\"{}\",\"pid\":0,\"tid\":{tid},\"ts\":{}}}",
+            json_escape(name),
+            micros(at_ns)
+        );
+        self.trace_event(event);
     }
 
     /// Keeps every event's running digest, to locate the first divergence.
@@ -486,7 +539,12 @@ impl Simulation {
                 rejections: node.replica.rejections().iter().collect(),
             })
             .collect();
+        let trace = self
+            .trace
+            .take()
+            .map(|events| format!("[\n{}\n]\n", events.join(",\n")));
         RunReport {
+            trace,
             nodes,
             scenario: self.scenario.name.clone(),
             seed: self.seed,
@@ -510,7 +568,21 @@ impl Simulation {
 
     fn process(&mut self, now_ns: u64, event: Event) {
         match event {
-            Event::Deliver { from, to, bytes } => {
+            Event::Deliver {
+                from,
+                to,
+                bytes,
+                kind,
+                flow,
+            } => {
+                if self.trace.is_some() {
+                    let event = format!(
+                        "{{\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"message\",\"name\":\"{kind}\",\"id\":{flow},\"pid\":0,\"tid\":{to},\"ts\":{}}}",
+                        micros(now_ns)
+                    );
+                    self.trace_event(event);
+                    self.trace_instant(Some(to), now_ns, &format!("recv {kind} from {from}"));
+                }
                 let mut tag = Vec::with_capacity(36);
                 tag.extend_from_slice(&from.to_le_bytes());
                 tag.extend_from_slice(&to.to_le_bytes());
@@ -561,6 +633,7 @@ impl Simulation {
             }
             Event::Fault(action) => {
                 self.stats.faults += 1;
+                self.trace_instant(None, now_ns, &format!("fault: {action:?}"));
                 self.record("fault", now_ns, format!("{action:?}").as_bytes());
                 self.apply_fault(now_ns, action);
             }
@@ -688,7 +761,14 @@ impl Simulation {
                     target_node.synced.extend(records);
                     self.send(node, now_ns, to, message);
                 }
-                Output::Committed(committed) => self.checker.on_commit(node, &committed, now_ns),
+                Output::Committed(committed) => {
+                    self.trace_instant(
+                        Some(node),
+                        now_ns,
+                        &format!("commit {}", committed.sequence),
+                    );
+                    self.checker.on_commit(node, &committed, now_ns)
+                }
                 Output::Reply(reply) => self.checker.on_reply(node, &reply, now_ns),
                 Output::Evidence(evidence) => self.checker.on_evidence(node, &evidence, now_ns),
                 Output::Checkpointed {
@@ -706,6 +786,7 @@ impl Simulation {
                 Output::EnteredView(view)
                     if self.nodes[index].role.is_none() && view > self.views_entered[index] =>
                 {
+                    self.trace_instant(Some(node), now_ns, &format!("enter view {view}"));
                     self.views_entered[index] = view;
                     self.stats.view_changes += 1;
                     self.stats.max_view = self.stats.max_view.max(view);
@@ -844,8 +925,9 @@ impl Simulation {
             }
             None => targets.iter().map(|t| (*t, plain.clone())).collect(),
         };
+        let kind = message.kind();
         for (target, bytes) in per_target {
-            self.transmit(from, target, now_ns + extra_delay_ns, bytes);
+            self.transmit(from, target, now_ns + extra_delay_ns, bytes, kind);
         }
     }
 
@@ -898,15 +980,21 @@ impl Simulation {
         }
     }
 
-    fn transmit(&mut self, from: ReplicaIndex, to: ReplicaIndex, now_ns: u64, bytes: Rc<Vec<u8>>) {
+    fn transmit(
+        &mut self,
+        from: ReplicaIndex,
+        to: ReplicaIndex,
+        now_ns: u64,
+        bytes: Rc<Vec<u8>>,
+        kind: &'static str,
+    ) {
         self.stats.messages_sent += 1;
-        if self.blocked.contains(&(from, to)) {
-            self.stats.messages_dropped += 1;
-            return;
-        }
         let faults = self.scenario.random_faults.clone();
-        if self.faults_active && self.fault_rng.chance(faults.loss_per_mille, 1000) {
+        if self.blocked.contains(&(from, to))
+            || (self.faults_active && self.fault_rng.chance(faults.loss_per_mille, 1000))
+        {
             self.stats.messages_dropped += 1;
+            self.trace_instant(Some(from), now_ns, &format!("drop {kind} to {to}"));
             return;
         }
         let copies =
@@ -934,12 +1022,24 @@ impl Simulation {
             if let Some(until) = self.clogged_until_ns.get(&from) {
                 arrive = arrive.max(*until);
             }
+            let flow = self.next_flow;
+            self.next_flow += 1;
+            if self.trace.is_some() {
+                let event = format!(
+                    "{{\"ph\":\"s\",\"cat\":\"message\",\"name\":\"{kind}\",\"id\":{flow},\"pid\":0,\"tid\":{from},\"ts\":{}}}",
+                    micros(now_ns)
+                );
+                self.trace_event(event);
+                self.trace_instant(Some(from), now_ns, &format!("send {kind} to {to}"));
+            }
             self.schedule(
                 arrive,
                 Event::Deliver {
                     from,
                     to,
                     bytes: bytes.clone(),
+                    kind,
+                    flow,
                 },
             );
         }
@@ -980,4 +1080,23 @@ impl Simulation {
 /// Decodes a message, for tools that inspect traces.
 pub fn decode_message(bytes: &[u8]) -> Result<Message, codec::CodecError> {
     codec::decode_exact(bytes)
+}
+
+/// Nanoseconds as trace-event microseconds with three decimals.
+fn micros(ns: u64) -> String {
+    format!("{}.{:03}", ns / 1_000, ns % 1_000)
+}
+
+/// Escapes a string for a JSON string literal.
+fn json_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }

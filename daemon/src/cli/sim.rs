@@ -20,6 +20,24 @@ pub(super) enum SimCommand {
         /// Seed; the same seed replays the same run exactly.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Write a Chrome trace-event JSON of the run (opens in Perfetto): one
+        /// track per node, message flows, drops, faults, commits, view changes.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// Many seeds, each with its own randomly drawn fault rates, latency model,
+    /// Byzantine roles (up to f) and timed faults. Prints every failing seed with
+    /// its derived scenario and the command that replays it; exit 1 if any failed.
+    Swarm {
+        /// Base scenario (TOML); its cluster, workload and settings are kept.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// How many seeds.
+        #[arg(long)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
     },
 }
 
@@ -28,12 +46,21 @@ pub(super) fn run(command: SimCommand, out: &mut dyn Write) -> Result<(), CliErr
         SimCommand::Run {
             scenario: path,
             seed,
+            trace,
         } => {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
             let scenario = Scenario::from_toml(&text)
                 .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
-            let report = Simulation::new(scenario, seed).run();
+            let mut simulation = Simulation::new(scenario, seed);
+            if trace.is_some() {
+                simulation = simulation.with_trace();
+            }
+            let report = simulation.run();
+            if let (Some(file), Some(json)) = (&trace, &report.trace) {
+                std::fs::write(file, json)
+                    .map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
+            }
             write_report(out, &report)?;
             if report.passed() {
                 writeln!(out, "trace-digest: {}", report.trace_digest)?;
@@ -48,6 +75,60 @@ pub(super) fn run(command: SimCommand, out: &mut dyn Write) -> Result<(), CliErr
                 Err(CliError::InvariantViolated(report.violations.len()))
             }
         }
+        SimCommand::Swarm {
+            scenario,
+            seeds,
+            from,
+        } => swarm(&scenario, seeds, from, out),
+    }
+}
+
+fn swarm(
+    path: &std::path::Path,
+    seeds: u64,
+    from: u64,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+    let base = Scenario::from_toml(&text)
+        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+    let mut failed = 0usize;
+    for seed in from..from.saturating_add(seeds) {
+        let scenario = shieldx_sim::swarm::derive(&base, seed);
+        let report = Simulation::new(scenario.clone(), seed).run();
+        if report.passed() {
+            writeln!(
+                out,
+                "seed {seed}: ok (height {}, view changes {})",
+                report.committed_height, report.stats.view_changes
+            )?;
+            continue;
+        }
+        failed += 1;
+        writeln!(out, "seed {seed}: FAILED")?;
+        for violation in &report.violations {
+            writeln!(
+                out,
+                "  VIOLATED {}: {}",
+                violation.invariant, violation.detail
+            )?;
+        }
+        writeln!(
+            out,
+            "  replay: shieldx sim swarm --scenario {} --seeds 1 --from {seed}",
+            path.display()
+        )?;
+        writeln!(out, "  derived scenario:")?;
+        for line in scenario.to_toml().lines() {
+            writeln!(out, "    {line}")?;
+        }
+    }
+    writeln!(out, "swarm: {} seeds, {failed} failed", seeds)?;
+    if failed > 0 {
+        Err(CliError::InvariantViolated(failed))
+    } else {
+        Ok(())
     }
 }
 
