@@ -20,6 +20,7 @@ pub mod queue;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
+pub mod shrink;
 pub mod swarm;
 
 pub use runner::{RunReport, Simulation};

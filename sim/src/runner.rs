@@ -306,6 +306,10 @@ impl Simulation {
                 config.batch_timeout_ns = settings.batch_timeout_ms * MS;
                 config.request_timeout_ns = settings.request_timeout_ms * MS;
                 config.status_interval_ns = settings.status_interval_ms * MS;
+                #[cfg(feature = "planted-bugs")]
+                if settings.planted_bug.as_deref() == Some("quorum-off-by-one") {
+                    config.planted_bug = Some(shieldx_core::consensus::PlantedBug::QuorumOffByOne);
+                }
                 let keys = ReplicaKeys {
                     index: i,
                     identity: identity(i),

@@ -75,6 +75,10 @@ pub struct ConsensusSettings {
     pub request_timeout_ms: u64,
     /// Status interval.
     pub status_interval_ms: u64,
+    /// A deliberately planted protocol bug (`"quorum-off-by-one"`); accepted only
+    /// when the simulator is built with the test-only `planted-bugs` feature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planted_bug: Option<String>,
 }
 
 impl Default for ConsensusSettings {
@@ -86,6 +90,7 @@ impl Default for ConsensusSettings {
             batch_timeout_ms: 5,
             request_timeout_ms: 300,
             status_interval_ms: 50,
+            planted_bug: None,
         }
     }
 }
@@ -383,6 +388,13 @@ impl Scenario {
                     clock.node
                 ));
             }
+        }
+        if let Some(bug) = &self.consensus.planted_bug
+            && (!cfg!(feature = "planted-bugs") || bug != "quorum-off-by-one")
+        {
+            return fail(format!(
+                "planted bug {bug:?} needs the test-only planted-bugs feature and a known name"
+            ));
         }
         if self.run.faults_stop_ms > self.run.duration_ms {
             return fail("faults_stop_ms must not exceed duration_ms".into());

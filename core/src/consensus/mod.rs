@@ -70,6 +70,8 @@ pub use message::{
     BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, ConflictProof, Message, NewView,
     PrePrepare, Signed, SignedBody, StateTransfer, Status, ViewChange, Vote,
 };
+#[cfg(feature = "planted-bugs")]
+pub use replica::PlantedBug;
 pub use replica::{
     Application, Committed, DurableRecord, Output, Rejection, RejectionCounts, Replica,
     ReplicaConfig, ReplicaKeys, Reply, RestoreError, Target,

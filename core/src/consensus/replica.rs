@@ -112,6 +112,20 @@ pub struct ReplicaConfig {
     pub clients_max: usize,
     /// Check client signatures (always on in production; benches measure both).
     pub verify_client_signatures: bool,
+    /// A deliberately planted protocol bug, for testing the simulator's power
+    /// to find and shrink failures. Exists only with the test-only
+    /// `planted-bugs` feature: production builds cannot contain it.
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<PlantedBug>,
+}
+
+/// Protocol bugs the simulator must be able to catch (test-only).
+#[cfg(feature = "planted-bugs")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlantedBug {
+    /// "Prepared" needs one unit of power less than a quorum.
+    QuorumOffByOne,
 }
 
 impl ReplicaConfig {
@@ -132,6 +146,8 @@ impl ReplicaConfig {
             pending_requests_max: 100_000,
             clients_max: 100_000,
             verify_client_signatures: true,
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 
@@ -633,6 +649,8 @@ pub struct Replica<A: Application> {
     own_checkpoints: BTreeMap<Sequence, Signed<CheckpointVote>>,
     /// Snapshots at this replica's own checkpoints at or above the stable one.
     checkpoint_snapshots: BTreeMap<Sequence, Vec<u8>>,
+    /// The last executed sequence at which a peer was last seen ahead of us.
+    behind_at: Option<Sequence>,
     /// The peer asked for state, and when.
     state_request: Option<(ReplicaIndex, u64)>,
     /// When each peer was last served state (rate limit: one per status interval).
@@ -718,6 +736,7 @@ impl<A: Application> Replica<A> {
             checkpoint_votes: BTreeMap::new(),
             own_checkpoints: BTreeMap::new(),
             checkpoint_snapshots: BTreeMap::new(),
+            behind_at: None,
             state_request: None,
             state_served: BTreeMap::new(),
             view_changes: BTreeMap::new(),
@@ -1333,7 +1352,7 @@ impl<A: Application> Replica<A> {
         }
         let digest = pre_prepare.body.digest;
         let signers = std::iter::once(primary).chain(slot.prepares.keys().copied());
-        if self.config.validators.power_of(signers) < self.config.validators.quorum_power() {
+        if self.config.validators.power_of(signers) < self.quorum_power() {
             return;
         }
         let certificate = PreparedCertificate {
@@ -1433,6 +1452,7 @@ impl<A: Application> Replica<A> {
     }
 
     fn try_committed(&mut self, sequence: Sequence) {
+        let quorum = self.quorum_power();
         let validators = &self.config.validators;
         let Some(slot) = self.slots.get_mut(&sequence) else {
             return;
@@ -1447,12 +1467,12 @@ impl<A: Application> Replica<A> {
             .filter(|v| v.digest == digest)
             .copied()
             .collect();
-        if validators.power_of(matching.iter().map(|v| v.replica)) < validators.quorum_power() {
+        if validators.power_of(matching.iter().map(|v| v.replica)) < quorum {
             return;
         }
         let chain = &self.config.chain_id;
         let certificate = CommitCertificate::aggregate(validators.len(), &matching)
-            .filter(|c| c.verify(chain, validators).is_ok());
+            .filter(|c| c.verify_with_quorum(chain, validators, quorum).is_ok());
         let certificate = match certificate {
             Some(certificate) => certificate,
             None => {
@@ -1580,6 +1600,16 @@ impl<A: Application> Replica<A> {
         if self.has_outstanding_work() {
             self.progress_deadline_ns = Some(self.now_ns + self.current_timeout_ns());
         }
+    }
+
+    /// The power of a prepare or commit quorum: more than 2/3 (or, with the
+    /// planted test bug, one unit less).
+    fn quorum_power(&self) -> u64 {
+        #[cfg(feature = "planted-bugs")]
+        if self.config.planted_bug == Some(PlantedBug::QuorumOffByOne) {
+            return self.config.validators.quorum_power() - 1;
+        }
+        self.config.validators.quorum_power()
     }
 
     /// Work this replica knows of that has not executed: waiting client requests,
@@ -2056,10 +2086,18 @@ impl<A: Application> Replica<A> {
         // we lack (its stable checkpoint is above us), or it executed further
         // while we are not in its working view, so its view-specific votes are
         // useless to us.
+        // Also when a peer is still ahead at the next status and this replica
+        // made no progress in between: the slots it lacks may have committed in
+        // an earlier view, whose votes no one retransmits.
         let views_differ =
             status.view != self.view || status.changing_view || self.mode == Mode::ChangingView;
+        let peer_ahead = status.last_executed > self.last_executed;
+        let stalled = peer_ahead && self.behind_at == Some(self.last_executed);
+        if peer_ahead {
+            self.behind_at = Some(self.last_executed);
+        }
         if status.stable_checkpoint > self.last_executed
-            || (status.last_executed > self.last_executed && views_differ)
+            || (peer_ahead && (views_differ || stalled))
         {
             self.request_state(from);
         }

@@ -25,6 +25,20 @@ pub(super) enum SimCommand {
         #[arg(long)]
         trace: Option<PathBuf>,
     },
+    /// Minimises a failing run: drops Byzantine roles, timed faults, fault rates,
+    /// clock models, workload and run length while the same invariant still
+    /// breaks, and writes the smallest scenario found.
+    Shrink {
+        /// The failing scenario (TOML).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// The seed it fails under.
+        #[arg(long)]
+        seed: u64,
+        /// Where to write the shrunk scenario.
+        #[arg(long, default_value = "shrunk.toml")]
+        out: PathBuf,
+    },
     /// Many seeds, each with its own randomly drawn fault rates, latency model,
     /// Byzantine roles (up to f) and timed faults. Prints every failing seed with
     /// its derived scenario and the command that replays it; exit 1 if any failed.
@@ -80,7 +94,53 @@ pub(super) fn run(command: SimCommand, out: &mut dyn Write) -> Result<(), CliErr
             seeds,
             from,
         } => swarm(&scenario, seeds, from, out),
+        SimCommand::Shrink {
+            scenario: path,
+            seed,
+            out: target,
+        } => shrink(&path, seed, &target, out),
     }
+}
+
+fn shrink(
+    path: &std::path::Path,
+    seed: u64,
+    target: &std::path::Path,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+    let scenario = Scenario::from_toml(&text)
+        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+    let Some(shrunk) = shieldx_sim::shrink::shrink(&scenario, seed) else {
+        writeln!(
+            out,
+            "{} passes under seed {seed}: nothing to shrink",
+            scenario.name
+        )?;
+        return Ok(());
+    };
+    std::fs::write(target, shrunk.scenario.to_toml())
+        .map_err(|e| CliError::Input(format!("{}: {e}", target.display())))?;
+    writeln!(
+        out,
+        "shrunk in {} runs: {} -> {} timed faults, {} -> {} Byzantine roles, {} -> {} ms; still breaks \"{}\"",
+        shrunk.runs,
+        scenario.faults.len(),
+        shrunk.scenario.faults.len(),
+        scenario.byzantine.len(),
+        shrunk.scenario.byzantine.len(),
+        scenario.run.duration_ms,
+        shrunk.scenario.run.duration_ms,
+        shrunk.invariant
+    )?;
+    writeln!(out, "wrote {}", target.display())?;
+    writeln!(
+        out,
+        "replay: shieldx sim run --scenario {} --seed {seed}",
+        target.display()
+    )?;
+    Ok(())
 }
 
 fn swarm(
