@@ -850,21 +850,7 @@ impl Simulation {
                     );
                     let conflicting = Rc::new(Message::PrePrepare(forged, other).to_encoded());
                     self.checker.on_equivocation_injected(from);
-                    let half = targets.len() / 2;
-                    targets
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| {
-                            (
-                                *t,
-                                if i < half {
-                                    plain.clone()
-                                } else {
-                                    conflicting.clone()
-                                },
-                            )
-                        })
-                        .collect()
+                    split_halves(&targets, &plain, &conflicting)
                 }
                 _ => targets.iter().map(|t| (*t, plain.clone())).collect(),
             },
@@ -882,21 +868,7 @@ impl Simulation {
                     );
                     let conflicting = Rc::new(Message::Prepare(forged).to_encoded());
                     self.checker.on_equivocation_injected(from);
-                    let half = targets.len() / 2;
-                    targets
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| {
-                            (
-                                *t,
-                                if i < half {
-                                    plain.clone()
-                                } else {
-                                    conflicting.clone()
-                                },
-                            )
-                        })
-                        .collect()
+                    split_halves(&targets, &plain, &conflicting)
                 }
                 _ => targets.iter().map(|t| (*t, plain.clone())).collect(),
             },
@@ -1084,6 +1056,30 @@ impl Simulation {
 /// Decodes a message, for tools that inspect traces.
 pub fn decode_message(bytes: &[u8]) -> Result<Message, codec::CodecError> {
     codec::decode_exact(bytes)
+}
+
+/// An equivocator's delivery plan: the first half of `targets` gets `plain`,
+/// the rest gets `conflicting`.
+fn split_halves(
+    targets: &[ReplicaIndex],
+    plain: &Rc<Vec<u8>>,
+    conflicting: &Rc<Vec<u8>>,
+) -> Vec<(ReplicaIndex, Rc<Vec<u8>>)> {
+    let half = targets.len() / 2;
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, target)| {
+            (
+                *target,
+                if i < half {
+                    plain.clone()
+                } else {
+                    conflicting.clone()
+                },
+            )
+        })
+        .collect()
 }
 
 /// Nanoseconds as trace-event microseconds with three decimals.
