@@ -18,7 +18,10 @@
 //! # Modules
 //! - [`crypto`]: ed25519 identities, ECVRF (RFC 9381), BLS12-381 (min-pk, POP),
 //!   blake3 digests.
+//! - [`codec`] and [`consensus`]: the wire encoding and the PBFT replica.
+//! - [`detect`]: signature and anomaly rules, the compiled matcher, quality metrics.
 
 pub mod codec;
 pub mod consensus;
 pub mod crypto;
+pub mod detect;

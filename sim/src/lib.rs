@@ -12,7 +12,8 @@
 //! On these sit the scenario format ([`scenario`]), the run loop with its
 //! network model, node faults and Byzantine roles ([`runner`]), and the
 //! invariant checkers ([`checker`]), which are written independently of the
-//! protocol code they judge.
+//! protocol code they judge, and the synthetic labelled sensor workload
+//! ([`workload`]).
 
 pub mod audit;
 pub mod checker;
@@ -22,6 +23,7 @@ pub mod runner;
 pub mod scenario;
 pub mod shrink;
 pub mod swarm;
+pub mod workload;
 
 pub use runner::{RunReport, Simulation};
 pub use scenario::Scenario;

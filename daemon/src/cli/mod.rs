@@ -7,6 +7,7 @@ use shieldx_core::crypto::CryptoError;
 
 mod bls;
 mod demo;
+mod detect;
 mod sim;
 mod vrf;
 
@@ -32,6 +33,16 @@ enum Command {
     /// Deterministic simulation: run a scenario under a seed.
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// Run detection rules over events (JSON lines) and print alerts (JSON lines).
+    Detect(detect::DetectArguments),
+    /// Measure a rule set's quality on labelled events; prints a JSON report.
+    Eval(detect::EvalArguments),
+    /// Rule files: `check` validates one.
+    #[command(subcommand)]
+    Rules(detect::RulesCommand),
+    /// Synthetic workloads: `events` writes labelled HTTP events.
+    #[command(subcommand)]
+    Gen(detect::GenCommand),
 }
 
 /// Why a command failed; decides the exit code.
@@ -63,6 +74,9 @@ pub enum CliError {
     /// An input file is unreadable or invalid.
     #[error("{0}")]
     Input(String),
+    /// A rule file has errors (each printed on stdout with line and field).
+    #[error("{0} error(s) in the rule file")]
+    RulesInvalid(usize),
     /// A simulation broke invariants (details are on stdout).
     #[error("{0} invariant violation(s)")]
     InvariantViolated(usize),
@@ -75,7 +89,7 @@ impl CliError {
     /// The process exit code for this error (DESIGN.md section 5).
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Invalid(_) | CliError::InvariantViolated(_) => 1,
+            CliError::Invalid(_) | CliError::InvariantViolated(_) | CliError::RulesInvalid(_) => 1,
             CliError::Hex { .. } | CliError::Malformed { .. } | CliError::Input(_) => 2,
             CliError::Randomness(_) | CliError::Output(_) => 1,
         }
@@ -89,6 +103,10 @@ pub fn run(arguments: Arguments, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Vrf(command) => vrf::run(command, out),
         Command::Bls(command) => bls::run(command, out),
         Command::Sim(command) => sim::run(command, out),
+        Command::Detect(arguments) => detect::detect(&arguments, out),
+        Command::Eval(arguments) => detect::eval(&arguments, out),
+        Command::Rules(command) => detect::rules(command, out),
+        Command::Gen(command) => detect::generate(command, out),
     }
 }
 

@@ -1,0 +1,693 @@
+//! The compiled matcher: one Aho-Corasick DFA for every literal, regexes
+//! behind a literal prefilter, and the per-event evaluation.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex::bytes::{Regex, RegexBuilder};
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
+
+use super::rules::{Condition, Field, Rule, RuleSet};
+use super::transform::{Transform, apply_chain};
+use super::window::WindowTable;
+use super::{Alert, Event, MatchSpan};
+use crate::crypto::Digest;
+
+/// Compiled size limit of one regex. Set explicitly (the issue this engine was
+/// written for measured the defaults collapsing with 1,000 regexes): a rule set
+/// of 1,000 regexes then needs at most 1,000 × this for programs.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// The lazy-DFA cache of one regex. Large enough that a regex over 1 KiB
+/// events never thrashes into the slow NFA fallback; the cache is allocated on
+/// demand, so small regexes use far less.
+pub const REGEX_DFA_CACHE: usize = 2 << 20;
+/// A regex prefilter literal shorter than this is worse than no prefilter.
+const PREFILTER_LITERAL_MIN: usize = 2;
+
+/// Builds a regex with the engine's explicit limits.
+pub fn build_regex(source: &str) -> Result<Regex, String> {
+    RegexBuilder::new(source)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_CACHE)
+        .nest_limit(64)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// A rule set that could not be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// A regex failed to compile (the parser checks them, so only a
+    /// hand-built [`RuleSet`] reaches this).
+    #[error("rule `{rule}`: invalid regex: {message}")]
+    Regex {
+        /// The rule's id.
+        rule: String,
+        /// The regex crate's message.
+        message: String,
+    },
+    /// The literal automaton could not be built (too many patterns for a DFA).
+    #[error("cannot build the literal automaton: {0}")]
+    Automaton(String),
+    /// More inputs or atoms than the engine's indices hold.
+    #[error("rule set too large: {0}")]
+    TooLarge(&'static str),
+}
+
+/// Counts describing a compiled set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineStats {
+    /// Rules.
+    pub rules: usize,
+    /// Distinct (field, transform chain) inputs.
+    pub inputs: usize,
+    /// Distinct patterns in the automaton.
+    pub patterns: usize,
+    /// Regexes.
+    pub regexes: usize,
+    /// Regexes that run only when their prefilter literal was found.
+    pub prefiltered_regexes: usize,
+    /// (rule, field) targets evaluated on every event (no trigger literal).
+    pub unfiltered_targets: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct InputSpec {
+    field: Field,
+    chain: Vec<Transform>,
+}
+
+#[derive(Debug)]
+enum Atom {
+    Literal { exact: Option<Box<[u8]>> },
+    Regex { regex: u32, prefiltered: bool },
+}
+
+#[derive(Debug)]
+enum Node {
+    Atom(u32),
+    All(Vec<Node>),
+    Any(Vec<Node>),
+    Not(Box<Node>),
+    True,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hook {
+    input: u16,
+    atom: u32,
+}
+
+#[derive(Debug)]
+struct Target {
+    rule: u32,
+    field: u16,
+    input: u16,
+    node: Node,
+}
+
+/// A rule set compiled for matching. Immutable; share it with `Arc`.
+#[derive(Debug)]
+pub struct CompiledRules {
+    rules: Vec<Rule>,
+    inputs: Vec<InputSpec>,
+    automaton: Option<AhoCorasick>,
+    hooks: Vec<Vec<Hook>>,
+    atoms: Vec<Atom>,
+    atom_input: Vec<u16>,
+    regexes: Vec<Regex>,
+    targets: Vec<Target>,
+    atom_targets: Vec<Vec<u32>>,
+    always: Vec<u32>,
+    rule_targets: Vec<Range<u32>>,
+    stats: EngineStats,
+}
+
+struct Builder {
+    inputs: BTreeMap<InputSpec, u16>,
+    input_list: Vec<InputSpec>,
+    patterns: BTreeMap<Vec<u8>, u32>,
+    hooks: Vec<Vec<Hook>>,
+    atoms: Vec<Atom>,
+    atom_input: Vec<u16>,
+    regexes: Vec<Regex>,
+    prefiltered: usize,
+}
+
+impl Builder {
+    fn input(&mut self, spec: InputSpec) -> Result<u16, CompileError> {
+        if let Some(&i) = self.inputs.get(&spec) {
+            return Ok(i);
+        }
+        let i =
+            u16::try_from(self.input_list.len()).map_err(|_| CompileError::TooLarge("inputs"))?;
+        self.inputs.insert(spec.clone(), i);
+        self.input_list.push(spec);
+        Ok(i)
+    }
+
+    fn pattern(&mut self, bytes: &[u8]) -> u32 {
+        let key = bytes.to_ascii_lowercase();
+        if let Some(&p) = self.patterns.get(&key) {
+            return p;
+        }
+        let p = self.hooks.len() as u32;
+        self.patterns.insert(key, p);
+        self.hooks.push(Vec::new());
+        p
+    }
+
+    fn atom(&mut self, atom: Atom, input: u16) -> Result<u32, CompileError> {
+        let id = u32::try_from(self.atoms.len()).map_err(|_| CompileError::TooLarge("atoms"))?;
+        self.atoms.push(atom);
+        self.atom_input.push(input);
+        Ok(id)
+    }
+
+    fn node(&mut self, rule: &Rule, cond: &Condition, input: u16) -> Result<Node, CompileError> {
+        Ok(match cond {
+            Condition::Literal { bytes, nocase } => {
+                let exact = (!nocase && bytes.iter().any(u8::is_ascii_alphabetic))
+                    .then(|| bytes.clone().into_boxed_slice());
+                let atom = self.atom(Atom::Literal { exact }, input)?;
+                let p = self.pattern(bytes);
+                self.hooks[p as usize].push(Hook { input, atom });
+                Node::Atom(atom)
+            }
+            Condition::Regex(source) => {
+                let regex = build_regex(source).map_err(|message| CompileError::Regex {
+                    rule: rule.id.clone(),
+                    message,
+                })?;
+                let literals = required_literals(source);
+                let index = self.regexes.len() as u32;
+                self.regexes.push(regex);
+                let atom = self.atom(
+                    Atom::Regex {
+                        regex: index,
+                        prefiltered: literals.is_some(),
+                    },
+                    input,
+                )?;
+                if let Some(literals) = literals {
+                    self.prefiltered += 1;
+                    for lit in literals {
+                        let p = self.pattern(&lit);
+                        self.hooks[p as usize].push(Hook { input, atom });
+                    }
+                }
+                Node::Atom(atom)
+            }
+            Condition::All(children) => Node::All(
+                children
+                    .iter()
+                    .map(|c| self.node(rule, c, input))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Condition::Any(children) => Node::Any(
+                children
+                    .iter()
+                    .map(|c| self.node(rule, c, input))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Condition::Not(child) => Node::Not(Box::new(self.node(rule, child, input)?)),
+        })
+    }
+}
+
+/// Literals (lowercased) such that every match of `source` starts, or every
+/// match ends, with one of them; `None` if no such useful set exists.
+fn required_literals(source: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(source)
+        .ok()?;
+    let mut best: Option<Vec<Vec<u8>>> = None;
+    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
+        let mut extractor = Extractor::new();
+        extractor
+            .kind(kind)
+            .limit_class(16)
+            .limit_repeat(8)
+            .limit_literal_len(64)
+            .limit_total(512);
+        let mut seq = extractor.extract(&hir);
+        seq.optimize_for_prefix_by_preference();
+        let Some(lits) = seq.literals() else { continue };
+        if lits.is_empty()
+            || lits
+                .iter()
+                .any(|l| l.as_bytes().len() < PREFILTER_LITERAL_MIN)
+        {
+            continue;
+        }
+        let mut set: Vec<Vec<u8>> = lits
+            .iter()
+            .map(|l| l.as_bytes().to_ascii_lowercase())
+            .collect();
+        set.sort();
+        set.dedup();
+        let score = |s: &[Vec<u8>]| s.iter().map(Vec::len).min().unwrap_or(0);
+        if best.as_ref().is_none_or(|b| score(&set) > score(b)) {
+            best = Some(set);
+        }
+    }
+    best
+}
+
+/// Atoms such that the node can be true only if at least one of them fired.
+fn triggers(node: &Node, atoms: &[Atom]) -> Option<Vec<u32>> {
+    match node {
+        Node::Atom(a) => match &atoms[*a as usize] {
+            Atom::Literal { .. }
+            | Atom::Regex {
+                prefiltered: true, ..
+            } => Some(vec![*a]),
+            Atom::Regex {
+                prefiltered: false, ..
+            } => None,
+        },
+        Node::All(children) => children
+            .iter()
+            .filter_map(|c| triggers(c, atoms))
+            .min_by_key(Vec::len),
+        Node::Any(children) => {
+            let mut all = Vec::new();
+            for c in children {
+                all.extend(triggers(c, atoms)?);
+            }
+            Some(all)
+        }
+        Node::Not(_) | Node::True => None,
+    }
+}
+
+impl CompiledRules {
+    /// Compiles `set`.
+    pub fn compile(set: &RuleSet) -> Result<CompiledRules, CompileError> {
+        let mut b = Builder {
+            inputs: BTreeMap::new(),
+            input_list: Vec::new(),
+            patterns: BTreeMap::new(),
+            hooks: Vec::new(),
+            atoms: Vec::new(),
+            atom_input: Vec::new(),
+            regexes: Vec::new(),
+            prefiltered: 0,
+        };
+        let mut targets = Vec::new();
+        let mut rule_targets = Vec::with_capacity(set.rules.len());
+        for (ri, rule) in set.rules.iter().enumerate() {
+            let start = targets.len() as u32;
+            for (fi, field) in rule.fields.iter().enumerate() {
+                let input = b.input(InputSpec {
+                    field: field.clone(),
+                    chain: rule.transforms.clone(),
+                })?;
+                let node = match &rule.condition {
+                    Some(c) => b.node(rule, c, input)?,
+                    None => Node::True,
+                };
+                targets.push(Target {
+                    rule: ri as u32,
+                    field: u16::try_from(fi).map_err(|_| CompileError::TooLarge("fields"))?,
+                    input,
+                    node,
+                });
+            }
+            rule_targets.push(start..targets.len() as u32);
+        }
+        let mut atom_targets = vec![Vec::new(); b.atoms.len()];
+        let mut always = Vec::new();
+        for (ti, target) in targets.iter().enumerate() {
+            match triggers(&target.node, &b.atoms) {
+                Some(atoms) => {
+                    for a in atoms {
+                        let list: &mut Vec<u32> = &mut atom_targets[a as usize];
+                        if list.last() != Some(&(ti as u32)) {
+                            list.push(ti as u32);
+                        }
+                    }
+                }
+                None => always.push(ti as u32),
+            }
+        }
+        let mut patterns: Vec<(u32, &[u8])> =
+            b.patterns.iter().map(|(k, &v)| (v, k.as_slice())).collect();
+        patterns.sort_by_key(|(id, _)| *id);
+        let automaton = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .match_kind(MatchKind::Standard)
+                    .ascii_case_insensitive(true)
+                    .byte_classes(true)
+                    .prefilter(true)
+                    .build(patterns.iter().map(|(_, p)| p))
+                    .map_err(|e| CompileError::Automaton(e.to_string()))?,
+            )
+        };
+        let stats = EngineStats {
+            rules: set.rules.len(),
+            inputs: b.input_list.len(),
+            patterns: patterns.len(),
+            regexes: b.regexes.len(),
+            prefiltered_regexes: b.prefiltered,
+            unfiltered_targets: always.len(),
+        };
+        Ok(CompiledRules {
+            rules: set.rules.clone(),
+            inputs: b.input_list,
+            automaton,
+            hooks: b.hooks,
+            atoms: b.atoms,
+            atom_input: b.atom_input,
+            regexes: b.regexes,
+            targets,
+            atom_targets,
+            always,
+            rule_targets,
+            stats,
+        })
+    }
+
+    /// The rules, in file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Size counts.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+}
+
+/// Tunables of a [`Detector`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetectorConfig {
+    /// The most keys one anomaly rule tracks; the least recently updated key
+    /// is evicted beyond it.
+    pub max_keys_per_rule: usize,
+    /// Seed of the window tables' hasher. It affects memory layout only, never
+    /// output; the daemon passes a secret random value so that an attacker
+    /// cannot aim source addresses at one bucket.
+    pub hash_seed: u64,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            max_keys_per_rule: 100_000,
+            hash_seed: 0x5eed_5eed_5eed_5eed,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Scratch {
+    generation: u32,
+    buffers: Vec<Vec<u8>>,
+    spare: Vec<u8>,
+    fired: Vec<u32>,
+    spans: Vec<(u32, u32)>,
+    regex_memo: Vec<u32>,
+    regex_result: Vec<Option<(u32, u32)>>,
+    candidate: Vec<u32>,
+    candidates: Vec<u32>,
+}
+
+/// Runs a [`CompiledRules`] over events, keeping the anomaly windows.
+#[derive(Debug)]
+pub struct Detector {
+    rules: Arc<CompiledRules>,
+    config: DetectorConfig,
+    windows: Vec<Option<WindowTable>>,
+    scratch: Scratch,
+}
+
+impl Detector {
+    /// A detector with empty windows.
+    pub fn new(rules: Arc<CompiledRules>, config: DetectorConfig) -> Detector {
+        let windows = Self::tables(&rules, &config);
+        let scratch = Scratch {
+            generation: 0,
+            buffers: vec![Vec::new(); rules.inputs.len()],
+            spare: Vec::new(),
+            fired: vec![0; rules.atoms.len()],
+            spans: vec![(0, 0); rules.atoms.len()],
+            regex_memo: vec![0; rules.atoms.len()],
+            regex_result: vec![None; rules.atoms.len()],
+            candidate: vec![0; rules.targets.len()],
+            candidates: Vec::new(),
+        };
+        Detector {
+            rules,
+            config,
+            windows,
+            scratch,
+        }
+    }
+
+    fn tables(rules: &CompiledRules, config: &DetectorConfig) -> Vec<Option<WindowTable>> {
+        rules
+            .rules
+            .iter()
+            .map(|r| {
+                r.aggregate.as_ref().map(|a| {
+                    WindowTable::new(a.clone(), config.max_keys_per_rule, config.hash_seed)
+                })
+            })
+            .collect()
+    }
+
+    /// The compiled rules in use.
+    pub fn rules(&self) -> &Arc<CompiledRules> {
+        &self.rules
+    }
+
+    /// Replaces the rule set. Windows of rules whose id and aggregate are
+    /// unchanged carry over; all others start empty.
+    pub fn replace_rules(&mut self, rules: Arc<CompiledRules>) {
+        let mut old: BTreeMap<&str, (usize, &Rule)> = BTreeMap::new();
+        for (i, r) in self.rules.rules.iter().enumerate() {
+            old.insert(r.id.as_str(), (i, r));
+        }
+        let mut windows = Self::tables(&rules, &self.config);
+        for (i, r) in rules.rules.iter().enumerate() {
+            if let Some((j, prev)) = old.get(r.id.as_str())
+                && prev.aggregate == r.aggregate
+                && prev.condition == r.condition
+            {
+                windows[i] = self.windows[*j].take();
+            }
+        }
+        *self = Detector::new(rules, self.config);
+        self.windows = windows;
+    }
+
+    /// Keys tracked by each anomaly rule, in rule order (0 for signature rules).
+    pub fn window_keys(&self) -> Vec<usize> {
+        self.windows
+            .iter()
+            .map(|w| w.as_ref().map_or(0, WindowTable::len))
+            .collect()
+    }
+
+    /// Inspects one event at logical time `time_ms` (the event's or the
+    /// block's timestamp) and appends its alerts to `alerts`, in rule order.
+    pub fn inspect(&mut self, event: &Event, time_ms: u64, alerts: &mut Vec<Alert>) {
+        let rules = Arc::clone(&self.rules);
+        let s = &mut self.scratch;
+        s.generation = s.generation.wrapping_add(1);
+        if s.generation == 0 {
+            s.fired.fill(0);
+            s.regex_memo.fill(0);
+            s.candidate.fill(0);
+            s.generation = 1;
+        }
+        let generation = s.generation;
+
+        for (i, spec) in rules.inputs.iter().enumerate() {
+            let raw = event.field(&spec.field);
+            let mut out = std::mem::take(&mut s.buffers[i]);
+            apply_chain(&spec.chain, raw, &mut out, &mut s.spare);
+            s.buffers[i] = out;
+        }
+
+        s.candidates.clear();
+        if let Some(ac) = &rules.automaton {
+            for (i, buffer) in s.buffers.iter().enumerate() {
+                for m in ac.find_overlapping_iter(buffer.as_slice()) {
+                    for hook in &rules.hooks[m.pattern().as_usize()] {
+                        if usize::from(hook.input) != i {
+                            continue;
+                        }
+                        let a = hook.atom as usize;
+                        if s.fired[a] == generation {
+                            continue;
+                        }
+                        if let Atom::Literal { exact: Some(bytes) } = &rules.atoms[a]
+                            && &buffer[m.start()..m.end()] != bytes.as_ref()
+                        {
+                            continue;
+                        }
+                        s.fired[a] = generation;
+                        s.spans[a] = (m.start() as u32, m.end() as u32);
+                        for &t in &rules.atom_targets[a] {
+                            if s.candidate[t as usize] != generation {
+                                s.candidate[t as usize] = generation;
+                                s.candidates.push(t);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for &t in &rules.always {
+            if s.candidate[t as usize] != generation {
+                s.candidate[t as usize] = generation;
+                s.candidates.push(t);
+            }
+        }
+        // Targets of one rule are contiguous and rules are in file order, so
+        // sorting target ids yields alerts in rule order.
+        s.candidates.sort_unstable();
+
+        let mut payload_hash: Option<Digest> = None;
+        let mut index = 0;
+        let mut spans = Vec::new();
+        while index < s.candidates.len() {
+            let rule_index = rules.targets[s.candidates[index] as usize].rule as usize;
+            let rule = &rules.rules[rule_index];
+            let mut matched = false;
+            while index < s.candidates.len()
+                && rules.targets[s.candidates[index] as usize].rule as usize == rule_index
+            {
+                let target = &rules.targets[s.candidates[index] as usize];
+                index += 1;
+                if matched
+                    || !(rule.kinds.is_empty() || rule.kinds.contains(&event.kind))
+                {
+                    continue;
+                }
+                spans.clear();
+                if eval(&rules, s, generation, target, &target.node, &mut spans) {
+                    matched = true;
+                    spans
+                        .iter_mut()
+                        .for_each(|m: &mut MatchSpan| m.field = target.field);
+                }
+            }
+            if !matched {
+                continue;
+            }
+            if let (Some(aggregate), Some(table)) =
+                (&rule.aggregate, self.windows[rule_index].as_mut())
+            {
+                let key = event.field(&aggregate.by);
+                let value = match &aggregate.mode {
+                    super::AggregateMode::ValueCount(f) => Some(event.field(f)),
+                    _ => None,
+                };
+                if !table.update(key, value, time_ms) {
+                    continue;
+                }
+            }
+            let hash = *payload_hash.get_or_insert_with(|| Digest::of(&event.payload));
+            alerts.push(Alert {
+                rule_id: rule.id.clone(),
+                severity: rule.severity,
+                event_id: event.id.clone(),
+                payload_hash: hash,
+                matches: spans.clone(),
+            });
+        }
+        debug_assert!(rules.rule_targets.len() == rules.rules.len());
+    }
+}
+
+fn eval(
+    rules: &CompiledRules,
+    s: &mut Scratch,
+    generation: u32,
+    target: &Target,
+    node: &Node,
+    spans: &mut Vec<MatchSpan>,
+) -> bool {
+    match node {
+        Node::True => true,
+        Node::Atom(a) => {
+            let a = *a as usize;
+            debug_assert_eq!(rules.atom_input[a], target.input);
+            match &rules.atoms[a] {
+                Atom::Literal { .. } => {
+                    if s.fired[a] != generation {
+                        return false;
+                    }
+                    let (start, end) = s.spans[a];
+                    spans.push(MatchSpan {
+                        field: 0,
+                        start,
+                        end,
+                    });
+                    true
+                }
+                Atom::Regex { regex, prefiltered } => {
+                    if *prefiltered && s.fired[a] != generation {
+                        return false;
+                    }
+                    if s.regex_memo[a] != generation {
+                        s.regex_memo[a] = generation;
+                        let buffer = &s.buffers[usize::from(target.input)];
+                        s.regex_result[a] = rules.regexes[*regex as usize]
+                            .find(buffer)
+                            .map(|m| (m.start() as u32, m.end() as u32));
+                    }
+                    match s.regex_result[a] {
+                        Some((start, end)) => {
+                            spans.push(MatchSpan {
+                                field: 0,
+                                start,
+                                end,
+                            });
+                            true
+                        }
+                        None => false,
+                    }
+                }
+            }
+        }
+        Node::All(children) => {
+            let mark = spans.len();
+            let all = children
+                .iter()
+                .all(|c| eval(rules, s, generation, target, c, spans));
+            if !all {
+                spans.truncate(mark);
+            }
+            all
+        }
+        Node::Any(children) => children.iter().any(|c| {
+            let mark = spans.len();
+            let hit = eval(rules, s, generation, target, c, spans);
+            if !hit {
+                spans.truncate(mark);
+            }
+            hit
+        }),
+        Node::Not(child) => {
+            let mark = spans.len();
+            let inner = eval(rules, s, generation, target, child, spans);
+            spans.truncate(mark);
+            !inner
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

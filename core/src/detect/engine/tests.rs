@@ -1,0 +1,193 @@
+use super::*;
+use crate::detect::{Severity, default_rules};
+
+fn detector(yaml: &str) -> Detector {
+    let set = RuleSet::parse(yaml).unwrap_or_else(|e| panic!("{e}"));
+    Detector::new(
+        Arc::new(CompiledRules::compile(&set).unwrap()),
+        DetectorConfig::default(),
+    )
+}
+
+fn http(id: &str, payload: &str) -> Event {
+    Event {
+        id: id.into(),
+        ts: 0,
+        source: "10.0.0.1".into(),
+        sensor: "s1".into(),
+        kind: "http".into(),
+        payload: payload.as_bytes().to_vec(),
+        headers: Vec::new(),
+    }
+}
+
+fn fired(d: &mut Detector, e: &Event) -> Vec<String> {
+    let mut alerts = Vec::new();
+    d.inspect(e, e.ts, &mut alerts);
+    alerts.into_iter().map(|a| a.rule_id).collect()
+}
+
+#[test]
+fn literals_exact_case_and_nocase() {
+    let mut d = detector(
+        r#"rules:
+  - { id: exact, title: t, severity: low, match: { literal: "Admin" } }
+  - { id: nocase, title: t, severity: low, match: { literal: "admin", nocase: true } }
+"#,
+    );
+    assert_eq!(fired(&mut d, &http("1", "GET /Admin")), ["exact", "nocase"]);
+    assert_eq!(fired(&mut d, &http("2", "GET /ADMIN")), ["nocase"]);
+    assert!(fired(&mut d, &http("3", "GET /adm1n")).is_empty());
+}
+
+#[test]
+fn regex_runs_behind_its_literal_prefilter() {
+    let yaml = r#"rules:
+  - { id: union, title: t, severity: critical, transforms: [url_decode, lowercase], match: { regex: 'union\s+select' } }
+  - { id: digits, title: t, severity: low, match: { regex: '\d{5}' } }
+"#;
+    let mut d = detector(yaml);
+    let stats = d.rules().stats();
+    assert_eq!(
+        (
+            stats.regexes,
+            stats.prefiltered_regexes,
+            stats.unfiltered_targets
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        fired(&mut d, &http("1", "GET /?q=1%20UNION%20%20SELECT%201")),
+        ["union"]
+    );
+    assert!(fired(&mut d, &http("2", "GET /?q=union")).is_empty());
+    assert_eq!(fired(&mut d, &http("3", "GET /12345")), ["digits"]);
+}
+
+#[test]
+fn boolean_conditions_and_spans() {
+    let mut d = detector(
+        r#"rules:
+  - id: r
+    title: t
+    severity: high
+    match:
+      all:
+        - any: [{ literal: "<script" , nocase: true}, { literal: "onerror=" }]
+        - not: { literal: "trusted" }
+"#,
+    );
+    let mut alerts = Vec::new();
+    d.inspect(&http("1", "x=<SCRIPT>alert(1)"), 0, &mut alerts);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0].matches,
+        vec![MatchSpan {
+            field: 0,
+            start: 2,
+            end: 9
+        }]
+    );
+    assert_eq!(alerts[0].severity, Severity::High);
+    assert_eq!(alerts[0].payload_hash, Digest::of(b"x=<SCRIPT>alert(1)"));
+    assert!(fired(&mut d, &http("2", "trusted <script")).is_empty());
+    assert!(fired(&mut d, &http("3", "plain")).is_empty());
+}
+
+#[test]
+fn fields_headers_and_kinds() {
+    let mut d = detector(
+        r#"rules:
+  - { id: ua, title: t, severity: medium, kinds: [http], fields: [header.user-agent], match: { literal: sqlmap, nocase: true } }
+  - { id: src, title: t, severity: low, fields: [source, sensor], match: { literal: "10.6.6." } }
+"#,
+    );
+    let e = http(
+        "1",
+        "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: sqlmap/1.7\r\n\r\n",
+    );
+    assert_eq!(fired(&mut d, &e), ["ua"]);
+    let mut dns = e.clone();
+    dns.kind = "dns".into();
+    dns.headers = vec![("user-agent".into(), "SQLMAP".into())];
+    assert!(fired(&mut d, &dns).is_empty(), "kinds filter");
+    let mut given = http("2", "GET /");
+    given.headers = vec![("user-agent".into(), "SQLMap".into())];
+    given.sensor = "10.6.6.1".into();
+    assert_eq!(fired(&mut d, &given), ["ua", "src"]);
+}
+
+#[test]
+fn anomaly_rule_counts_matches_per_source() {
+    let mut d = detector(
+        r#"rules:
+  - id: brute
+    title: t
+    severity: high
+    match: { literal: "POST /login" }
+    aggregate: { by: source, mode: event_count, count: 3, window_ms: 1000 }
+"#,
+    );
+    let mut results = Vec::new();
+    for (i, (src, ts)) in [("a", 0), ("a", 10), ("b", 20), ("a", 30), ("a", 2000)]
+        .iter()
+        .enumerate()
+    {
+        let mut e = http(&i.to_string(), "POST /login HTTP/1.1");
+        e.source = (*src).into();
+        e.ts = *ts;
+        results.push(fired(&mut d, &e).len());
+    }
+    assert_eq!(results, [0, 0, 0, 1, 0]);
+    assert_eq!(d.window_keys(), [2]);
+}
+
+#[test]
+fn hash_seed_does_not_change_alerts() {
+    let run = |seed| {
+        let set = RuleSet::parse(
+            r#"rules:
+  - { id: a, title: t, severity: low, match: { literal: x }, aggregate: { by: source, mode: threshold, count: 2, window_ms: 50 } }
+"#,
+        )
+        .unwrap();
+        let mut d = Detector::new(
+            Arc::new(CompiledRules::compile(&set).unwrap()),
+            DetectorConfig {
+                max_keys_per_rule: 8,
+                hash_seed: seed,
+            },
+        );
+        let mut out = Vec::new();
+        for i in 0..2_000u64 {
+            let mut e = http(&i.to_string(), "x");
+            e.source = format!("10.0.{}.{}", i % 13, i % 7);
+            d.inspect(&e, i, &mut out);
+        }
+        out
+    };
+    assert_eq!(run(1), run(0xdead_beef));
+}
+
+#[test]
+fn replacing_rules_keeps_unchanged_windows() {
+    let base = r#"rules:
+  - { id: a, title: t, severity: low, match: { literal: x }, aggregate: { by: source, mode: event_count, count: 2, window_ms: 100 } }
+"#;
+    let mut d = detector(base);
+    assert!(fired(&mut d, &http("1", "x")).is_empty());
+    let extended =
+        format!("{base}  - {{ id: b, title: t, severity: low, match: {{ literal: y }} }}\n");
+    d.replace_rules(Arc::new(
+        CompiledRules::compile(&RuleSet::parse(&extended).unwrap()).unwrap(),
+    ));
+    assert_eq!(fired(&mut d, &http("2", "x y")), ["a", "b"]);
+}
+
+#[test]
+fn default_pack_parses_and_compiles() {
+    let set = default_rules();
+    assert!(set.rules.len() >= 20, "{} rules", set.rules.len());
+    let compiled = CompiledRules::compile(&set).unwrap();
+    assert_eq!(compiled.stats().rules, set.rules.len());
+}

@@ -1,0 +1,208 @@
+//! Detection: signature and anomaly rules over security events.
+//!
+//! A [`RuleSet`] (parsed from YAML, see [`rules`]) compiles into
+//! [`CompiledRules`]; a [`Detector`] runs them over [`Event`]s in order and
+//! emits [`Alert`]s. The same engine is embedded on its own (`shieldx detect`,
+//! `shieldx eval`) and runs inside the replicated application, where every
+//! validator feeds it the same ordered events.
+//!
+//! # How matching works
+//! 1. Each rule names fields and a transform chain. Every distinct
+//!    (field, chain) pair of the whole set is an *input*, computed once per
+//!    event (see [`transform`]).
+//! 2. Every literal of every rule, and the literals that any match of each
+//!    regex must start (or end) with, go into **one** Aho-Corasick automaton,
+//!    built explicitly as a DFA and searched ASCII-case-insensitively; exact-case
+//!    literals are confirmed at the match position.
+//! 3. A rule is evaluated only if one of its *trigger* atoms fired (a literal of
+//!    an `all`, every branch of an `any`), so a regex runs only for candidate
+//!    rules. Rules that cannot be pre-filtered (a bare `not`, a regex without a
+//!    required literal) are evaluated on every event; [`CompiledRules::stats`]
+//!    counts them.
+//! 4. Anomaly rules then count matches per key in a window ([`window`]).
+//!
+//! # Invariants
+//! - **Determinism.** The alerts for an event are a function of the rule set,
+//!   the events before it in order and their times, and nothing else: no clock,
+//!   no randomness, no hash-table iteration order. Alerts come out in rule-file
+//!   order. The window tables' hash seed is an input and provably does not
+//!   change any output (test `hash_seed_does_not_change_alerts`).
+//! - **Logical time.** Windows advance on the time passed with each event (the
+//!   event's or the block's timestamp), never wall time; a time that goes
+//!   backwards is treated as the latest time seen for that key.
+//! - **Bounded memory.** Per rule, the window table holds at most
+//!   [`DetectorConfig::max_keys_per_rule`] keys, each with at most `count`
+//!   timestamps; the least recently updated key is evicted first.
+//! - **No panics on input.** Any event bytes and any rule file that parses are
+//!   safe; the fuzz targets `detect_rules` and `detect_engine` check it.
+
+pub mod engine;
+pub mod eval;
+pub mod rules;
+pub mod transform;
+pub mod window;
+
+use std::fmt;
+
+pub use engine::{CompileError, CompiledRules, Detector, DetectorConfig, EngineStats};
+pub use rules::{Aggregate, AggregateMode, Condition, Field, Rule, RuleFileError, RuleSet};
+pub use transform::Transform;
+
+use crate::crypto::Digest;
+
+/// The source of the default web rule pack (`--rules default`).
+pub const DEFAULT_RULES_YAML: &str = include_str!("../../rules/default.yaml");
+
+/// The default rule pack, parsed.
+///
+/// # Panics
+/// Never in a released build: the pack is checked by the test
+/// `default_pack_parses_and_compiles`.
+pub fn default_rules() -> RuleSet {
+    match RuleSet::parse(DEFAULT_RULES_YAML) {
+        Ok(set) => set,
+        Err(e) => unreachable!("the embedded default rule pack is invalid: {e}"),
+    }
+}
+
+/// How bad a match is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Informational or weak signal.
+    Low,
+    /// Suspicious.
+    Medium,
+    /// An attack attempt.
+    High,
+    /// An attack likely to succeed or already damaging.
+    Critical,
+}
+
+impl Severity {
+    /// All severities, most severe first.
+    pub const ALL: [Severity; 4] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+    ];
+
+    /// The rule-file name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+        }
+    }
+
+    /// Parses a rule-file name.
+    pub fn from_name(name: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The weight in severity-weighted quality metrics: critical 3, high 2,
+    /// medium 1, low 0.5.
+    pub fn weight(self) -> f64 {
+        match self {
+            Severity::Critical => 3.0,
+            Severity::High => 2.0,
+            Severity::Medium => 1.0,
+            Severity::Low => 0.5,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A security event reported by a sensor.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Event {
+    /// Unique per sensor stream; alerts and evaluation refer to it.
+    pub id: String,
+    /// Event time in milliseconds since the Unix epoch, as the sensor saw it.
+    pub ts: u64,
+    /// The source address.
+    pub source: String,
+    /// The reporting sensor.
+    pub sensor: String,
+    /// `http`, `dns`, `auth`, ...
+    pub kind: String,
+    /// The raw payload; for `http`, the request line, headers and body.
+    pub payload: Vec<u8>,
+    /// Header fields given separately by the sensor (names lowercase).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Event {
+    /// The value of header `name` (lowercase): from [`Event::headers`] if the
+    /// sensor gave it, otherwise, for `http` events, from the header lines of
+    /// the payload.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        if let Some((_, v)) = self.headers.iter().find(|(n, _)| n == name) {
+            return Some(v.as_bytes());
+        }
+        if self.kind != "http" {
+            return None;
+        }
+        let head_end = find(&self.payload, b"\r\n\r\n").unwrap_or(self.payload.len());
+        self.payload[..head_end]
+            .split(|&b| b == b'\n')
+            .skip(1)
+            .find_map(|line| {
+                let colon = line.iter().position(|&b| b == b':')?;
+                let (n, v) = line.split_at(colon);
+                n.trim_ascii()
+                    .eq_ignore_ascii_case(name.as_bytes())
+                    .then(|| v[1..].trim_ascii())
+            })
+    }
+
+    /// The bytes of `field` in this event (empty if absent).
+    pub fn field(&self, field: &Field) -> &[u8] {
+        match field {
+            Field::Payload => &self.payload,
+            Field::Source => self.source.as_bytes(),
+            Field::Kind => self.kind.as_bytes(),
+            Field::Sensor => self.sensor.as_bytes(),
+            Field::Header(name) => self.header(name).unwrap_or_default(),
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Where a condition matched: a byte range of a field *after* the rule's
+/// transforms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchSpan {
+    /// Index into the rule's `fields`.
+    pub field: u16,
+    /// Start offset in the transformed field.
+    pub start: u32,
+    /// End offset (exclusive).
+    pub end: u32,
+}
+
+/// A rule that fired on an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// The rule's id.
+    pub rule_id: String,
+    /// The rule's severity.
+    pub severity: Severity,
+    /// The event's id.
+    pub event_id: String,
+    /// blake3 of the event's raw payload.
+    pub payload_hash: Digest,
+    /// The positive literal and regex matches that made the rule true, in
+    /// condition order (empty for a rule without `match`).
+    pub matches: Vec<MatchSpan>,
+}

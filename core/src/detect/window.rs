@@ -1,0 +1,345 @@
+//! Anomaly windows: per-key counting for one rule, in logical time, with
+//! bounded memory.
+//!
+//! A [`WindowTable`] maps a key (the bytes of the rule's `by` field) to a small
+//! state:
+//! - the fixed-window modes (Suricata's `threshold`, `limit`, `both`,
+//!   `detection_filter`) keep the window's start and a count: O(1);
+//! - `event_count` keeps at most `count` timestamps: the sliding window holds
+//!   `count` matches exactly when the `count`-th most recent one is inside it;
+//! - `value_count` keeps at most `count` (value hash, last seen) pairs: if
+//!   `count` distinct values are inside the window, the `count` most recently
+//!   seen distinct values all are.
+//!
+//! At most `capacity` keys are held. Inserting beyond that evicts the least
+//! recently updated key, found through a queue of (slot, touch) records with
+//! lazy deletion; the queue is rebuilt when it grows past twice the live keys,
+//! so an update costs amortised O(1) and the eviction order depends only on the
+//! sequence of updates, never on the hasher.
+
+use std::collections::{HashMap, VecDeque};
+
+use foldhash::fast::FixedState;
+
+use super::rules::{Aggregate, AggregateMode};
+use crate::crypto::Digest;
+
+#[derive(Debug)]
+enum State {
+    Fixed { start: u64, count: u32 },
+    Sliding(VecDeque<u64>),
+    Distinct(Vec<(u64, u64)>),
+}
+
+#[derive(Debug)]
+struct Slot {
+    key: Box<[u8]>,
+    touched: u64,
+    latest: u64,
+    state: State,
+}
+
+/// The per-key windows of one anomaly rule.
+#[derive(Debug)]
+pub struct WindowTable {
+    aggregate: Aggregate,
+    capacity: usize,
+    index: HashMap<Box<[u8]>, u32, FixedState>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    queue: VecDeque<(u32, u64)>,
+    touches: u64,
+    evictions: u64,
+}
+
+impl WindowTable {
+    /// An empty table for `aggregate` holding at most `capacity` keys (at
+    /// least one). `hash_seed` only affects memory layout.
+    pub fn new(aggregate: Aggregate, capacity: usize, hash_seed: u64) -> WindowTable {
+        WindowTable {
+            aggregate,
+            capacity: capacity.max(1),
+            index: HashMap::with_hasher(FixedState::with_seed(hash_seed)),
+            slots: Vec::new(),
+            free: Vec::new(),
+            queue: VecDeque::new(),
+            touches: 0,
+            evictions: 0,
+        }
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Keys evicted so far to respect the capacity.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Records one match for `key` at `time_ms` (with the counted `value` for
+    /// `value_count`) and says whether it produces an alert.
+    pub fn update(&mut self, key: &[u8], value: Option<&[u8]>, time_ms: u64) -> bool {
+        self.touches += 1;
+        let touched = self.touches;
+        let slot_id = match self.index.get(key) {
+            Some(&id) => id,
+            None => self.insert(key, time_ms),
+        };
+        self.queue.push_back((slot_id, touched));
+        if self.queue.len() > 2 * self.index.len() + 64 {
+            self.rebuild_queue();
+        }
+        let Some(slot) = self.slots[slot_id as usize].as_mut() else {
+            return false;
+        };
+        slot.touched = touched;
+        // Logical time never runs backwards for a key.
+        let now = time_ms.max(slot.latest);
+        slot.latest = now;
+        let a = &self.aggregate;
+        let n = a.count;
+        let inside = |t: u64| now.saturating_sub(t) < a.window_ms;
+        match (&a.mode, &mut slot.state) {
+            (AggregateMode::EventCount, State::Sliding(times)) => {
+                if times.len() == n as usize {
+                    times.pop_front();
+                }
+                times.push_back(now);
+                let alert = times.len() == n as usize && times.front().is_some_and(|&t| inside(t));
+                if alert {
+                    times.clear();
+                }
+                alert
+            }
+            (AggregateMode::ValueCount(_), State::Distinct(seen)) => {
+                let h = value_hash(value.unwrap_or_default());
+                seen.retain(|&(_, t)| inside(t));
+                if let Some(entry) = seen.iter_mut().find(|(v, _)| *v == h) {
+                    entry.1 = now;
+                } else {
+                    if seen.len() == n as usize {
+                        // Drop the least recently seen value.
+                        if let Some(oldest) = (0..seen.len()).min_by_key(|&i| seen[i].1) {
+                            seen.swap_remove(oldest);
+                        }
+                    }
+                    seen.push((h, now));
+                }
+                let alert = seen.len() >= n as usize;
+                if alert {
+                    seen.clear();
+                }
+                alert
+            }
+            (mode, State::Fixed { start, count }) => {
+                if !inside(*start) || *count == 0 {
+                    *start = now;
+                    *count = 0;
+                }
+                *count = count.saturating_add(1);
+                match mode {
+                    AggregateMode::Threshold => *count % n == 0,
+                    AggregateMode::Limit => *count <= n,
+                    AggregateMode::Both => *count == n,
+                    AggregateMode::DetectionFilter => *count > n,
+                    AggregateMode::EventCount | AggregateMode::ValueCount(_) => false,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    fn fresh_state(&self) -> State {
+        match &self.aggregate.mode {
+            AggregateMode::EventCount => State::Sliding(VecDeque::new()),
+            AggregateMode::ValueCount(_) => State::Distinct(Vec::new()),
+            _ => State::Fixed { start: 0, count: 0 },
+        }
+    }
+
+    fn insert(&mut self, key: &[u8], time_ms: u64) -> u32 {
+        while self.index.len() >= self.capacity && self.evict_oldest() {}
+        let slot = Slot {
+            key: key.into(),
+            touched: 0,
+            latest: time_ms,
+            state: self.fresh_state(),
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = Some(slot);
+                id
+            }
+            None => {
+                self.slots.push(Some(slot));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(key.into(), id);
+        id
+    }
+
+    /// Evicts the least recently updated key; false if there was none.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((id, touched)) = self.queue.pop_front() {
+            let live = self.slots[id as usize]
+                .as_ref()
+                .is_some_and(|s| s.touched == touched);
+            if live && let Some(slot) = self.slots[id as usize].take() {
+                self.index.remove(&slot.key);
+                self.free.push(id);
+                self.evictions += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    fn rebuild_queue(&mut self) {
+        let mut live: Vec<(u64, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (s.touched, i as u32)))
+            .collect();
+        live.sort_unstable();
+        self.queue = live.into_iter().map(|(t, i)| (i, t)).collect();
+    }
+}
+
+fn value_hash(value: &[u8]) -> u64 {
+    let d = Digest::of(value);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d.as_bytes()[..8]);
+    u64::from_le_bytes(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::rules::Field;
+
+    fn table(mode: AggregateMode, count: u32, window_ms: u64, capacity: usize) -> WindowTable {
+        WindowTable::new(
+            Aggregate {
+                by: Field::Source,
+                mode,
+                count,
+                window_ms,
+            },
+            capacity,
+            7,
+        )
+    }
+
+    fn run(t: &mut WindowTable, times: &[u64]) -> Vec<bool> {
+        times.iter().map(|&at| t.update(b"k", None, at)).collect()
+    }
+
+    #[test]
+    fn suricata_fixed_window_modes() {
+        let times = [0, 1, 2, 3, 4, 5, 100, 101];
+        let mut t = table(AggregateMode::Threshold, 2, 50, 8);
+        assert_eq!(
+            run(&mut t, &times),
+            [false, true, false, true, false, true, false, true]
+        );
+        let mut t = table(AggregateMode::Limit, 2, 50, 8);
+        assert_eq!(
+            run(&mut t, &times),
+            [true, true, false, false, false, false, true, true]
+        );
+        let mut t = table(AggregateMode::Both, 3, 50, 8);
+        assert_eq!(
+            run(&mut t, &times),
+            [false, false, true, false, false, false, false, false]
+        );
+        let mut t = table(AggregateMode::DetectionFilter, 3, 50, 8);
+        assert_eq!(
+            run(&mut t, &times),
+            [false, false, false, true, true, true, false, false]
+        );
+    }
+
+    #[test]
+    fn sigma_event_count_is_sliding_and_resets_after_alert() {
+        let mut t = table(AggregateMode::EventCount, 3, 10, 8);
+        // 0, 5, 11: spans 11 ms > window; 5, 11, 14 fit in 10 ms.
+        assert_eq!(
+            run(&mut t, &[0, 5, 11, 14, 15, 16, 17]),
+            [false, false, false, true, false, false, true]
+        );
+    }
+
+    #[test]
+    fn sigma_value_count_counts_distinct_values_in_window() {
+        let mut t = table(AggregateMode::ValueCount(Field::Sensor), 3, 100, 8);
+        let mut go = |v: &str, at| t.update(b"k", Some(v.as_bytes()), at);
+        assert!(!go("a", 0));
+        assert!(!go("a", 1));
+        assert!(!go("b", 2));
+        assert!(go("c", 3));
+        assert!(!go("d", 10));
+        assert!(!go("e", 200)); // d fell out of the window
+        assert!(!go("e", 201));
+        assert!(!go("f", 202));
+        assert!(go("g", 203));
+    }
+
+    #[test]
+    fn time_going_backwards_counts_as_latest_seen() {
+        let mut t = table(AggregateMode::EventCount, 2, 10, 8);
+        assert!(!t.update(b"k", None, 100));
+        assert!(t.update(b"k", None, 3));
+    }
+
+    #[test]
+    fn memory_is_bounded_and_evicts_least_recently_updated() {
+        let mut t = table(AggregateMode::EventCount, 2, 1_000_000, 100);
+        t.update(b"keep", None, 0);
+        for i in 0..100_000u64 {
+            t.update(format!("k{i}").as_bytes(), None, i);
+            if i % 50 == 0 {
+                t.update(b"keep", None, i);
+            }
+            assert!(t.len() <= 100);
+            assert!(t.queue.len() <= 2 * t.len() + 65);
+        }
+        assert_eq!(t.len(), 100);
+        assert_eq!(t.evictions(), 100_000 + 1 - 100);
+        // "keep" was touched recently enough to survive, so its second match alerts.
+        assert!(t.update(b"keep", None, 100_000));
+        // An evicted key starts over.
+        assert!(!t.update(b"k0", None, 100_001));
+    }
+
+    #[test]
+    fn eviction_order_does_not_depend_on_the_hash_seed() {
+        let survivors = |seed| {
+            let mut t = WindowTable::new(
+                Aggregate {
+                    by: Field::Source,
+                    mode: AggregateMode::EventCount,
+                    count: 3,
+                    window_ms: 1_000,
+                },
+                10,
+                seed,
+            );
+            for i in 0..1_000u64 {
+                t.update(format!("k{}", (i * 7919) % 37).as_bytes(), None, i);
+            }
+            let mut keys: Vec<Vec<u8>> = t.index.keys().map(|k| k.to_vec()).collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(survivors(1), survivors(2));
+    }
+}
