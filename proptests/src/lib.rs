@@ -150,3 +150,88 @@ impl shieldx_core::consensus::Application for NullApp {
         }
     }
 }
+
+/// The default pack compiled once, for the detection fuzz bodies.
+fn default_engine() -> std::sync::Arc<shieldx_core::detect::CompiledRules> {
+    use std::sync::{Arc, OnceLock};
+    static ENGINE: OnceLock<Arc<shieldx_core::detect::CompiledRules>> = OnceLock::new();
+    Arc::clone(ENGINE.get_or_init(|| {
+        let set = shieldx_core::detect::default_rules();
+        match shieldx_core::detect::CompiledRules::compile(&set) {
+            Ok(c) => Arc::new(c),
+            Err(e) => panic!("default pack does not compile: {e}"),
+        }
+    }))
+}
+
+/// Runs `rules` over events cut from `data` (fields separated by 0xff: payload,
+/// source, kind, header value) and checks every alert's spans are in bounds.
+fn inspect_all(rules: std::sync::Arc<shieldx_core::detect::CompiledRules>, data: &[u8]) {
+    use shieldx_core::detect::{Detector, DetectorConfig, Event};
+    let mut detector = Detector::new(
+        rules,
+        DetectorConfig {
+            max_keys_per_rule: 4,
+            hash_seed: 1,
+        },
+    );
+    let mut alerts = Vec::new();
+    for (i, chunk) in data.split(|&b| b == 0xfe).take(64).enumerate() {
+        let mut parts = chunk.split(|&b| b == 0xff);
+        let text = |p: Option<&[u8]>| String::from_utf8_lossy(p.unwrap_or_default()).into_owned();
+        let payload = parts.next().unwrap_or_default().to_vec();
+        let event = Event {
+            id: i.to_string(),
+            ts: i as u64 * 1000,
+            source: text(parts.next()),
+            kind: text(parts.next()),
+            sensor: "fuzz".into(),
+            headers: vec![("user-agent".into(), text(parts.next()))],
+            payload,
+        };
+        alerts.clear();
+        detector.inspect(&event, event.ts, &mut alerts);
+        for alert in &alerts {
+            for m in &alert.matches {
+                assert!(m.start <= m.end, "span {m:?}");
+            }
+        }
+    }
+    assert!(detector.window_keys().iter().all(|&k| k <= 4));
+}
+
+/// Rule parser: any text either parses into a set that compiles, or yields
+/// diagnostics that each name a field or a position.
+pub fn detect_rules(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match shieldx_core::detect::RuleSet::parse(&text) {
+        Ok(set) => {
+            let compiled = shieldx_core::detect::CompiledRules::compile(&set)
+                .unwrap_or_else(|e| panic!("parsed but does not compile: {e}"));
+            inspect_all(
+                std::sync::Arc::new(compiled),
+                b"GET /?q=%27+or+1%3D1 HTTP/1.1",
+            );
+        }
+        Err(e) => {
+            assert!(!e.0.is_empty());
+            assert!(e.0.iter().all(|d| !d.message.is_empty()));
+        }
+    }
+}
+
+/// Engine: the data up to the first 0xfd is a rule file (the default pack if
+/// it does not parse); the rest is events. Nothing may panic.
+pub fn detect_engine(data: &[u8]) {
+    let (rules, events) = match data.iter().position(|&b| b == 0xfd) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&[][..], data),
+    };
+    let compiled = std::str::from_utf8(rules)
+        .ok()
+        .and_then(|t| shieldx_core::detect::RuleSet::parse(t).ok())
+        .and_then(|set| shieldx_core::detect::CompiledRules::compile(&set).ok())
+        .map(std::sync::Arc::new)
+        .unwrap_or_else(default_engine);
+    inspect_all(compiled, events);
+}

@@ -38,3 +38,13 @@ fn ed25519_verify_corpus() {
 fn consensus_message_corpus() {
     replay("consensus_message", shieldx_proptests::consensus_message);
 }
+
+#[test]
+fn detect_rules_corpus() {
+    replay("detect_rules", shieldx_proptests::detect_rules);
+}
+
+#[test]
+fn detect_engine_corpus() {
+    replay("detect_engine", shieldx_proptests::detect_engine);
+}

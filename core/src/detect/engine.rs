@@ -421,6 +421,25 @@ struct Scratch {
     candidates: Vec<u32>,
 }
 
+/// Deterministic counts of the work a [`Detector`] did: what the engine's
+/// cost is made of, independent of the machine's speed. The cost regression
+/// test bounds them for every bench shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WorkCounters {
+    /// Events inspected.
+    pub events: u64,
+    /// Bytes of transformed input searched by the automaton.
+    pub input_bytes: u64,
+    /// Automaton matches examined.
+    pub automaton_matches: u64,
+    /// (rule, field) targets whose condition was evaluated.
+    pub targets_evaluated: u64,
+    /// Regex searches run.
+    pub regex_runs: u64,
+    /// Bytes those regex searches covered (input length per run).
+    pub regex_bytes: u64,
+}
+
 /// Runs a [`CompiledRules`] over events, keeping the anomaly windows.
 #[derive(Debug)]
 pub struct Detector {
@@ -428,6 +447,7 @@ pub struct Detector {
     config: DetectorConfig,
     windows: Vec<Option<WindowTable>>,
     scratch: Scratch,
+    work: WorkCounters,
 }
 
 impl Detector {
@@ -450,7 +470,13 @@ impl Detector {
             config,
             windows,
             scratch,
+            work: WorkCounters::default(),
         }
+    }
+
+    /// The work done so far.
+    pub fn work(&self) -> WorkCounters {
+        self.work
     }
 
     fn tables(rules: &CompiledRules, config: &DetectorConfig) -> Vec<Option<WindowTable>> {
@@ -486,8 +512,10 @@ impl Detector {
                 windows[i] = self.windows[*j].take();
             }
         }
+        let work = self.work;
         *self = Detector::new(rules, self.config);
         self.windows = windows;
+        self.work = work;
     }
 
     /// Keys tracked by each anomaly rule, in rule order (0 for signature rules).
@@ -511,6 +539,8 @@ impl Detector {
             s.generation = 1;
         }
         let generation = s.generation;
+        let work = &mut self.work;
+        work.events += 1;
 
         for (i, spec) in rules.inputs.iter().enumerate() {
             let raw = event.field(&spec.field);
@@ -522,7 +552,9 @@ impl Detector {
         s.candidates.clear();
         if let Some(ac) = &rules.automaton {
             for (i, buffer) in s.buffers.iter().enumerate() {
+                work.input_bytes += buffer.len() as u64;
                 for m in ac.find_overlapping_iter(buffer.as_slice()) {
+                    work.automaton_matches += 1;
                     for hook in &rules.hooks[m.pattern().as_usize()] {
                         if usize::from(hook.input) != i {
                             continue;
@@ -570,13 +602,20 @@ impl Detector {
             {
                 let target = &rules.targets[s.candidates[index] as usize];
                 index += 1;
-                if matched
-                    || !(rule.kinds.is_empty() || rule.kinds.contains(&event.kind))
-                {
+                if matched || !(rule.kinds.is_empty() || rule.kinds.contains(&event.kind)) {
                     continue;
                 }
                 spans.clear();
-                if eval(&rules, s, generation, target, &target.node, &mut spans) {
+                work.targets_evaluated += 1;
+                if eval(
+                    &rules,
+                    s,
+                    generation,
+                    work,
+                    target,
+                    &target.node,
+                    &mut spans,
+                ) {
                     matched = true;
                     spans
                         .iter_mut()
@@ -615,6 +654,7 @@ fn eval(
     rules: &CompiledRules,
     s: &mut Scratch,
     generation: u32,
+    work: &mut WorkCounters,
     target: &Target,
     node: &Node,
     spans: &mut Vec<MatchSpan>,
@@ -644,6 +684,8 @@ fn eval(
                     if s.regex_memo[a] != generation {
                         s.regex_memo[a] = generation;
                         let buffer = &s.buffers[usize::from(target.input)];
+                        work.regex_runs += 1;
+                        work.regex_bytes += buffer.len() as u64;
                         s.regex_result[a] = rules.regexes[*regex as usize]
                             .find(buffer)
                             .map(|m| (m.start() as u32, m.end() as u32));
@@ -666,7 +708,7 @@ fn eval(
             let mark = spans.len();
             let all = children
                 .iter()
-                .all(|c| eval(rules, s, generation, target, c, spans));
+                .all(|c| eval(rules, s, generation, work, target, c, spans));
             if !all {
                 spans.truncate(mark);
             }
@@ -674,7 +716,7 @@ fn eval(
         }
         Node::Any(children) => children.iter().any(|c| {
             let mark = spans.len();
-            let hit = eval(rules, s, generation, target, c, spans);
+            let hit = eval(rules, s, generation, work, target, c, spans);
             if !hit {
                 spans.truncate(mark);
             }
@@ -682,7 +724,7 @@ fn eval(
         }),
         Node::Not(child) => {
             let mark = spans.len();
-            let inner = eval(rules, s, generation, target, child, spans);
+            let inner = eval(rules, s, generation, work, target, child, spans);
             spans.truncate(mark);
             !inner
         }
