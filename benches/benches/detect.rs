@@ -254,5 +254,90 @@ fn quality(_: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, throughput, windows, libinjection, latency, quality);
+/// Events per second of our engine, timed like the Hyperscan harness times
+/// itself (passes over the same events for `seconds`).
+fn our_rate(set: &RuleSet, events: &[Event], seconds: f64) -> f64 {
+    let mut d = detector(set);
+    let mut alerts = Vec::new();
+    let start = Instant::now();
+    let mut scanned = 0u64;
+    while start.elapsed().as_secs_f64() < seconds {
+        for e in events {
+            alerts.clear();
+            d.inspect(e, e.ts, &mut alerts);
+        }
+        scanned += events.len() as u64;
+    }
+    scanned as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Hyperscan on the same rule shapes and events, when `SHIELDX_HYPERSCAN`
+/// names the harness built by `benches/hyperscan/run.sh`.
+fn hyperscan(_: &mut Criterion) {
+    let Ok(harness) = std::env::var("SHIELDX_HYPERSCAN") else {
+        println!("hyperscan: run benches/hyperscan/run.sh to compare with Hyperscan");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("shieldx-hs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (name, set, events) in shapes()
+        .into_iter()
+        .filter(|(n, ..)| !n.contains("transforms") && !n.starts_with("default"))
+    {
+        let mut patterns = String::new();
+        for rule in &set.rules {
+            match &rule.condition {
+                Some(shieldx_core::detect::Condition::Literal { bytes, .. }) => {
+                    patterns.push_str("L\t");
+                    patterns.push_str(&String::from_utf8_lossy(bytes));
+                }
+                Some(shieldx_core::detect::Condition::Regex(source)) => {
+                    patterns.push_str("R\t");
+                    patterns.push_str(source);
+                }
+                _ => continue,
+            }
+            patterns.push('\n');
+        }
+        let mut blob = Vec::new();
+        for e in &events {
+            blob.extend_from_slice(&(e.payload.len() as u32).to_le_bytes());
+            blob.extend_from_slice(&e.payload);
+        }
+        let (p, e) = (dir.join("patterns"), dir.join("events"));
+        std::fs::write(&p, patterns).expect("write patterns");
+        std::fs::write(&e, blob).expect("write events");
+        let output = std::process::Command::new(&harness)
+            .args([p.as_os_str(), e.as_os_str(), "3".as_ref()])
+            .output()
+            .expect("run the Hyperscan harness");
+        let text = String::from_utf8_lossy(&output.stdout);
+        let theirs: f64 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "harness said {text:?} {:?}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            });
+        let ours = our_rate(&set, &events, 3.0);
+        println!(
+            "hyperscan {name}: shieldx {:.0} events/s, Hyperscan {theirs:.0} events/s, ratio (shieldx / Hyperscan) {:.3}",
+            ours,
+            ours / theirs
+        );
+    }
+}
+
+criterion_group!(
+    benches,
+    throughput,
+    windows,
+    libinjection,
+    latency,
+    quality,
+    hyperscan
+);
 criterion_main!(benches);

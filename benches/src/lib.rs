@@ -87,7 +87,7 @@ pub fn with_transforms(mut set: RuleSet) -> RuleSet {
 }
 
 /// `count` generated HTTP events (10% attacks), each cut or padded to exactly
-/// `size` bytes of payload.
+/// `size` bytes of payload; `size` 0 keeps the requests as generated.
 pub fn events(count: usize, size: usize, seed: u64) -> Vec<Event> {
     Workload::new(WorkloadConfig {
         seed,
@@ -96,10 +96,12 @@ pub fn events(count: usize, size: usize, seed: u64) -> Vec<Event> {
     .take(count)
     .map(|e| {
         let mut payload = e.payload.into_bytes();
-        while payload.len() < size {
-            payload.extend_from_slice(b"&note=free+shipping+on+orders+over+fifty");
+        if size > 0 {
+            while payload.len() < size {
+                payload.extend_from_slice(b"&note=free+shipping+on+orders+over+fifty");
+            }
+            payload.truncate(size);
         }
-        payload.truncate(size);
         Event {
             id: e.id,
             ts: e.ts,

@@ -113,7 +113,10 @@ fn contains(haystack: &[u8], needle: &[u8], nocase: bool) -> bool {
 fn naive_eval(condition: &Condition, input: &[u8]) -> bool {
     match condition {
         Condition::Literal { bytes, nocase } => contains(input, bytes, *nocase),
-        Condition::Regex(source) => regex::bytes::Regex::new(source)
+        // The engine's documented regex semantics: bytes, ASCII classes.
+        Condition::Regex(source) => regex::bytes::RegexBuilder::new(source)
+            .unicode(false)
+            .build()
             .expect("test regexes are valid")
             .is_match(input),
         Condition::All(children) => children.iter().all(|c| naive_eval(c, input)),
@@ -157,10 +160,10 @@ proptest! {
         for event in &events {
             let mut alerts = Vec::new();
             detector.inspect(event, 0, &mut alerts);
-            let got: Vec<String> = alerts.iter().map(|a| a.rule_id.clone()).collect();
+            let got: Vec<String> = alerts.iter().map(|a| a.rule_id.to_string()).collect();
             prop_assert_eq!(got, naive(&set, event), "event {:?}", event);
             for alert in &alerts {
-                let rule = set.rules.iter().find(|r| r.id == alert.rule_id).expect("known rule");
+                let rule = set.rules.iter().find(|r| *r.id == *alert.rule_id).expect("known rule");
                 for m in &alert.matches {
                     let field = &rule.fields[usize::from(m.field)];
                     let (mut buffer, mut scratch) = (Vec::new(), Vec::new());

@@ -23,12 +23,16 @@ pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// events never thrashes into the slow NFA fallback; the cache is allocated on
 /// demand, so small regexes use far less.
 pub const REGEX_DFA_CACHE: usize = 2 << 20;
-/// A regex prefilter literal shorter than this is worse than no prefilter.
-const PREFILTER_LITERAL_MIN: usize = 2;
 
 /// Builds a regex with the engine's explicit limits.
+///
+/// Regexes match bytes with ASCII semantics by default (`\\w`, `\\d`, `\\s`,
+/// `\\b` and `(?i)` are ASCII; `\\xNN` is a byte): payloads are arbitrary
+/// bytes, and Unicode word boundaries would stop the lazy DFA on the first
+/// non-ASCII byte. `(?u)` opts a group back into Unicode.
 pub fn build_regex(source: &str) -> Result<Regex, String> {
     RegexBuilder::new(source)
+        .unicode(false)
         .size_limit(REGEX_SIZE_LIMIT)
         .dfa_size_limit(REGEX_DFA_CACHE)
         .nest_limit(64)
@@ -112,6 +116,7 @@ struct Target {
 #[derive(Debug)]
 pub struct CompiledRules {
     rules: Vec<Rule>,
+    ids: Vec<Arc<str>>,
     inputs: Vec<InputSpec>,
     automaton: Option<AhoCorasick>,
     hooks: Vec<Vec<Hook>>,
@@ -217,15 +222,20 @@ impl Builder {
     }
 }
 
-/// Literals (lowercased) such that every match of `source` starts, or every
-/// match ends, with one of them; `None` if no such useful set exists.
+/// Literals (lowercased) one of which every match of `source` contains; `None`
+/// if no such set is worth searching for. The prefix and suffix sets of
+/// `regex-syntax`'s extractor are candidates, and so are *inner* factors found
+/// by walking the syntax tree (ripgrep's "required literal" idea): a
+/// concatenation needs every child, so any child's set will do; an alternation
+/// needs one branch, so it takes the union of its branches' sets.
 fn required_literals(source: &str) -> Option<Vec<Vec<u8>>> {
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
+        .unicode(false)
         .build()
         .parse(source)
         .ok()?;
-    let mut best: Option<Vec<Vec<u8>>> = None;
+    let mut best: Option<Vec<Vec<u8>>> = factor(&hir).map(normalise);
     for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
         let mut extractor = Extractor::new();
         extractor
@@ -237,25 +247,143 @@ fn required_literals(source: &str) -> Option<Vec<Vec<u8>>> {
         let mut seq = extractor.extract(&hir);
         seq.optimize_for_prefix_by_preference();
         let Some(lits) = seq.literals() else { continue };
-        if lits.is_empty()
-            || lits
-                .iter()
-                .any(|l| l.as_bytes().len() < PREFILTER_LITERAL_MIN)
-        {
+        if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
             continue;
         }
-        let mut set: Vec<Vec<u8>> = lits
-            .iter()
-            .map(|l| l.as_bytes().to_ascii_lowercase())
-            .collect();
-        set.sort();
-        set.dedup();
-        let score = |s: &[Vec<u8>]| s.iter().map(Vec::len).min().unwrap_or(0);
+        let set = normalise(lits.iter().map(|l| l.as_bytes().to_vec()).collect());
         if best.as_ref().is_none_or(|b| score(&set) > score(b)) {
             best = Some(set);
         }
     }
-    best
+    best.filter(|set| set.len() <= FACTOR_SET_MAX && score(set).0 >= PREFILTER_LITERAL_MIN)
+}
+
+/// A prefilter literal shorter than this fires on almost every request (a
+/// quote, an `=`), costing more in automaton matches than the regex it spares.
+const PREFILTER_LITERAL_MIN: usize = 2;
+
+/// The most literals one regex may add to the automaton.
+const FACTOR_SET_MAX: usize = 64;
+
+fn normalise(set: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut set: Vec<Vec<u8>> = set.into_iter().map(|l| l.to_ascii_lowercase()).collect();
+    set.sort();
+    set.dedup();
+    set
+}
+
+/// Higher is a better prefilter: the shortest literal decides how often it
+/// fires; fewer literals break ties.
+fn score(set: &[Vec<u8>]) -> (usize, std::cmp::Reverse<usize>) {
+    (
+        set.iter().map(Vec::len).min().unwrap_or(0),
+        std::cmp::Reverse(set.len()),
+    )
+}
+
+/// The bytes a small class matches, case-folded; `None` for large classes.
+fn class_bytes(class: &regex_syntax::hir::Class) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::Class;
+    let mut out = Vec::new();
+    match class {
+        Class::Bytes(bytes) => {
+            for r in bytes.ranges() {
+                for b in r.start()..=r.end() {
+                    out.push(vec![b.to_ascii_lowercase()]);
+                    if out.len() > 2 * FACTOR_SET_MAX {
+                        return None;
+                    }
+                }
+            }
+        }
+        Class::Unicode(chars) => {
+            for r in chars.ranges() {
+                for c in r.start()..=r.end() {
+                    let mut buf = [0u8; 4];
+                    out.push(c.encode_utf8(&mut buf).as_bytes().to_ascii_lowercase());
+                    if out.len() > 2 * FACTOR_SET_MAX {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+    let out = normalise(out);
+    (out.len() <= 8).then_some(out)
+}
+
+/// A set of literals one of which every match of `hir` contains.
+fn factor(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => None,
+        HirKind::Literal(lit) => Some(vec![lit.0.to_vec()]),
+        HirKind::Class(class) => class_bytes(class),
+        HirKind::Repetition(rep) if rep.min >= 1 => factor(&rep.sub),
+        HirKind::Repetition(_) => None,
+        HirKind::Capture(cap) => factor(&cap.sub),
+        HirKind::Alternation(branches) => {
+            let mut all = Vec::new();
+            for b in branches {
+                all.extend(factor(b)?);
+                if all.len() > FACTOR_SET_MAX {
+                    return None;
+                }
+            }
+            Some(normalise(all))
+        }
+        HirKind::Concat(children) => {
+            // Runs of children that each match a small set of exact strings
+            // concatenate into longer literals (cross product, bounded).
+            let mut best: Option<Vec<Vec<u8>>> = None;
+            let mut run: Option<Vec<Vec<u8>>> = None;
+            let consider = |candidate: Vec<Vec<u8>>, best: &mut Option<Vec<Vec<u8>>>| {
+                let candidate = normalise(candidate);
+                if best.as_ref().is_none_or(|b| score(&candidate) > score(b)) {
+                    *best = Some(candidate);
+                }
+            };
+            for child in children {
+                let exact = match child.kind() {
+                    HirKind::Literal(lit) => Some(vec![lit.0.to_vec()]),
+                    HirKind::Class(class) => class_bytes(class),
+                    _ => None,
+                };
+                match exact {
+                    Some(options) => {
+                        run = Some(match run.take() {
+                            None => options,
+                            Some(prefixes) if prefixes.len() * options.len() <= FACTOR_SET_MAX => {
+                                let mut joined = Vec::new();
+                                for p in &prefixes {
+                                    for o in &options {
+                                        joined.push([p.as_slice(), o.as_slice()].concat());
+                                    }
+                                }
+                                normalise(joined)
+                            }
+                            Some(prefixes) => {
+                                consider(prefixes, &mut best);
+                                options
+                            }
+                        });
+                    }
+                    None => {
+                        if let Some(r) = run.take() {
+                            consider(r, &mut best);
+                        }
+                        if let Some(f) = factor(child) {
+                            consider(f, &mut best);
+                        }
+                    }
+                }
+            }
+            if let Some(r) = run.take() {
+                consider(r, &mut best);
+            }
+            best
+        }
+    }
 }
 
 /// Atoms such that the node can be true only if at least one of them fired.
@@ -362,6 +490,7 @@ impl CompiledRules {
         };
         Ok(CompiledRules {
             rules: set.rules.clone(),
+            ids: set.rules.iter().map(|r| Arc::from(r.id.as_str())).collect(),
             inputs: b.input_list,
             automaton,
             hooks: b.hooks,
@@ -428,7 +557,9 @@ struct Scratch {
 pub struct WorkCounters {
     /// Events inspected.
     pub events: u64,
-    /// Bytes of transformed input searched by the automaton.
+    /// Bytes fed through transforms (field length times chain length).
+    pub transformed_bytes: u64,
+    /// Bytes of input searched by the automaton.
     pub input_bytes: u64,
     /// Automaton matches examined.
     pub automaton_matches: u64,
@@ -543,7 +674,11 @@ impl Detector {
         work.events += 1;
 
         for (i, spec) in rules.inputs.iter().enumerate() {
+            if spec.chain.is_empty() {
+                continue; // searched in place, see `input`
+            }
             let raw = event.field(&spec.field);
+            work.transformed_bytes += (raw.len() * spec.chain.len()) as u64;
             let mut out = std::mem::take(&mut s.buffers[i]);
             apply_chain(&spec.chain, raw, &mut out, &mut s.spare);
             s.buffers[i] = out;
@@ -551,9 +686,10 @@ impl Detector {
 
         s.candidates.clear();
         if let Some(ac) = &rules.automaton {
-            for (i, buffer) in s.buffers.iter().enumerate() {
+            for i in 0..rules.inputs.len() {
+                let buffer = input(&rules, &s.buffers, event, i);
                 work.input_bytes += buffer.len() as u64;
-                for m in ac.find_overlapping_iter(buffer.as_slice()) {
+                for m in ac.find_overlapping_iter(buffer) {
                     work.automaton_matches += 1;
                     for hook in &rules.hooks[m.pattern().as_usize()] {
                         if usize::from(hook.input) != i {
@@ -609,6 +745,7 @@ impl Detector {
                 work.targets_evaluated += 1;
                 if eval(
                     &rules,
+                    event,
                     s,
                     generation,
                     work,
@@ -639,7 +776,8 @@ impl Detector {
             }
             let hash = *payload_hash.get_or_insert_with(|| Digest::of(&event.payload));
             alerts.push(Alert {
-                rule_id: rule.id.clone(),
+                rule_id: Arc::clone(&rules.ids[rule_index]),
+                rule_index: rule_index as u32,
                 severity: rule.severity,
                 event_id: event.id.clone(),
                 payload_hash: hash,
@@ -650,8 +788,26 @@ impl Detector {
     }
 }
 
+/// The bytes of input `i`: the field itself when its chain is empty (no
+/// copy), otherwise the transformed buffer.
+fn input<'a>(
+    rules: &CompiledRules,
+    buffers: &'a [Vec<u8>],
+    event: &'a Event,
+    i: usize,
+) -> &'a [u8] {
+    let spec = &rules.inputs[i];
+    if spec.chain.is_empty() {
+        event.field(&spec.field)
+    } else {
+        &buffers[i]
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn eval(
     rules: &CompiledRules,
+    event: &Event,
     s: &mut Scratch,
     generation: u32,
     work: &mut WorkCounters,
@@ -683,7 +839,7 @@ fn eval(
                     }
                     if s.regex_memo[a] != generation {
                         s.regex_memo[a] = generation;
-                        let buffer = &s.buffers[usize::from(target.input)];
+                        let buffer = input(rules, &s.buffers, event, usize::from(target.input));
                         work.regex_runs += 1;
                         work.regex_bytes += buffer.len() as u64;
                         s.regex_result[a] = rules.regexes[*regex as usize]
@@ -708,7 +864,7 @@ fn eval(
             let mark = spans.len();
             let all = children
                 .iter()
-                .all(|c| eval(rules, s, generation, work, target, c, spans));
+                .all(|c| eval(rules, event, s, generation, work, target, c, spans));
             if !all {
                 spans.truncate(mark);
             }
@@ -716,7 +872,7 @@ fn eval(
         }
         Node::Any(children) => children.iter().any(|c| {
             let mark = spans.len();
-            let hit = eval(rules, s, generation, work, target, c, spans);
+            let hit = eval(rules, event, s, generation, work, target, c, spans);
             if !hit {
                 spans.truncate(mark);
             }
@@ -724,7 +880,7 @@ fn eval(
         }),
         Node::Not(child) => {
             let mark = spans.len();
-            let inner = eval(rules, s, generation, work, target, child, spans);
+            let inner = eval(rules, event, s, generation, work, target, child, spans);
             spans.truncate(mark);
             !inner
         }

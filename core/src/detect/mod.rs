@@ -196,8 +196,10 @@ pub struct MatchSpan {
 /// A rule that fired on an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
-    /// The rule's id.
-    pub rule_id: String,
+    /// The rule's id (shared with the compiled set: no allocation per alert).
+    pub rule_id: std::sync::Arc<str>,
+    /// The rule's position in its set.
+    pub rule_index: u32,
     /// The rule's severity.
     pub severity: Severity,
     /// The event's id.

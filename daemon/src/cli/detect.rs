@@ -168,10 +168,10 @@ fn open(path: &Path) -> Result<std::fs::File, CliError> {
 }
 
 fn alert_json(alert: &Alert, rules: &CompiledRules) -> Value {
-    let rule = rules.rules().iter().find(|r| r.id == alert.rule_id);
+    let rule = rules.rules().get(alert.rule_index as usize);
     json!({
         "event_id": alert.event_id,
-        "rule_id": alert.rule_id,
+        "rule_id": &*alert.rule_id,
         "title": rule.map(|r| r.title.as_str()),
         "severity": alert.severity.name(),
         "tags": rule.map(|r| r.tags.clone()),
@@ -247,7 +247,7 @@ pub(super) fn eval(arguments: &EvalArguments, out: &mut dyn Write) -> Result<(),
         detector.inspect(&event, event.ts, &mut alerts);
         alert_count += alerts.len() as u64;
         for a in &alerts {
-            let entry = by_rule.entry(a.rule_id.clone()).or_default();
+            let entry = by_rule.entry(a.rule_id.to_string()).or_default();
             if malicious {
                 entry.0 += 1;
             } else {
