@@ -20,8 +20,10 @@
 //!   blake3 digests.
 //! - [`codec`] and [`consensus`]: the wire encoding and the PBFT replica.
 //! - [`detect`]: signature and anomaly rules, the compiled matcher, quality metrics.
+//! - [`ledger`]: the hash-chained event log, its storage trait and in-memory store.
 
 pub mod codec;
 pub mod consensus;
 pub mod crypto;
 pub mod detect;
+pub mod ledger;
