@@ -21,7 +21,10 @@
 //! - [`codec`] and [`consensus`]: the wire encoding and the PBFT replica.
 //! - [`detect`]: signature and anomaly rules, the compiled matcher, quality metrics.
 //! - [`ledger`]: the hash-chained event log, its storage trait and in-memory store.
+//! - [`app`]: the replicated application (credits, alerts, stakes, rules) that
+//!   PBFT executes, over the ledger.
 
+pub mod app;
 pub mod codec;
 pub mod consensus;
 pub mod crypto;

@@ -649,6 +649,33 @@ impl Detector {
         self.work = work;
     }
 
+    /// Canonical encoding of every anomaly window, in rule order.
+    pub fn encode_windows(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for w in self.windows.iter().flatten() {
+            w.encode(&mut out);
+        }
+        out
+    }
+
+    /// Restores windows written by [`Detector::encode_windows`] for the same
+    /// rule set; on error the windows are left empty.
+    pub fn restore_windows(&mut self, bytes: &[u8]) -> Result<(), crate::codec::CodecError> {
+        self.windows = Self::tables(&self.rules, &self.config);
+        let mut r = crate::codec::Reader::new(bytes);
+        let mut fresh = Self::tables(&self.rules, &self.config);
+        for w in fresh.iter_mut().flatten() {
+            w.decode_into(&mut r)?;
+        }
+        if r.remaining() != 0 {
+            return Err(crate::codec::CodecError::TrailingBytes {
+                remaining: r.remaining(),
+            });
+        }
+        self.windows = fresh;
+        Ok(())
+    }
+
     /// Keys tracked by each anomaly rule, in rule order (0 for signature rules).
     pub fn window_keys(&self) -> Vec<usize> {
         self.windows

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 
 use crate::codec::{CodecError, Reader, put_bytes};
 use crate::crypto::Digest;
-use crate::detect::Severity;
+use crate::detect::{Event, Severity};
 
 /// The hash the first entry chains from.
 pub const GENESIS: Digest = Digest::from_bytes([0; 32]);
@@ -41,6 +41,13 @@ pub const EVENT_VERSION: u8 = 2;
 pub const STREAM_BYTES_MAX: usize = 256;
 /// The longest string field inside an event.
 pub const TEXT_BYTES_MAX: usize = 4096;
+
+/// The longest rule file an event may carry.
+pub const RULES_BYTES_MAX: usize = 4 << 20;
+/// The most security events in one `EventsSubmitted`.
+pub const EVENTS_PER_RECORD_MAX: usize = 10_000;
+/// The longest payload of one security event.
+pub const EVENT_PAYLOAD_MAX: usize = 64 << 10;
 
 /// A 32-byte account or validator identity (an ed25519 public key).
 pub type AccountId = [u8; 32];
@@ -111,8 +118,10 @@ pub enum DomainEvent {
         validator: AccountId,
         /// Amount removed from stake (and from the supply).
         amount: u64,
-        /// Why, with the evidence hash.
+        /// Why (the offence).
         reason: String,
+        /// The id of the evidence that proved it (slashed once per id).
+        evidence: Digest,
     },
     /// A new detection rule set was adopted.
     RulesUpdated {
@@ -122,6 +131,22 @@ pub enum DomainEvent {
         effective_height: u64,
         /// blake3 of the rule file.
         rules_digest: Digest,
+        /// The rule file (YAML), so that replay can rebuild the detector.
+        rules: String,
+    },
+    /// Security events a sensor submitted, in order: the input of detection,
+    /// kept so that replay re-derives the anomaly windows exactly.
+    EventsSubmitted {
+        /// The events.
+        events: Vec<Event>,
+    },
+    /// A transaction with an idempotency key succeeded: the scoped key and a
+    /// digest of its fields, remembered for the retention window.
+    IdempotencyRecorded {
+        /// blake3(client, key).
+        key: Digest,
+        /// blake3 of the transaction's fields.
+        fields: Digest,
     },
 }
 
@@ -136,6 +161,8 @@ impl DomainEvent {
             DomainEvent::Unstaked { .. } => 6,
             DomainEvent::Slashed { .. } => 7,
             DomainEvent::RulesUpdated { .. } => 8,
+            DomainEvent::EventsSubmitted { .. } => 9,
+            DomainEvent::IdempotencyRecorded { .. } => 10,
         }
     }
 
@@ -149,7 +176,10 @@ impl DomainEvent {
             DomainEvent::Staked { validator, .. }
             | DomainEvent::Unstaked { validator, .. }
             | DomainEvent::Slashed { validator, .. } => vec![*validator],
-            DomainEvent::AlertRaised { .. } | DomainEvent::RulesUpdated { .. } => Vec::new(),
+            DomainEvent::AlertRaised { .. }
+            | DomainEvent::RulesUpdated { .. }
+            | DomainEvent::EventsSubmitted { .. }
+            | DomainEvent::IdempotencyRecorded { .. } => Vec::new(),
         }
     }
 
@@ -203,19 +233,31 @@ impl DomainEvent {
                 validator,
                 amount,
                 reason,
+                evidence,
             } => {
                 out.extend_from_slice(validator);
                 out.extend_from_slice(&amount.to_le_bytes());
                 put_bytes(out, reason.as_bytes());
+                out.extend_from_slice(evidence.as_bytes());
             }
             DomainEvent::RulesUpdated {
                 version,
                 effective_height,
                 rules_digest,
+                rules,
             } => {
                 out.extend_from_slice(&version.to_le_bytes());
                 out.extend_from_slice(&effective_height.to_le_bytes());
                 out.extend_from_slice(rules_digest.as_bytes());
+                put_bytes(out, rules.as_bytes());
+            }
+            DomainEvent::EventsSubmitted { events } => {
+                crate::codec::put_length(out, events.len());
+                events.iter().for_each(|e| encode_event(e, out));
+            }
+            DomainEvent::IdempotencyRecorded { key, fields } => {
+                out.extend_from_slice(key.as_bytes());
+                out.extend_from_slice(fields.as_bytes());
             }
         }
     }
@@ -283,11 +325,30 @@ impl DomainEvent {
                 validator: r.array("validator")?,
                 amount: r.u64("amount")?,
                 reason: text(r, "reason")?,
+                evidence: Digest::from_bytes(r.array("evidence id")?),
             },
             8 => DomainEvent::RulesUpdated {
                 version: r.u64("rules version")?,
                 effective_height: r.u64("effective height")?,
                 rules_digest: Digest::from_bytes(r.array("rules digest")?),
+                rules: String::from_utf8(r.bytes("rules", RULES_BYTES_MAX)?).map_err(|_| {
+                    CodecError::InvalidTag {
+                        what: "rules",
+                        tag: 0xff,
+                    }
+                })?,
+            },
+            9 => {
+                let n = r.length("events", EVENTS_PER_RECORD_MAX)?;
+                let mut events = Vec::with_capacity(n.min(r.remaining()));
+                for _ in 0..n {
+                    events.push(decode_event(r)?);
+                }
+                DomainEvent::EventsSubmitted { events }
+            }
+            10 => DomainEvent::IdempotencyRecorded {
+                key: Digest::from_bytes(r.array("idempotency key")?),
+                fields: Digest::from_bytes(r.array("idempotency fields")?),
             },
             tag => {
                 return Err(CodecError::InvalidTag {
@@ -297,6 +358,53 @@ impl DomainEvent {
             }
         })
     }
+}
+
+fn text_field(r: &mut Reader<'_>, what: &'static str) -> Result<String, CodecError> {
+    String::from_utf8(r.bytes(what, TEXT_BYTES_MAX)?)
+        .map_err(|_| CodecError::InvalidTag { what, tag: 0xff })
+}
+
+/// Encodes one security event (also the wire form inside transactions).
+pub fn encode_event(e: &Event, out: &mut Vec<u8>) {
+    put_bytes(out, e.id.as_bytes());
+    out.extend_from_slice(&e.ts.to_le_bytes());
+    put_bytes(out, e.source.as_bytes());
+    put_bytes(out, e.sensor.as_bytes());
+    put_bytes(out, e.kind.as_bytes());
+    put_bytes(out, &e.payload);
+    crate::codec::put_length(out, e.headers.len());
+    for (k, v) in &e.headers {
+        put_bytes(out, k.as_bytes());
+        put_bytes(out, v.as_bytes());
+    }
+}
+
+/// Decodes one security event written by [`encode_event`].
+pub fn decode_event(r: &mut Reader<'_>) -> Result<Event, CodecError> {
+    let id = text_field(r, "event id")?;
+    let ts = r.u64("event time")?;
+    let source = text_field(r, "source")?;
+    let sensor = text_field(r, "sensor")?;
+    let kind = text_field(r, "kind")?;
+    let payload = r.bytes("payload", EVENT_PAYLOAD_MAX)?;
+    let n = r.length("headers", 256)?;
+    let mut headers = Vec::with_capacity(n.min(r.remaining()));
+    for _ in 0..n {
+        headers.push((
+            text_field(r, "header name")?.to_ascii_lowercase(),
+            text_field(r, "header value")?,
+        ));
+    }
+    Ok(Event {
+        id,
+        ts,
+        source,
+        sensor,
+        kind,
+        payload,
+        headers,
+    })
 }
 
 fn severity_tag(s: Severity) -> u8 {

@@ -1,5 +1,6 @@
 use super::memory::MemoryStore;
 use super::*;
+use crate::detect::Event;
 
 fn account(n: u8) -> AccountId {
     [n; 32]
@@ -330,11 +331,28 @@ fn every_event_round_trips_and_garbage_fails_cleanly() {
             validator: account(3),
             amount: 2,
             reason: "equivocation".into(),
+            evidence: Digest::of(b"evidence"),
         },
         DomainEvent::RulesUpdated {
             version: 2,
             effective_height: 10,
             rules_digest: Digest::of(b"rules"),
+            rules: "rules: []".into(),
+        },
+        DomainEvent::EventsSubmitted {
+            events: vec![Event {
+                id: "e".into(),
+                ts: 3,
+                source: "s".into(),
+                sensor: "x".into(),
+                kind: "http".into(),
+                payload: b"GET /".to_vec(),
+                headers: vec![("host".into(), "a".into())],
+            }],
+        },
+        DomainEvent::IdempotencyRecorded {
+            key: Digest::of(b"k"),
+            fields: Digest::of(b"f"),
         },
     ];
     for (i, event) in events.into_iter().enumerate() {

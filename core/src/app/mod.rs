@@ -1,0 +1,1085 @@
+//! The replicated application: every validator executes the same committed
+//! requests through it, in order, and reaches the same state.
+//!
+//! A request's payload is one [`Transaction`]; the request's client key is the
+//! acting account. Execution appends the resulting [`DomainEvent`]s to the
+//! [`Ledger`] as one atomic batch and updates the projections (balances,
+//! supply, stakes, alert counts). A rejected transaction appends nothing and
+//! changes nothing; its reply says why ([`Rejection`]).
+//!
+//! # Invariants (property-tested in `core/src/app/tests.rs`)
+//! - **No negative balance.** Every debit is checked before anything is
+//!   applied; a multi-leg transfer is applied all-or-nothing, with each leg
+//!   checked against the balances the earlier legs left
+//!   (TigerBeetle's `debits_must_not_exceed_credits`).
+//! - **Conservation.** The sum of balances and stakes equals the supply; the
+//!   supply changes only by `Mint`, `Burn` and slashing.
+//! - **Idempotency.** A transaction with an idempotency key that already
+//!   succeeded returns the original result and appends nothing; the same key
+//!   with different fields is rejected ([`Rejection::IdempotencyConflict`]).
+//!   Keys are kept for [`AppConfig::idempotency_retention_ms`] of block time.
+//! - **Determinism.** State and replies are functions of the committed
+//!   requests only; the state digest covers every projection, the anomaly
+//!   windows, the rule set and the ledger head, so two replicas with equal
+//!   digests alert identically from then on.
+//!
+//! **Block time.** PBFT does not yet carry a primary-proposed timestamp, so
+//! each transaction carries the sender's time and the application's block
+//! time is `max(previous, min(sent, previous + AppConfig::clock_step_max_ms))`:
+//! monotone, deterministic, and a client cannot move it more than one step
+//! ahead. Replacing it with BFT time from the pre-prepare is part of issue 3.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::codec::{CodecError, Encode, put_bytes};
+use crate::consensus::Evidence;
+use crate::consensus::{Application, RestoreError};
+use crate::consensus::{Request, Sequence, ValidatorSet};
+use crate::crypto::Digest;
+use crate::detect::{
+    CompiledRules, Detector, DetectorConfig, Event, RuleSet, Severity, default_rules,
+};
+use crate::ledger::{
+    AccountId, Base, Causation, DomainEvent, EventStore, ExpectedVersion, Ledger, LedgerError,
+};
+
+/// Most security events in one `SubmitEvents`.
+pub const EVENTS_PER_TX_MAX: usize = 10_000;
+/// Most legs in one `Transfer`.
+pub const TRANSFER_LEGS_MAX: usize = 8_192;
+/// Longest idempotency key.
+pub const IDEMPOTENCY_KEY_MAX: usize = 64;
+/// Longest rule file in a `RulesUpdate`.
+pub const RULES_BYTES_MAX: usize = 4 << 20;
+/// Longest payload of one submitted event.
+pub const EVENT_PAYLOAD_MAX: usize = 64 << 10;
+
+/// Settings every replica must share (part of genesis).
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Chain id (evidence is verified against it).
+    pub chain_id: Vec<u8>,
+    /// The only account allowed to mint and to update rules.
+    pub admin: AccountId,
+    /// Validators whose evidence can be slashed (index order of consensus).
+    pub validators: Option<ValidatorSet>,
+    /// How long idempotency keys are remembered, in block-time milliseconds.
+    pub idempotency_retention_ms: u64,
+    /// The most a transaction's time may advance block time.
+    pub clock_step_max_ms: u64,
+    /// Share of stake slashed for equivocation, in basis points (5000 = 50%).
+    pub equivocation_slash_bps: u64,
+    /// Anomaly window bounds.
+    pub detector: DetectorConfig,
+}
+
+impl AppConfig {
+    /// Defaults: 24 h idempotency retention, 1 h clock step, 50% slash.
+    pub fn new(chain_id: Vec<u8>, admin: AccountId) -> AppConfig {
+        AppConfig {
+            chain_id,
+            admin,
+            validators: None,
+            idempotency_retention_ms: 24 * 3600 * 1000,
+            clock_step_max_ms: 3600 * 1000,
+            equivocation_slash_bps: 5_000,
+            detector: DetectorConfig::default(),
+        }
+    }
+}
+
+/// One leg of a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferLeg {
+    /// Credited account.
+    pub to: AccountId,
+    /// Amount, at least 1.
+    pub amount: u64,
+}
+
+/// A request payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transaction {
+    /// Security events from a sensor: detection runs and alerts are appended.
+    SubmitEvents {
+        /// The sender's time (see the module docs on block time).
+        time_ms: u64,
+        /// The events.
+        events: Vec<Event>,
+    },
+    /// Create credits (admin only).
+    Mint {
+        /// Sender's time.
+        time_ms: u64,
+        /// Idempotency key.
+        key: Vec<u8>,
+        /// Credited account.
+        to: AccountId,
+        /// Amount.
+        amount: u64,
+    },
+    /// Destroy the sender's credits.
+    Burn {
+        /// Sender's time.
+        time_ms: u64,
+        /// Idempotency key.
+        key: Vec<u8>,
+        /// Amount.
+        amount: u64,
+    },
+    /// Move the sender's credits, all legs or none.
+    Transfer {
+        /// Sender's time.
+        time_ms: u64,
+        /// Idempotency key.
+        key: Vec<u8>,
+        /// The legs, applied in order.
+        legs: Vec<TransferLeg>,
+    },
+    /// Bond some of the sender's credits as stake.
+    Stake {
+        /// Sender's time.
+        time_ms: u64,
+        /// Amount.
+        amount: u64,
+    },
+    /// Return bonded stake to credits.
+    Unstake {
+        /// Sender's time.
+        time_ms: u64,
+        /// Amount.
+        amount: u64,
+    },
+    /// Proof of equivocation; slashes the offender once.
+    Evidence {
+        /// Sender's time.
+        time_ms: u64,
+        /// The evidence.
+        evidence: Box<Evidence>,
+    },
+    /// A new rule set (admin only), from `effective_height` on.
+    RulesUpdate {
+        /// Sender's time.
+        time_ms: u64,
+        /// Must exceed the current version.
+        version: u64,
+        /// First height it applies to.
+        effective_height: u64,
+        /// The YAML rule file.
+        rules: String,
+    },
+}
+
+/// Why a transaction was rejected. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The payload is not a transaction.
+    #[error("malformed transaction: {0}")]
+    Malformed(String),
+    /// The sender may not do this.
+    #[error("not authorised: {0}")]
+    Unauthorised(&'static str),
+    /// A debit exceeds the balance (the leg index for transfers).
+    #[error("insufficient funds at leg {leg}: balance {balance}, debit {amount}")]
+    InsufficientFunds {
+        /// The failing leg (0 for single debits).
+        leg: usize,
+        /// Balance at that point.
+        balance: u64,
+        /// The debit.
+        amount: u64,
+    },
+    /// An amount is zero or a sum overflows.
+    #[error("invalid amount: {0}")]
+    InvalidAmount(&'static str),
+    /// The idempotency key was used with different fields.
+    #[error("idempotency key reused with different fields")]
+    IdempotencyConflict,
+    /// Evidence did not verify, or its offence was already slashed.
+    #[error("evidence rejected: {0}")]
+    Evidence(String),
+    /// The rule file is invalid or not newer; the loaded rules stay.
+    #[error("rules rejected: {0}")]
+    Rules(String),
+    /// A concurrency check failed (a bug if it happens: execution is serial).
+    #[error("ledger: {0}")]
+    Ledger(String),
+}
+
+/// The reply to a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxResult {
+    /// Applied: the ledger sequence of the last event appended (or of the
+    /// original execution, for an idempotent repeat) and the number of alerts
+    /// raised (for `SubmitEvents`).
+    Applied {
+        /// Ledger head after the transaction.
+        sequence: u64,
+        /// Alerts raised.
+        alerts: u32,
+    },
+    /// Rejected, with the reason.
+    Rejected(Rejection),
+}
+
+impl TxResult {
+    /// Reply bytes: tag 0 + sequence + alerts, or tag 1 + reason text.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            TxResult::Applied { sequence, alerts } => {
+                out.push(0);
+                out.extend_from_slice(&sequence.to_le_bytes());
+                out.extend_from_slice(&alerts.to_le_bytes());
+            }
+            TxResult::Rejected(r) => {
+                out.push(1);
+                put_bytes(&mut out, r.to_string().as_bytes());
+            }
+        }
+        out
+    }
+}
+
+mod codec;
+#[cfg(test)]
+mod tests;
+
+/// What an idempotency key remembers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Remembered {
+    fields: Digest,
+    result_sequence: u64,
+    time_ms: u64,
+}
+
+/// The deterministic state: projections of the ledger plus what execution
+/// needs. Everything here is covered by the state digest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    /// Block time.
+    pub time_ms: u64,
+    /// Credit balances.
+    pub balances: BTreeMap<AccountId, u64>,
+    /// Bonded stakes.
+    pub stakes: BTreeMap<AccountId, u64>,
+    /// Validators removed for equivocation (stake can no longer be bonded).
+    pub tombstoned: BTreeMap<AccountId, u64>,
+    /// Total credits (balances + stakes).
+    pub supply: u64,
+    /// Alerts by severity.
+    pub alerts_by_severity: BTreeMap<Severity, u64>,
+    /// Alerts by rule id.
+    pub alerts_by_rule: BTreeMap<String, u64>,
+    /// Alerts by source (the busiest sources are what operators ask for).
+    pub alerts_by_source: BTreeMap<String, u64>,
+    /// Slashed offences (evidence ids).
+    slashed: BTreeMap<Digest, u64>,
+    /// Idempotency keys: scoped key -> what was done.
+    idempotency: BTreeMap<Digest, Remembered>,
+    /// (time, key) index for retention.
+    idempotency_by_time: BTreeMap<(u64, Digest), ()>,
+    /// Rule set in force: (version, YAML).
+    rules: (u64, String),
+    /// A rule set waiting for its height: (version, effective height, YAML).
+    pending_rules: Option<(u64, u64, String)>,
+    /// Ledger head (sequence, hash).
+    head: (u64, Digest),
+    /// Stream versions.
+    streams: BTreeMap<String, u64>,
+}
+
+/// The application over a ledger store.
+#[derive(Debug)]
+pub struct App<S> {
+    config: AppConfig,
+    ledger: Ledger<S>,
+    state: State,
+    detector: Detector,
+    halted: Option<String>,
+}
+
+fn compile(yaml: &str) -> Result<Arc<CompiledRules>, String> {
+    let set = if yaml.is_empty() {
+        default_rules()
+    } else {
+        RuleSet::parse(yaml).map_err(|e| e.to_string())?
+    };
+    CompiledRules::compile(&set)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+fn stream_of(account: &AccountId) -> String {
+    let hex: String = account.iter().map(|b| format!("{b:02x}")).collect();
+    format!("account/{hex}")
+}
+
+impl<S: EventStore> App<S> {
+    /// Opens the application over `store`: verifies the ledger, then rebuilds
+    /// the state from the latest snapshot (if any) and the log after it.
+    pub fn open(config: AppConfig, store: S) -> Result<App<S>, LedgerError> {
+        let snapshot = store.snapshot()?;
+        let ledger = Ledger::open(store)?;
+        let detector = Detector::new(
+            compile("").map_err(|e| LedgerError::Corrupt {
+                sequence: 0,
+                reason: format!("default rules: {e}"),
+            })?,
+            config.detector,
+        );
+        let mut app = App {
+            config,
+            ledger,
+            state: State::default(),
+            detector,
+            halted: None,
+        };
+        let base = app.ledger.base();
+        if let Some((at, bytes)) = snapshot
+            && (at.sequence >= base.sequence)
+        {
+            // Rebuild from the snapshot, then the log after it.
+            app.load_snapshot(&bytes)
+                .map_err(|e| LedgerError::Corrupt {
+                    sequence: at.sequence,
+                    reason: format!("snapshot: {e}"),
+                })?;
+            if app.state.head != (at.sequence, at.hash) {
+                return Err(LedgerError::Corrupt {
+                    sequence: at.sequence,
+                    reason: "snapshot head differs from its record".into(),
+                });
+            }
+        } else if base.sequence != 0 {
+            return Err(LedgerError::Corrupt {
+                sequence: base.sequence,
+                reason: "log starts after genesis but no snapshot covers it".into(),
+            });
+        }
+        let from = app.state.head.0;
+        let mut records = Vec::new();
+        app.ledger.replay(|r| {
+            if r.sequence > from {
+                records.push(r.clone());
+            }
+        })?;
+        let retention = app.config.idempotency_retention_ms;
+        for r in &records {
+            app.apply(r, retention, true);
+        }
+        app.state.head = app.ledger.head();
+        app.state.streams = app.ledger.streams().clone();
+        Ok(app)
+    }
+
+    /// The state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger<S> {
+        &self.ledger
+    }
+
+    /// The ledger, mutably (the simulator crashes its store).
+    pub fn ledger_mut(&mut self) -> &mut Ledger<S> {
+        &mut self.ledger
+    }
+
+    /// Set when the store failed during execution: this replica can no longer
+    /// follow the chain and must be restarted (it recovers by replaying the
+    /// consensus log or by state transfer).
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
+    }
+
+    /// Every recorded event that touched `account`, in order (audit trail).
+    pub fn audit_trail(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<crate::ledger::EventRecord>, LedgerError> {
+        let mut out = Vec::new();
+        self.ledger.replay(|r| {
+            if r.event.accounts().contains(account) {
+                out.push(r.clone());
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Executes one transaction from `client` at `height`.
+    pub fn execute_transaction(
+        &mut self,
+        height: u64,
+        client: AccountId,
+        request_id: u64,
+        tx: &Transaction,
+    ) -> TxResult {
+        if let Some(reason) = &self.halted {
+            return TxResult::Rejected(Rejection::Ledger(format!("replica halted: {reason}")));
+        }
+        let time_ms = self.next_time(tx_time(tx));
+        let causation = Causation {
+            height,
+            client,
+            request_id,
+        };
+        let plan = match self.plan(height, client, tx, time_ms) {
+            Ok(p) => p,
+            Err(r) => return TxResult::Rejected(r),
+        };
+        if let Some(sequence) = plan.repeat {
+            return TxResult::Applied {
+                sequence,
+                alerts: 0,
+            };
+        }
+        match self.ledger.append(time_ms, causation, plan.events) {
+            Ok(records) => {
+                let retention = self.config.idempotency_retention_ms;
+                for r in &records {
+                    self.apply(r, retention, false);
+                }
+                self.state.head = self.ledger.head();
+                TxResult::Applied {
+                    sequence: self.state.head.0,
+                    alerts: plan.alerts,
+                }
+            }
+            Err(LedgerError::WrongVersion { stream, .. }) => {
+                TxResult::Rejected(Rejection::Ledger(format!("stream {stream} moved")))
+            }
+            Err(e) => {
+                self.halted = Some(e.to_string());
+                TxResult::Rejected(Rejection::Ledger(format!(
+                    "store failure, replica halted: {e}"
+                )))
+            }
+        }
+    }
+
+    /// Block time for a transaction sent at `sent` (module docs).
+    fn next_time(&self, sent: u64) -> u64 {
+        let now = self.state.time_ms;
+        if now == 0 {
+            return sent;
+        }
+        now.max(sent.min(now.saturating_add(self.config.clock_step_max_ms)))
+    }
+
+    /// Applies one recorded event: during execution right after it was
+    /// appended, during replay from the log. Both paths run this same code,
+    /// which is why replay reaches the same state.
+    fn apply(&mut self, r: &crate::ledger::EventRecord, retention: u64, replaying: bool) {
+        let s = &mut self.state;
+        s.time_ms = s.time_ms.max(r.time_ms);
+        let horizon = s.time_ms.saturating_sub(retention);
+        while let Some((&(t, key), ())) = s.idempotency_by_time.iter().next() {
+            if t >= horizon {
+                break;
+            }
+            s.idempotency_by_time.remove(&(t, key));
+            s.idempotency.remove(&key);
+        }
+        self.state
+            .streams
+            .insert(r.stream.clone(), r.stream_version);
+        match &r.event {
+            DomainEvent::EventsSubmitted { events } => {
+                if replaying {
+                    // Execution already ran detection when it planned the
+                    // transaction; replay re-runs it to rebuild the windows.
+                    self.activate_pending_rules(r.causation.height);
+                    let mut alerts = Vec::new();
+                    for e in events {
+                        self.detector.inspect(e, r.time_ms, &mut alerts);
+                    }
+                }
+            }
+            DomainEvent::IdempotencyRecorded { key, fields } => {
+                let entry = Remembered {
+                    fields: *fields,
+                    result_sequence: r.sequence,
+                    time_ms: r.time_ms,
+                };
+                self.state
+                    .idempotency_by_time
+                    .insert((entry.time_ms, *key), ());
+                self.state.idempotency.insert(*key, entry);
+            }
+            DomainEvent::RulesUpdated {
+                version,
+                effective_height,
+                rules,
+                ..
+            } => {
+                self.state.pending_rules = Some((*version, *effective_height, rules.clone()));
+                self.activate_pending_rules(r.causation.height);
+            }
+            _ => self.state.project(r),
+        }
+    }
+
+    fn activate_pending_rules(&mut self, height: u64) {
+        let due = matches!(&self.state.pending_rules, Some((_, h, _)) if *h <= height);
+        if !due {
+            return;
+        }
+        if let Some((version, _, yaml)) = self.state.pending_rules.take()
+            && let Ok(compiled) = compile(&yaml)
+        {
+            self.detector.replace_rules(compiled);
+            self.state.rules = (version, yaml);
+        }
+    }
+
+    /// Plans a transaction: checks everything and computes the events, without
+    /// changing any state.
+    fn plan(
+        &mut self,
+        height: u64,
+        client: AccountId,
+        tx: &Transaction,
+        time_ms: u64,
+    ) -> Result<Plan, Rejection> {
+        if let Transaction::SubmitEvents { events, .. } = tx {
+            return self.plan_submit(height, events, time_ms);
+        }
+        let horizon = time_ms.saturating_sub(self.config.idempotency_retention_ms);
+        let s = &self.state;
+        let mut plan = Plan::default();
+        let keyed = |key: &[u8], fields: &[u8]| -> Result<(Digest, Digest), Rejection> {
+            if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX {
+                return Err(Rejection::Malformed(format!(
+                    "idempotency key must be 1 to {IDEMPOTENCY_KEY_MAX} bytes"
+                )));
+            }
+            Ok((
+                Digest::of_parts("shieldx/app/idempotency-key", &[&client, key]),
+                Digest::of_parts("shieldx/app/idempotency-fields", &[fields]),
+            ))
+        };
+        let check_repeat = |plan: &mut Plan, key: (Digest, Digest)| -> Result<bool, Rejection> {
+            match s
+                .idempotency
+                .get(&key.0)
+                .filter(|seen| seen.time_ms >= horizon)
+            {
+                Some(seen) if seen.fields == key.1 => {
+                    plan.repeat = Some(seen.result_sequence);
+                    Ok(true)
+                }
+                Some(_) => Err(Rejection::IdempotencyConflict),
+                None => {
+                    plan.remember = Some(key);
+                    Ok(false)
+                }
+            }
+        };
+        match tx {
+            Transaction::SubmitEvents { .. } => unreachable!("planned by plan_submit"),
+            Transaction::Mint {
+                key, to, amount, ..
+            } => {
+                if client != self.config.admin {
+                    return Err(Rejection::Unauthorised("only the admin mints"));
+                }
+                if *amount == 0 {
+                    return Err(Rejection::InvalidAmount("zero"));
+                }
+                let mut fields = to.to_vec();
+                fields.extend_from_slice(&amount.to_le_bytes());
+                if check_repeat(&mut plan, keyed(key, &fields)?)? {
+                    return Ok(plan);
+                }
+                s.supply
+                    .checked_add(*amount)
+                    .ok_or(Rejection::InvalidAmount("supply overflow"))?;
+                plan.events.push((
+                    stream_of(to),
+                    ExpectedVersion::Exact(s.stream_version(&stream_of(to))),
+                    DomainEvent::Minted {
+                        account: *to,
+                        amount: *amount,
+                        key: key.clone(),
+                    },
+                ));
+            }
+            Transaction::Burn { key, amount, .. } => {
+                if *amount == 0 {
+                    return Err(Rejection::InvalidAmount("zero"));
+                }
+                if check_repeat(&mut plan, keyed(key, &amount.to_le_bytes())?)? {
+                    return Ok(plan);
+                }
+                let balance = s.balance(&client);
+                if balance < *amount {
+                    return Err(Rejection::InsufficientFunds {
+                        leg: 0,
+                        balance,
+                        amount: *amount,
+                    });
+                }
+                plan.events.push((
+                    stream_of(&client),
+                    ExpectedVersion::Exact(s.stream_version(&stream_of(&client))),
+                    DomainEvent::Burned {
+                        account: client,
+                        amount: *amount,
+                        key: key.clone(),
+                    },
+                ));
+            }
+            Transaction::Transfer { key, legs, .. } => {
+                if legs.is_empty() || legs.len() > TRANSFER_LEGS_MAX {
+                    return Err(Rejection::Malformed(format!(
+                        "1 to {TRANSFER_LEGS_MAX} legs"
+                    )));
+                }
+                let mut fields = Vec::with_capacity(legs.len() * 40);
+                for leg in legs {
+                    fields.extend_from_slice(&leg.to);
+                    fields.extend_from_slice(&leg.amount.to_le_bytes());
+                }
+                if check_repeat(&mut plan, keyed(key, &fields)?)? {
+                    return Ok(plan);
+                }
+                // Every leg is checked against the balances the earlier legs left.
+                let mut touched: BTreeMap<AccountId, u64> = BTreeMap::new();
+                for (i, leg) in legs.iter().enumerate() {
+                    if leg.amount == 0 {
+                        return Err(Rejection::InvalidAmount("zero leg"));
+                    }
+                    let from_balance = *touched.entry(client).or_insert_with(|| s.balance(&client));
+                    if from_balance < leg.amount {
+                        return Err(Rejection::InsufficientFunds {
+                            leg: i,
+                            balance: from_balance,
+                            amount: leg.amount,
+                        });
+                    }
+                    touched.insert(client, from_balance - leg.amount);
+                    let to_balance = *touched.entry(leg.to).or_insert_with(|| s.balance(&leg.to));
+                    touched.insert(
+                        leg.to,
+                        to_balance
+                            .checked_add(leg.amount)
+                            .ok_or(Rejection::InvalidAmount("balance overflow"))?,
+                    );
+                    plan.events.push((
+                        stream_of(&client),
+                        ExpectedVersion::Any,
+                        DomainEvent::Transferred {
+                            from: client,
+                            to: leg.to,
+                            amount: leg.amount,
+                            key: key.clone(),
+                        },
+                    ));
+                }
+            }
+            Transaction::Stake { amount, .. } => {
+                if *amount == 0 {
+                    return Err(Rejection::InvalidAmount("zero"));
+                }
+                if s.tombstoned.contains_key(&client) {
+                    return Err(Rejection::Unauthorised(
+                        "tombstoned validators cannot stake",
+                    ));
+                }
+                let balance = s.balance(&client);
+                if balance < *amount {
+                    return Err(Rejection::InsufficientFunds {
+                        leg: 0,
+                        balance,
+                        amount: *amount,
+                    });
+                }
+                plan.events.push((
+                    stream_of(&client),
+                    ExpectedVersion::Any,
+                    DomainEvent::Staked {
+                        validator: client,
+                        amount: *amount,
+                    },
+                ));
+            }
+            Transaction::Unstake { amount, .. } => {
+                let stake = s.stakes.get(&client).copied().unwrap_or(0);
+                if *amount == 0 || stake < *amount {
+                    return Err(Rejection::InsufficientFunds {
+                        leg: 0,
+                        balance: stake,
+                        amount: *amount,
+                    });
+                }
+                plan.events.push((
+                    stream_of(&client),
+                    ExpectedVersion::Any,
+                    DomainEvent::Unstaked {
+                        validator: client,
+                        amount: *amount,
+                    },
+                ));
+            }
+            Transaction::Evidence { evidence, .. } => {
+                let Some(validators) = &self.config.validators else {
+                    return Err(Rejection::Evidence("no validator set configured".into()));
+                };
+                evidence
+                    .verify(&self.config.chain_id, validators)
+                    .map_err(|e| Rejection::Evidence(e.to_string()))?;
+                let id = evidence.id();
+                if s.slashed.contains_key(&id) {
+                    return Err(Rejection::Evidence("offence already slashed".into()));
+                }
+                let offender = validators
+                    .get(evidence.validator())
+                    .map(|v| v.identity.to_bytes())
+                    .ok_or_else(|| Rejection::Evidence("unknown validator".into()))?;
+                let stake = s.stakes.get(&offender).copied().unwrap_or(0);
+                let amount = (u128::from(stake) * u128::from(self.config.equivocation_slash_bps)
+                    / 10_000) as u64;
+                plan.events.push((
+                    stream_of(&offender),
+                    ExpectedVersion::Any,
+                    DomainEvent::Slashed {
+                        validator: offender,
+                        amount,
+                        reason: "equivocation".into(),
+                        evidence: id,
+                    },
+                ));
+            }
+            Transaction::RulesUpdate {
+                version,
+                effective_height,
+                rules,
+                ..
+            } => {
+                if client != self.config.admin {
+                    return Err(Rejection::Unauthorised("only the admin updates rules"));
+                }
+                let current = self
+                    .state
+                    .pending_rules
+                    .as_ref()
+                    .map_or(self.state.rules.0, |p| p.0);
+                if *version <= current {
+                    return Err(Rejection::Rules(format!(
+                        "version {version} is not newer than {current}"
+                    )));
+                }
+                if *effective_height < height {
+                    return Err(Rejection::Rules("effective height is in the past".into()));
+                }
+                compile(rules).map_err(Rejection::Rules)?;
+                plan.events.push((
+                    "rules".to_string(),
+                    ExpectedVersion::Any,
+                    DomainEvent::RulesUpdated {
+                        version: *version,
+                        effective_height: *effective_height,
+                        rules_digest: Digest::of(rules.as_bytes()),
+                        rules: rules.clone(),
+                    },
+                ));
+            }
+        }
+        if let Some((key, fields)) = plan.remember {
+            plan.events.push((
+                "idempotency".to_string(),
+                ExpectedVersion::Any,
+                DomainEvent::IdempotencyRecorded { key, fields },
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// Plans `SubmitEvents`, which cannot be rejected once decoded: rules due
+    /// at this height take effect, detection runs (updating the windows), and
+    /// the events and their alerts become one batch.
+    fn plan_submit(
+        &mut self,
+        height: u64,
+        events: &[Event],
+        time_ms: u64,
+    ) -> Result<Plan, Rejection> {
+        if events.is_empty() {
+            return Err(Rejection::Malformed("no events".into()));
+        }
+        self.activate_pending_rules(height);
+        let mut alerts = Vec::new();
+        for e in events {
+            self.detector.inspect(e, time_ms, &mut alerts);
+        }
+        let sources: BTreeMap<&str, &str> = events
+            .iter()
+            .map(|e| (e.id.as_str(), e.source.as_str()))
+            .collect();
+        let mut plan = Plan {
+            alerts: alerts.len() as u32,
+            ..Plan::default()
+        };
+        plan.events.push((
+            "ingest".to_string(),
+            ExpectedVersion::Any,
+            DomainEvent::EventsSubmitted {
+                events: events.to_vec(),
+            },
+        ));
+        for a in alerts {
+            plan.events.push((
+                "alerts".to_string(),
+                ExpectedVersion::Any,
+                DomainEvent::AlertRaised {
+                    source: sources
+                        .get(a.event_id.as_str())
+                        .copied()
+                        .unwrap_or("")
+                        .to_string(),
+                    rule_id: a.rule_id.to_string(),
+                    severity: a.severity,
+                    event_id: a.event_id,
+                    payload_hash: a.payload_hash,
+                },
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// The canonical encoding of the whole state (snapshot and digest input).
+    pub fn encode_state(&self) -> Vec<u8> {
+        codec::encode_state(&self.state, &self.detector.encode_windows())
+    }
+
+    fn load_snapshot(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let (state, windows) = codec::decode_state(bytes).map_err(|e| e.to_string())?;
+        let compiled = compile(&state.rules.1)?;
+        let mut detector = Detector::new(compiled, self.config.detector);
+        detector
+            .restore_windows(&windows)
+            .map_err(|e| e.to_string())?;
+        self.state = state;
+        self.detector = detector;
+        Ok(())
+    }
+
+    /// Writes a snapshot of the current state to the store (at checkpoints).
+    pub fn checkpoint(&mut self) -> Result<(), LedgerError> {
+        let base = Base {
+            sequence: self.state.head.0,
+            hash: self.state.head.1,
+        };
+        let bytes = self.encode_state();
+        self.ledger.store_mut().put_snapshot(base, &bytes)?;
+        self.ledger.sync()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Plan {
+    events: Vec<(String, ExpectedVersion, DomainEvent)>,
+    alerts: u32,
+    remember: Option<(Digest, Digest)>,
+    repeat: Option<u64>,
+}
+
+fn tx_time(tx: &Transaction) -> u64 {
+    match tx {
+        Transaction::SubmitEvents { time_ms, .. }
+        | Transaction::Mint { time_ms, .. }
+        | Transaction::Burn { time_ms, .. }
+        | Transaction::Transfer { time_ms, .. }
+        | Transaction::Stake { time_ms, .. }
+        | Transaction::Unstake { time_ms, .. }
+        | Transaction::Evidence { time_ms, .. }
+        | Transaction::RulesUpdate { time_ms, .. } => *time_ms,
+    }
+}
+
+impl State {
+    /// An account's balance.
+    pub fn balance(&self, account: &AccountId) -> u64 {
+        self.balances.get(account).copied().unwrap_or(0)
+    }
+
+    fn stream_version(&self, stream: &str) -> u64 {
+        self.streams.get(stream).copied().unwrap_or(0)
+    }
+
+    /// The rule set version in force.
+    pub fn rules_version(&self) -> u64 {
+        self.rules.0
+    }
+
+    /// Applies one recorded credit, stake or alert event to the projections.
+    /// Events were checked before they were recorded, so arithmetic here
+    /// cannot fail; saturating operations keep a corrupt-but-verified log
+    /// from panicking.
+    fn project(&mut self, r: &crate::ledger::EventRecord) {
+        match &r.event {
+            DomainEvent::Minted {
+                account, amount, ..
+            } => {
+                *self.balances.entry(*account).or_default() += amount;
+                self.supply = self.supply.saturating_add(*amount);
+            }
+            DomainEvent::Burned {
+                account, amount, ..
+            } => {
+                let b = self.balances.entry(*account).or_default();
+                *b = b.saturating_sub(*amount);
+                self.supply = self.supply.saturating_sub(*amount);
+            }
+            DomainEvent::Transferred {
+                from, to, amount, ..
+            } => {
+                let b = self.balances.entry(*from).or_default();
+                *b = b.saturating_sub(*amount);
+                let t = self.balances.entry(*to).or_default();
+                *t = t.saturating_add(*amount);
+            }
+            DomainEvent::AlertRaised {
+                rule_id,
+                severity,
+                source,
+                ..
+            } => {
+                *self.alerts_by_severity.entry(*severity).or_default() += 1;
+                *self.alerts_by_rule.entry(rule_id.clone()).or_default() += 1;
+                *self.alerts_by_source.entry(source.clone()).or_default() += 1;
+            }
+            DomainEvent::Staked { validator, amount } => {
+                let b = self.balances.entry(*validator).or_default();
+                *b = b.saturating_sub(*amount);
+                *self.stakes.entry(*validator).or_default() += amount;
+            }
+            DomainEvent::Unstaked { validator, amount } => {
+                let st = self.stakes.entry(*validator).or_default();
+                *st = st.saturating_sub(*amount);
+                *self.balances.entry(*validator).or_default() += amount;
+            }
+            DomainEvent::Slashed {
+                validator,
+                amount,
+                evidence,
+                ..
+            } => {
+                let st = self.stakes.entry(*validator).or_default();
+                *st = st.saturating_sub(*amount);
+                self.supply = self.supply.saturating_sub(*amount);
+                self.tombstoned.insert(*validator, r.causation.height);
+                self.slashed.insert(*evidence, r.causation.height);
+            }
+            DomainEvent::RulesUpdated { .. }
+            | DomainEvent::EventsSubmitted { .. }
+            | DomainEvent::IdempotencyRecorded { .. } => {}
+        }
+        self.balances.retain(|_, v| *v > 0);
+        self.stakes.retain(|_, v| *v > 0);
+    }
+}
+
+impl<S: EventStore> Application for App<S> {
+    fn execute(&mut self, sequence: Sequence, request: &Request) -> Vec<u8> {
+        let client = request.client.to_bytes();
+        let result = match Transaction::decode_exact(&request.payload) {
+            Ok(tx) => self.execute_transaction(sequence, client, request.request_id, &tx),
+            Err(e) => TxResult::Rejected(Rejection::Malformed(e.to_string())),
+        };
+        result.encode()
+    }
+
+    fn state_digest(&self) -> Digest {
+        Digest::of_parts("shieldx/app/state", &[&self.encode_state()])
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.encode_state()
+    }
+
+    fn restore(&mut self, snapshot: &[u8], expected: Digest) -> Result<(), RestoreError> {
+        let actual = Digest::of_parts("shieldx/app/state", &[snapshot]);
+        if actual != expected {
+            return Err(RestoreError::DigestMismatch { expected, actual });
+        }
+        let (state, _) =
+            codec::decode_state(snapshot).map_err(|e| RestoreError::Malformed(e.to_string()))?;
+        let base = Base {
+            sequence: state.head.0,
+            hash: state.head.1,
+        };
+        let mut trial = App {
+            config: self.config.clone(),
+            ledger: Ledger::open(NullStore).map_err(|e| RestoreError::Malformed(e.to_string()))?,
+            state: State::default(),
+            detector: Detector::new(
+                compile("").map_err(RestoreError::Malformed)?,
+                self.config.detector,
+            ),
+            halted: None,
+        };
+        trial
+            .load_snapshot(snapshot)
+            .map_err(RestoreError::Malformed)?;
+        self.ledger
+            .reset_to_snapshot(base, snapshot, trial.state.streams.clone())
+            .map_err(|e| RestoreError::Malformed(e.to_string()))?;
+        self.state = trial.state;
+        self.detector = trial.detector;
+        self.halted = None;
+        Ok(())
+    }
+}
+
+/// A store with nothing in it, used to validate a snapshot before the real
+/// store is touched.
+#[derive(Debug)]
+struct NullStore;
+
+impl EventStore for NullStore {
+    fn append(&mut self, _: &[crate::ledger::Entry]) -> Result<(), crate::ledger::StoreError> {
+        Err(crate::ledger::StoreError::WriteFailed("null store".into()))
+    }
+    fn sync(&mut self) -> Result<(), crate::ledger::StoreError> {
+        Ok(())
+    }
+    fn read(
+        &self,
+        _: u64,
+        _: usize,
+    ) -> Result<Vec<crate::ledger::Entry>, crate::ledger::StoreError> {
+        Ok(Vec::new())
+    }
+    fn bounds(&self) -> Result<(Base, Option<(u64, Digest)>), crate::ledger::StoreError> {
+        Ok((Base::GENESIS, None))
+    }
+    fn reset_to_snapshot(&mut self, _: Base, _: &[u8]) -> Result<(), crate::ledger::StoreError> {
+        Ok(())
+    }
+    fn put_snapshot(&mut self, _: Base, _: &[u8]) -> Result<(), crate::ledger::StoreError> {
+        Ok(())
+    }
+    fn snapshot(&self) -> Result<Option<(Base, Vec<u8>)>, crate::ledger::StoreError> {
+        Ok(None)
+    }
+}
+
+impl Transaction {
+    /// Decodes exactly one transaction.
+    pub fn decode_exact(bytes: &[u8]) -> Result<Transaction, CodecError> {
+        crate::codec::decode_exact(bytes)
+    }
+
+    /// Encodes the transaction.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+}

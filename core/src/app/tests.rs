@@ -1,0 +1,430 @@
+use super::*;
+use crate::ledger::memory::MemoryStore;
+
+const ADMIN: AccountId = [1; 32];
+const ALICE: AccountId = [2; 32];
+const BOB: AccountId = [3; 32];
+
+fn app() -> App<MemoryStore> {
+    App::open(
+        AppConfig::new(b"test-chain".to_vec(), ADMIN),
+        MemoryStore::new(),
+    )
+    .unwrap()
+}
+
+fn mint(key: &str, to: AccountId, amount: u64) -> Transaction {
+    Transaction::Mint {
+        time_ms: 1_000,
+        key: key.as_bytes().to_vec(),
+        to,
+        amount,
+    }
+}
+
+fn transfer(key: &str, legs: &[(AccountId, u64)]) -> Transaction {
+    Transaction::Transfer {
+        time_ms: 1_000,
+        key: key.as_bytes().to_vec(),
+        legs: legs
+            .iter()
+            .map(|&(to, amount)| TransferLeg { to, amount })
+            .collect(),
+    }
+}
+
+fn run(app: &mut App<MemoryStore>, height: u64, client: AccountId, tx: &Transaction) -> TxResult {
+    app.execute_transaction(height, client, height, tx)
+}
+
+fn applied(r: &TxResult) -> bool {
+    matches!(r, TxResult::Applied { .. })
+}
+
+#[test]
+fn mint_is_admin_only_and_transfers_move_credits() {
+    let mut a = app();
+    assert_eq!(
+        run(&mut a, 1, ALICE, &mint("m", ALICE, 5)),
+        TxResult::Rejected(Rejection::Unauthorised("only the admin mints"))
+    );
+    assert!(applied(&run(&mut a, 2, ADMIN, &mint("m", ALICE, 100))));
+    assert!(applied(&run(
+        &mut a,
+        3,
+        ALICE,
+        &transfer("t", &[(BOB, 30)])
+    )));
+    assert_eq!(a.state().balance(&ALICE), 70);
+    assert_eq!(a.state().balance(&BOB), 30);
+    assert_eq!(a.state().supply, 100);
+    assert_eq!(a.audit_trail(&BOB).unwrap().len(), 1);
+    assert_eq!(a.audit_trail(&ALICE).unwrap().len(), 2);
+}
+
+#[test]
+fn a_failing_leg_rejects_the_whole_transfer_and_changes_nothing() {
+    let mut a = app();
+    run(&mut a, 1, ADMIN, &mint("m", ALICE, 50));
+    let digest = a.state_digest();
+    let head = a.ledger().head();
+    let r = run(&mut a, 2, ALICE, &transfer("t", &[(BOB, 30), (BOB, 30)]));
+    assert_eq!(
+        r,
+        TxResult::Rejected(Rejection::InsufficientFunds {
+            leg: 1,
+            balance: 20,
+            amount: 30
+        })
+    );
+    assert_eq!(a.state_digest(), digest);
+    assert_eq!(a.ledger().head(), head);
+    assert_eq!(
+        run(
+            &mut a,
+            3,
+            ALICE,
+            &Transaction::Burn {
+                time_ms: 1,
+                key: b"b".to_vec(),
+                amount: 51
+            }
+        ),
+        TxResult::Rejected(Rejection::InsufficientFunds {
+            leg: 0,
+            balance: 50,
+            amount: 51
+        })
+    );
+    assert!(matches!(
+        run(&mut a, 4, ALICE, &transfer("z", &[(BOB, 0)])),
+        TxResult::Rejected(Rejection::InvalidAmount(_))
+    ));
+}
+
+#[test]
+fn idempotency_returns_the_original_result_and_rejects_changed_fields() {
+    let mut a = app();
+    run(&mut a, 1, ADMIN, &mint("m", ALICE, 100));
+    let first = run(&mut a, 2, ALICE, &transfer("pay-1", &[(BOB, 10)]));
+    let head = a.ledger().head();
+    assert_eq!(
+        run(&mut a, 3, ALICE, &transfer("pay-1", &[(BOB, 10)])),
+        first
+    );
+    assert_eq!(a.ledger().head(), head, "a repeat appends nothing");
+    assert_eq!(a.state().balance(&BOB), 10);
+    assert_eq!(
+        run(&mut a, 4, ALICE, &transfer("pay-1", &[(BOB, 11)])),
+        TxResult::Rejected(Rejection::IdempotencyConflict)
+    );
+    // Keys are per client: Bob may use the same key.
+    run(&mut a, 5, ADMIN, &mint("m2", BOB, 5));
+    assert!(applied(&run(
+        &mut a,
+        6,
+        BOB,
+        &transfer("pay-1", &[(ALICE, 1)])
+    )));
+}
+
+#[test]
+fn idempotency_keys_expire_after_the_retention_window() {
+    let mut config = AppConfig::new(b"c".to_vec(), ADMIN);
+    config.idempotency_retention_ms = 10_000;
+    let mut a = App::open(config, MemoryStore::new()).unwrap();
+    run(&mut a, 1, ADMIN, &mint("m", ALICE, 100));
+    let tx = |t: u64| Transaction::Transfer {
+        time_ms: t,
+        key: b"k".to_vec(),
+        legs: vec![TransferLeg { to: BOB, amount: 1 }],
+    };
+    assert!(applied(&run(&mut a, 2, ALICE, &tx(1_000))));
+    run(&mut a, 3, ALICE, &tx(5_000));
+    assert_eq!(a.state().balance(&BOB), 1, "within retention: a repeat");
+    run(&mut a, 4, ALICE, &tx(20_000));
+    assert_eq!(
+        a.state().balance(&BOB),
+        2,
+        "after retention the key is new again"
+    );
+}
+
+#[test]
+fn block_time_is_monotone_and_bounded_per_step() {
+    let mut a = app();
+    run(&mut a, 1, ADMIN, &mint("a", ALICE, 1));
+    assert_eq!(a.state().time_ms, 1_000);
+    run(
+        &mut a,
+        2,
+        ADMIN,
+        &Transaction::Mint {
+            time_ms: 10,
+            key: b"b".to_vec(),
+            to: ALICE,
+            amount: 1,
+        },
+    );
+    assert_eq!(a.state().time_ms, 1_000, "never backwards");
+    run(
+        &mut a,
+        3,
+        ADMIN,
+        &Transaction::Mint {
+            time_ms: u64::MAX,
+            key: b"c".to_vec(),
+            to: ALICE,
+            amount: 1,
+        },
+    );
+    assert_eq!(
+        a.state().time_ms,
+        1_000 + 3_600_000,
+        "at most one step ahead"
+    );
+}
+
+fn sensor_events() -> Transaction {
+    let e = |id: &str, payload: &str| Event {
+        id: id.into(),
+        ts: 1_000,
+        source: "203.0.113.9".into(),
+        sensor: "s1".into(),
+        kind: "http".into(),
+        payload: payload.as_bytes().to_vec(),
+        headers: vec![],
+    };
+    Transaction::SubmitEvents {
+        time_ms: 1_000,
+        events: vec![
+            e(
+                "e1",
+                "GET /item?id=1%27%20UNION%20SELECT%20password%20FROM%20users-- HTTP/1.1\r\n\r\n",
+            ),
+            e("e2", "GET /search?q=shoes HTTP/1.1\r\n\r\n"),
+            e(
+                "e3",
+                "GET /?q=%3Cscript%3Ealert(1)%3C/script%3E HTTP/1.1\r\n\r\n",
+            ),
+        ],
+    }
+}
+
+#[test]
+fn submitted_events_raise_alerts_into_the_log_and_projections() {
+    let mut a = app();
+    let r = run(&mut a, 1, ALICE, &sensor_events());
+    let TxResult::Applied { alerts, sequence } = r else {
+        panic!("{r:?}")
+    };
+    assert!(alerts >= 2, "{alerts}");
+    assert_eq!(
+        sequence,
+        1 + u64::from(alerts),
+        "the submitted events, then one record per alert"
+    );
+    let s = a.state();
+    assert!(s.alerts_by_rule.contains_key("sqli-union-select"));
+    assert!(s.alerts_by_rule.contains_key("xss-script-tag"));
+    assert_eq!(s.alerts_by_source["203.0.113.9"], u64::from(alerts));
+    assert_eq!(
+        s.alerts_by_severity.values().sum::<u64>(),
+        u64::from(alerts)
+    );
+}
+
+#[test]
+fn invalid_rules_never_replace_the_loaded_set_and_valid_ones_wait_for_their_height() {
+    let mut a = app();
+    let bad = Transaction::RulesUpdate {
+        time_ms: 1,
+        version: 1,
+        effective_height: 1,
+        rules: "rules: [".into(),
+    };
+    assert!(matches!(
+        run(&mut a, 1, ADMIN, &bad),
+        TxResult::Rejected(Rejection::Rules(_))
+    ));
+    assert_eq!(a.state().rules_version(), 0);
+    let only_marker =
+        "rules:\n  - { id: marker, title: t, severity: low, match: { literal: zebra } }\n";
+    let good = Transaction::RulesUpdate {
+        time_ms: 1,
+        version: 1,
+        effective_height: 5,
+        rules: only_marker.into(),
+    };
+    assert!(matches!(
+        run(&mut a, 2, ALICE, &good),
+        TxResult::Rejected(Rejection::Unauthorised(_))
+    ));
+    assert!(applied(&run(&mut a, 3, ADMIN, &good)));
+    assert_eq!(a.state().rules_version(), 0, "not before height 5");
+    let zebra = |id: &str| Transaction::SubmitEvents {
+        time_ms: 2,
+        events: vec![Event {
+            id: id.into(),
+            payload: b"zebra".to_vec(),
+            kind: "http".into(),
+            ..Event::default()
+        }],
+    };
+    assert_eq!(
+        run(&mut a, 4, ALICE, &zebra("z1")),
+        TxResult::Applied {
+            sequence: 2,
+            alerts: 0
+        }
+    );
+    assert!(matches!(
+        run(&mut a, 5, ALICE, &zebra("z2")),
+        TxResult::Applied { alerts: 1, .. }
+    ));
+    assert_eq!(a.state().rules_version(), 1);
+    let stale = Transaction::RulesUpdate {
+        time_ms: 1,
+        version: 1,
+        effective_height: 9,
+        rules: only_marker.into(),
+    };
+    assert!(matches!(
+        run(&mut a, 6, ADMIN, &stale),
+        TxResult::Rejected(Rejection::Rules(_))
+    ));
+}
+
+fn busy(a: &mut App<MemoryStore>, from: u64, to: u64) {
+    for h in from..to {
+        let tx = match h % 4 {
+            0 => mint(&format!("m{h}"), ALICE, 10 + h),
+            1 => transfer(&format!("t{h}"), &[(BOB, 3)]),
+            2 => sensor_events(),
+            _ => Transaction::Stake {
+                time_ms: 1_000 + h,
+                amount: 2,
+            },
+        };
+        let client = if h % 4 == 0 { ADMIN } else { ALICE };
+        run(a, h, client, &tx);
+    }
+}
+
+#[test]
+fn replay_from_genesis_and_from_a_snapshot_give_the_same_digest() {
+    let mut a = app();
+    busy(&mut a, 1, 40);
+    a.checkpoint().unwrap();
+    busy(&mut a, 40, 77);
+    a.ledger_mut().sync().unwrap();
+    let digest = a.state_digest();
+
+    // From the snapshot plus the log suffix.
+    let store = a.ledger().store().clone();
+    let from_snapshot =
+        App::open(AppConfig::new(b"test-chain".to_vec(), ADMIN), store.clone()).unwrap();
+    assert_eq!(from_snapshot.state_digest(), digest);
+
+    // From genesis: same store without the snapshot.
+    let mut genesis_only = MemoryStore::new();
+    genesis_only
+        .append(&store.read(1, usize::MAX).unwrap())
+        .unwrap();
+    let from_genesis =
+        App::open(AppConfig::new(b"test-chain".to_vec(), ADMIN), genesis_only).unwrap();
+    assert_eq!(
+        from_genesis.state_digest(),
+        digest,
+        "windows, idempotency and time included"
+    );
+}
+
+#[test]
+fn state_transfer_restores_an_identical_replica() {
+    let mut a = app();
+    busy(&mut a, 1, 30);
+    let snapshot = a.snapshot();
+    let digest = a.state_digest();
+    let mut b = app();
+    let mut wrong = snapshot.clone();
+    wrong[5] ^= 1;
+    assert!(
+        b.restore(&wrong, digest).is_err(),
+        "tampered snapshot refused"
+    );
+    assert_eq!(b.state().supply, 0, "and nothing changed");
+    b.restore(&snapshot, digest).unwrap();
+    assert_eq!(b.state_digest(), digest);
+    busy(&mut a, 30, 50);
+    busy(&mut b, 30, 50);
+    assert_eq!(
+        a.state_digest(),
+        b.state_digest(),
+        "they stay identical, windows included"
+    );
+    // The restored replica's log continues from the snapshot's head.
+    assert!(b.ledger().base().sequence > 0);
+    assert_eq!(b.ledger().head(), a.ledger().head());
+    let reopened = App::open(
+        AppConfig::new(b"test-chain".to_vec(), ADMIN),
+        b.ledger().store().clone(),
+    )
+    .unwrap();
+    assert_eq!(reopened.state_digest(), b.state_digest());
+}
+
+#[test]
+fn a_store_failure_halts_the_replica_instead_of_diverging() {
+    let mut a = app();
+    run(&mut a, 1, ADMIN, &mint("m", ALICE, 10));
+    a.ledger_mut().store_mut().fail_next_writes(1);
+    let r = run(&mut a, 2, ADMIN, &mint("n", ALICE, 10));
+    assert!(matches!(r, TxResult::Rejected(Rejection::Ledger(_))));
+    assert!(a.halted().is_some());
+    assert_eq!(a.state().supply, 10);
+    assert!(matches!(
+        run(&mut a, 3, ADMIN, &mint("o", ALICE, 1)),
+        TxResult::Rejected(Rejection::Ledger(_))
+    ));
+}
+
+#[test]
+fn transactions_round_trip_and_garbage_is_a_malformed_reply() {
+    for tx in [
+        sensor_events(),
+        mint("m", ALICE, 5),
+        transfer("t", &[(BOB, 1), (ALICE, 2)]),
+        Transaction::Burn {
+            time_ms: 3,
+            key: b"b".to_vec(),
+            amount: 4,
+        },
+        Transaction::Stake {
+            time_ms: 3,
+            amount: 4,
+        },
+        Transaction::Unstake {
+            time_ms: 3,
+            amount: 4,
+        },
+        Transaction::RulesUpdate {
+            time_ms: 1,
+            version: 2,
+            effective_height: 3,
+            rules: "rules: []".into(),
+        },
+    ] {
+        let bytes = tx.to_bytes();
+        assert_eq!(Transaction::decode_exact(&bytes).unwrap(), tx);
+        for cut in 0..bytes.len() {
+            assert!(Transaction::decode_exact(&bytes[..cut]).is_err());
+        }
+    }
+    let key = crate::crypto::ed25519::SigningKey::from_slice(&[7; 32]).unwrap();
+    let request = Request::sign(b"test-chain", &key, 1, vec![0xff, 1, 2]);
+    let mut a = app();
+    let reply = a.execute(1, &request);
+    assert_eq!(reply[0], 1, "rejected");
+    assert!(String::from_utf8_lossy(&reply).contains("malformed"));
+}
