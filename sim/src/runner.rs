@@ -4,15 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
+use shieldx_core::app::{App, AppConfig, Transaction, TransferLeg};
 use shieldx_core::codec::{self, Encode};
 use shieldx_core::consensus::{
-    Application, Batch, DurableRecord, Message, Output, PrePrepare, Replica, ReplicaConfig,
-    ReplicaIndex, ReplicaKeys, Request, RestoreError, RoundRobin, Sequence, Signed, Target,
-    Validator, ValidatorSet, Vote,
+    Batch, DurableRecord, Message, Output, PrePrepare, Replica, ReplicaConfig, ReplicaIndex,
+    ReplicaKeys, Request, RoundRobin, Sequence, Signed, Target, Validator, ValidatorSet, Vote,
 };
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::BlsSecretKey;
 use shieldx_core::crypto::ed25519::SigningKey;
+use shieldx_core::ledger::memory::MemoryStore;
 
 use crate::audit::AuditDigest;
 use crate::checker::{Checker, CheckerValidators, Violation};
@@ -32,57 +33,31 @@ const TRACE_EVENTS_MAX: usize = 2_000_000;
 const EVENTS_AT_ONE_INSTANT_MAX: u64 = 200_000;
 const CHAIN_ID: &[u8] = b"shieldx-sim";
 
-/// The simulator's application: a hash chain over executed payloads.
-#[derive(Debug, Default)]
-pub struct SimLedger {
-    state: Digest,
-    executed: u64,
+/// The simulator runs the production application (`shieldx_core::app`) over
+/// the in-memory ledger store: the same transactions, detection, credits
+/// rules and snapshots as the daemon.
+pub type SimApp = App<MemoryStore>;
+
+/// The account of simulated client `c` (its ed25519 public key).
+fn client_account(c: u16) -> [u8; 32] {
+    SigningKey::from_slice(&node_key_seed(c, "client"))
+        .expect("32-byte seed")
+        .verifying_key()
+        .to_bytes()
 }
 
-impl Application for SimLedger {
-    fn execute(&mut self, sequence: Sequence, request: &Request) -> Vec<u8> {
-        self.state = Digest::of_parts(
-            "shieldx-sim ledger",
-            &[
-                self.state.as_bytes(),
-                &sequence.to_le_bytes(),
-                &request.payload,
-            ],
-        );
-        self.executed += 1;
-        self.state.as_bytes()[..8].to_vec()
-    }
+fn shieldx_sim_workload(seed: u64) -> crate::workload::Workload {
+    crate::workload::Workload::new(crate::workload::WorkloadConfig {
+        seed,
+        malicious_ratio: 0.2,
+    })
+}
 
-    fn state_digest(&self) -> Digest {
-        self.state
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        let mut out = self.state.to_bytes().to_vec();
-        out.extend_from_slice(&self.executed.to_le_bytes());
-        out
-    }
-
-    fn restore(&mut self, snapshot: &[u8], expected: Digest) -> Result<(), RestoreError> {
-        if snapshot.len() != 40 {
-            return Err(RestoreError::Malformed(format!(
-                "{} bytes, expected 40",
-                snapshot.len()
-            )));
-        }
-        let state = Digest::from_slice(&snapshot[..32])
-            .map_err(|e| RestoreError::Malformed(e.to_string()))?;
-        if state != expected {
-            return Err(RestoreError::DigestMismatch {
-                expected,
-                actual: state,
-            });
-        }
-        let mut executed = [0u8; 8];
-        executed.copy_from_slice(&snapshot[32..]);
-        self.state = state;
-        self.executed = u64::from_le_bytes(executed);
-        Ok(())
+/// A replica's application; client 0 is the chain's admin (it mints).
+fn new_app(admin: [u8; 32]) -> SimApp {
+    match App::open(AppConfig::new(CHAIN_ID.to_vec(), admin), MemoryStore::new()) {
+        Ok(app) => app,
+        Err(e) => unreachable!("an empty in-memory ledger always opens: {e}"),
     }
 }
 
@@ -115,7 +90,7 @@ enum NodeState {
 
 #[derive(Debug)]
 struct Node {
-    replica: Replica<SimLedger>,
+    replica: Replica<SimApp>,
     state: NodeState,
     timer_at_ns: Option<u64>,
     role: Option<ByzantineRole>,
@@ -215,6 +190,14 @@ pub struct NodeSummary {
     pub pending_requests: usize,
     /// Rejected inputs by kind.
     pub rejections: Vec<(&'static str, u64)>,
+    /// The application's state digest.
+    pub app_digest: Digest,
+    /// The ledger's last sequence number.
+    pub ledger_head: u64,
+    /// Total credits.
+    pub supply: u64,
+    /// Alerts raised (all severities).
+    pub alerts: u64,
 }
 
 impl RunReport {
@@ -232,6 +215,10 @@ pub struct Simulation {
     queue: EventQueue<Event>,
     nodes: Vec<Node>,
     clients: Vec<SigningKey>,
+    /// The chain's admin account (client 0).
+    admin: [u8; 32],
+    /// Sensor events for `transactions` workloads.
+    sensors: crate::workload::Workload,
     network_rng: SimRng,
     fault_rng: SimRng,
     workload_rng: SimRng,
@@ -297,6 +284,10 @@ impl Simulation {
         let settings = &scenario.consensus;
         let identity =
             |i: u16| SigningKey::from_slice(&node_key_seed(i, "identity")).expect("32-byte seed");
+        let clients: Vec<SigningKey> = (0..scenario.workload.clients)
+            .map(|c| SigningKey::from_slice(&node_key_seed(c, "client")).expect("32-byte seed"))
+            .collect();
+        let admin = client_account(0);
         let nodes = (0..n)
             .map(|i| {
                 let mut config = ReplicaConfig::new(CHAIN_ID, validators.clone());
@@ -324,7 +315,7 @@ impl Simulation {
                         config,
                         keys,
                         Box::new(RoundRobin),
-                        SimLedger::default(),
+                        new_app(admin),
                         start_local_ns,
                     )
                     .expect("scenario settings are valid"),
@@ -340,9 +331,6 @@ impl Simulation {
                 }
             })
             .collect();
-        let clients: Vec<SigningKey> = (0..scenario.workload.clients)
-            .map(|c| SigningKey::from_slice(&node_key_seed(c, "client")).expect("32-byte seed"))
-            .collect();
         let checker = Checker::new(
             CHAIN_ID,
             CheckerValidators {
@@ -352,6 +340,8 @@ impl Simulation {
             roles.keys().copied().collect(),
         );
         let mut simulation = Simulation {
+            admin,
+            sensors: shieldx_sim_workload(seed),
             seed,
             queue: EventQueue::new(EVENTS_MAX),
             nodes,
@@ -376,6 +366,54 @@ impl Simulation {
         };
         simulation.schedule_initial_events();
         simulation
+    }
+
+    /// A ledger transaction for `transactions` workloads: the admin (client 0)
+    /// mints to every client first; then sensors submit generated HTTP events,
+    /// and clients transfer (sometimes more than they hold, which must be
+    /// rejected identically everywhere) and stake.
+    fn transaction(&mut self, client: u16, request_id: u64, now_ns: u64) -> Transaction {
+        let time_ms = 1_767_225_600_000 + now_ns / 1_000_000;
+        let clients = self.clients.len() as u16;
+        let key = request_id.to_le_bytes().to_vec();
+        if client == 0 && request_id <= u64::from(clients) {
+            return Transaction::Mint {
+                time_ms,
+                key,
+                to: client_account((request_id - 1) as u16),
+                amount: 1_000,
+            };
+        }
+        match self.workload_rng.below(10) {
+            0..=4 => {
+                let count = 1 + self.workload_rng.below(3) as usize;
+                let events = (0..count)
+                    .filter_map(|_| self.sensors.next())
+                    .map(|e| shieldx_core::detect::Event {
+                        id: e.id,
+                        ts: e.ts,
+                        source: e.source,
+                        sensor: e.sensor,
+                        kind: e.kind,
+                        payload: e.payload.into_bytes(),
+                        headers: Vec::new(),
+                    })
+                    .collect();
+                Transaction::SubmitEvents { time_ms, events }
+            }
+            5..=8 => Transaction::Transfer {
+                time_ms,
+                key,
+                legs: vec![TransferLeg {
+                    to: client_account(self.workload_rng.below(u64::from(clients)) as u16),
+                    amount: 1 + self.workload_rng.below(400),
+                }],
+            },
+            _ => Transaction::Stake {
+                time_ms,
+                amount: 1 + self.workload_rng.below(50),
+            },
+        }
     }
 
     /// Records a Chrome trace-event timeline (one track per node, message flows,
@@ -541,6 +579,10 @@ impl Simulation {
                 stable_checkpoint: node.replica.stable_checkpoint().sequence,
                 pending_requests: node.replica.pending_requests(),
                 rejections: node.replica.rejections().iter().collect(),
+                app_digest: shieldx_core::consensus::Application::state_digest(node.replica.app()),
+                ledger_head: node.replica.app().ledger().head().0,
+                supply: node.replica.app().state().supply,
+                alerts: node.replica.app().state().alerts_by_severity.values().sum(),
             })
             .collect();
         let trace = self
@@ -616,10 +658,15 @@ impl Simulation {
                 self.drain(node, now_ns);
             }
             Event::Submit { client, request_id } => {
-                let mut payload = vec![0u8; self.scenario.workload.payload_bytes];
-                for byte in payload.iter_mut() {
-                    *byte = self.workload_rng.below(256) as u8;
-                }
+                let payload = if self.scenario.workload.transactions {
+                    self.transaction(client, request_id, now_ns).to_bytes()
+                } else {
+                    let mut payload = vec![0u8; self.scenario.workload.payload_bytes];
+                    for byte in payload.iter_mut() {
+                        *byte = self.workload_rng.below(256) as u8;
+                    }
+                    payload
+                };
                 let key = &self.clients[usize::from(client)];
                 let request = Request::sign(CHAIN_ID, key, request_id, payload);
                 self.checker
@@ -684,7 +731,7 @@ impl Simulation {
                     config,
                     keys,
                     Box::new(RoundRobin),
-                    SimLedger::default(),
+                    new_app(self.admin),
                     &records,
                     local,
                 )

@@ -105,8 +105,17 @@ pub struct Workload {
     pub requests_per_client: u64,
     /// Time between one client's requests.
     pub interval_ms: u64,
-    /// Payload size in bytes.
+    /// Payload size in bytes (opaque payloads).
     pub payload_bytes: usize,
+    /// Send real ledger transactions (mints, transfers, stakes, sensor
+    /// events with attacks), the default; `false` sends opaque payloads of
+    /// `payload_bytes`, which the application rejects as malformed.
+    #[serde(default = "yes")]
+    pub transactions: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Workload {
@@ -116,6 +125,7 @@ impl Default for Workload {
             requests_per_client: 20,
             interval_ms: 10,
             payload_bytes: 64,
+            transactions: true,
         }
     }
 }

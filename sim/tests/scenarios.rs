@@ -94,3 +94,47 @@ fn invalid_scenarios_are_rejected_with_a_reason() {
         .expect_err("node out of range");
     assert!(error.to_string().contains("node 9"), "{error}");
 }
+
+#[test]
+fn the_ledger_survives_crashes_identically_on_every_replica() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/ledger-crash-restart-n4.toml");
+    for seed in 1..=3 {
+        let report = Simulation::new(load(&path), seed).run();
+        assert!(report.passed(), "seed {seed}: {:?}", report.violations);
+        let top = report
+            .nodes
+            .iter()
+            .map(|n| n.last_executed)
+            .max()
+            .expect("nodes");
+        let caught_up: Vec<_> = report
+            .nodes
+            .iter()
+            .filter(|n| n.last_executed == top)
+            .collect();
+        assert_eq!(
+            caught_up.len(),
+            report.nodes.len(),
+            "seed {seed}: every replica caught up"
+        );
+        for n in &caught_up {
+            assert_eq!(
+                n.app_digest, caught_up[0].app_digest,
+                "seed {seed}: same state"
+            );
+            assert_eq!(
+                n.ledger_head, caught_up[0].ledger_head,
+                "seed {seed}: same log length"
+            );
+            assert_eq!(
+                n.supply, 3_000,
+                "seed {seed}: three mints of 1,000, nothing else changes supply"
+            );
+            assert!(
+                n.alerts > 0,
+                "seed {seed}: the generated attacks raised alerts"
+            );
+        }
+    }
+}

@@ -301,12 +301,21 @@ pub struct App<S> {
     halted: Option<String>,
 }
 
+/// Compiles a rule file; the empty string is the default pack, compiled once
+/// per process and shared (it is immutable).
 fn compile(yaml: &str) -> Result<Arc<CompiledRules>, String> {
-    let set = if yaml.is_empty() {
-        default_rules()
-    } else {
-        RuleSet::parse(yaml).map_err(|e| e.to_string())?
-    };
+    static DEFAULT: std::sync::OnceLock<Result<Arc<CompiledRules>, String>> =
+        std::sync::OnceLock::new();
+    if yaml.is_empty() {
+        return DEFAULT
+            .get_or_init(|| {
+                CompiledRules::compile(&default_rules())
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone();
+    }
+    let set = RuleSet::parse(yaml).map_err(|e| e.to_string())?;
     CompiledRules::compile(&set)
         .map(Arc::new)
         .map_err(|e| e.to_string())

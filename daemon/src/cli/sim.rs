@@ -219,7 +219,7 @@ fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> 
     for (index, node) in report.nodes.iter().enumerate() {
         writeln!(
             out,
-            "  node {index}: {} view {}{} executed {} stable {} pending {}",
+            "  node {index}: {} view {}{} executed {} stable {} pending {} ledger {} alerts {} supply {}",
             node.state,
             node.view,
             if node.changing_view {
@@ -229,7 +229,10 @@ fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> 
             },
             node.last_executed,
             node.stable_checkpoint,
-            node.pending_requests
+            node.pending_requests,
+            node.ledger_head,
+            node.alerts,
+            node.supply
         )?;
     }
     if report.passed() {
