@@ -428,3 +428,33 @@ fn transactions_round_trip_and_garbage_is_a_malformed_reply() {
     assert_eq!(reply[0], 1, "rejected");
     assert!(String::from_utf8_lossy(&reply).contains("malformed"));
 }
+
+#[test]
+fn recovery_verifies_the_suffix_and_a_scrub_verifies_everything() {
+    let mut a = app();
+    busy(&mut a, 1, 40);
+    a.checkpoint().unwrap();
+    let at = a.ledger().head().0;
+    busy(&mut a, 40, 60);
+    a.ledger_mut().sync().unwrap();
+    let config = || AppConfig::new(b"test-chain".to_vec(), ADMIN);
+
+    let mut after = a.ledger().store().clone();
+    after.corrupt(at + 3);
+    match App::open(config(), after) {
+        Err(LedgerError::Corrupt { sequence, .. }) => assert_eq!(sequence, at + 3),
+        other => panic!("a corrupt suffix opened: {other:?}"),
+    }
+
+    let mut before = a.ledger().store().clone();
+    before.corrupt(at - 5);
+    let opened = App::open(config(), before).expect("recovery reads only the suffix");
+    match opened.verify_log() {
+        Err(LedgerError::Corrupt { sequence, .. }) => assert_eq!(sequence, at - 5),
+        other => panic!("the scrub missed it: {other:?}"),
+    }
+
+    let mut at_checkpoint = a.ledger().store().clone();
+    at_checkpoint.corrupt(at);
+    assert!(App::open(config(), at_checkpoint).is_err(), "the checkpointed entry itself is checked");
+}

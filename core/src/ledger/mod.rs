@@ -664,10 +664,80 @@ impl<S: EventStore> Ledger<S> {
         Ok(ledger)
     }
 
+    /// Opens the log from a checkpoint the caller trusts (the head recorded
+    /// in the latest snapshot, with the stream versions at that point):
+    /// checks that the stored entry at the checkpoint has the recorded hash,
+    /// then verifies only the suffix after it. Recovery time is therefore
+    /// bounded by the checkpoint interval, not by the size of the log; the
+    /// whole chain stays verifiable with [`Ledger::replay`].
+    pub fn open_at(
+        store: S,
+        checkpoint: Base,
+        streams: BTreeMap<String, u64>,
+    ) -> Result<Ledger<S>, LedgerError> {
+        let (base, _) = store.bounds()?;
+        let corrupt = |reason: &str| LedgerError::Corrupt {
+            sequence: checkpoint.sequence,
+            reason: reason.to_string(),
+        };
+        if checkpoint.sequence < base.sequence {
+            return Err(corrupt("the checkpoint is older than the stored log"));
+        }
+        if checkpoint.sequence == base.sequence {
+            if checkpoint.hash != base.hash {
+                return Err(corrupt("the checkpoint hash differs from the log's base"));
+            }
+        } else {
+            // The checkpointed entry and its predecessor: the entry's bytes
+            // must chain from the predecessor's hash to the recorded hash.
+            let first = checkpoint.sequence - 1;
+            let pair = store.read(first.max(base.sequence + 1), 2)?;
+            let (prev_hash, entry) = if first == base.sequence {
+                (base.hash, pair.first())
+            } else {
+                match pair.first() {
+                    Some(p) if p.sequence == first => (p.hash, pair.get(1)),
+                    _ => return Err(corrupt("the entry before the checkpoint is missing")),
+                }
+            };
+            match entry {
+                Some(e)
+                    if e.sequence == checkpoint.sequence
+                        && e.hash == checkpoint.hash
+                        && entry_hash(&prev_hash, &e.bytes) == checkpoint.hash => {}
+                Some(_) => return Err(corrupt("the stored entry does not match the checkpoint")),
+                None => return Err(corrupt("the checkpointed entry is missing")),
+            }
+        }
+        let mut ledger = Ledger {
+            store,
+            base,
+            head: (checkpoint.sequence, checkpoint.hash),
+            streams,
+        };
+        let mut streams = std::mem::take(&mut ledger.streams);
+        let head = ledger.replay_from(checkpoint, |record| {
+            streams.insert(record.stream.clone(), record.stream_version);
+        })?;
+        ledger.head = head;
+        ledger.streams = streams;
+        Ok(ledger)
+    }
+
     /// Reads the whole stored log in order, verifying the chain, and calls
     /// `each` with every decoded (upcast) record. Returns the verified head.
-    pub fn replay(&self, mut each: impl FnMut(&EventRecord)) -> Result<(u64, Digest), LedgerError> {
-        let (mut sequence, mut hash) = (self.base.sequence, self.base.hash);
+    pub fn replay(&self, each: impl FnMut(&EventRecord)) -> Result<(u64, Digest), LedgerError> {
+        self.replay_from(self.base, each)
+    }
+
+    /// Like [`Ledger::replay`], from the entry after `start` (whose hash the
+    /// caller vouches for).
+    pub fn replay_from(
+        &self,
+        start: Base,
+        mut each: impl FnMut(&EventRecord),
+    ) -> Result<(u64, Digest), LedgerError> {
+        let (mut sequence, mut hash) = (start.sequence, start.hash);
         loop {
             let chunk = self.store.read(sequence + 1, READ_CHUNK)?;
             if chunk.is_empty() {
