@@ -351,7 +351,8 @@ impl<S: EventStore> App<S> {
                     sequence: at.sequence,
                     reason,
                 };
-                let (s, w) = codec::decode_state(&bytes).map_err(|e| corrupt(format!("snapshot: {e}")))?;
+                let (s, w) =
+                    codec::decode_state(&bytes).map_err(|e| corrupt(format!("snapshot: {e}")))?;
                 if s.head != (at.sequence, at.hash) {
                     return Err(corrupt("snapshot head differs from its record".into()));
                 }
@@ -382,15 +383,18 @@ impl<S: EventStore> App<S> {
                 reason: format!("snapshot rules: {e}"),
             })?;
             let mut detector = Detector::new(compiled, app.config.detector);
-            detector.restore_windows(&windows).map_err(|e| LedgerError::Corrupt {
-                sequence: checkpoint.sequence,
-                reason: format!("snapshot windows: {e}"),
-            })?;
+            detector
+                .restore_windows(&windows)
+                .map_err(|e| LedgerError::Corrupt {
+                    sequence: checkpoint.sequence,
+                    reason: format!("snapshot windows: {e}"),
+                })?;
             app.detector = detector;
             app.state = state;
         }
         let mut records = Vec::new();
-        app.ledger.replay_from(checkpoint, |r| records.push(r.clone()))?;
+        app.ledger
+            .replay_from(checkpoint, |r| records.push(r.clone()))?;
         let retention = app.config.idempotency_retention_ms;
         for r in &records {
             app.apply(r, retention, true);

@@ -456,5 +456,8 @@ fn recovery_verifies_the_suffix_and_a_scrub_verifies_everything() {
 
     let mut at_checkpoint = a.ledger().store().clone();
     at_checkpoint.corrupt(at);
-    assert!(App::open(config(), at_checkpoint).is_err(), "the checkpointed entry itself is checked");
+    assert!(
+        App::open(config(), at_checkpoint).is_err(),
+        "the checkpointed entry itself is checked"
+    );
 }
