@@ -849,6 +849,12 @@ impl<A: Application> Replica<A> {
         &self.app
     }
 
+    /// The application, mutably: for drivers that inject storage faults
+    /// into it (the simulator). Consensus state is not reachable from here.
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
     /// Rejected inputs, by kind.
     pub fn rejections(&self) -> &RejectionCounts {
         &self.rejections
@@ -1597,9 +1603,20 @@ impl<A: Application> Replica<A> {
             let pending = &self.pending;
             self.pending_order.retain(|key| pending.contains_key(key));
         }
-        if self.has_outstanding_work() {
+        if self.wants_progress_timer() {
             self.progress_deadline_ns = Some(self.now_ns + self.current_timeout_ns());
         }
+    }
+
+    /// Whether the progress timer must run: while there is work to wait for,
+    /// and always while changing views. A view change that does not complete
+    /// (its primary is down, or cannot sign a NEW-VIEW without contradicting
+    /// one it signed before a crash) must time out into the next view even on
+    /// a replica with no requests of its own; otherwise that replica waits in
+    /// the view change forever (scenario
+    /// regression-restarted-replicas-stuck-in-view-change).
+    fn wants_progress_timer(&self) -> bool {
+        self.mode == Mode::ChangingView || self.has_outstanding_work()
     }
 
     /// The power of a prepare or commit quorum: more than 2/3 (or, with the
@@ -1630,11 +1647,11 @@ impl<A: Application> Replica<A> {
         doubled.min(self.config.view_change_timeout_max_ns)
     }
 
-    /// Arms the progress timer if it is idle and there is work to wait for. Late
-    /// messages about executed slots must not arm it: an idle replica never
-    /// suspects its primary.
+    /// Arms the progress timer if it is idle and it should run (see
+    /// `wants_progress_timer`). Late messages about executed slots must not
+    /// arm it: an idle replica in a working view never suspects its primary.
     fn arm_progress_timer(&mut self, now_ns: u64) {
-        if self.progress_deadline_ns.is_none() && self.has_outstanding_work() {
+        if self.progress_deadline_ns.is_none() && self.wants_progress_timer() {
             self.progress_deadline_ns = Some(now_ns + self.current_timeout_ns());
         }
     }
