@@ -32,6 +32,9 @@ const TRACE_EVENTS_MAX: usize = 2_000_000;
 /// Events at one simulated instant before the run is declared a livelock.
 const EVENTS_AT_ONE_INSTANT_MAX: u64 = 200_000;
 const CHAIN_ID: &[u8] = b"shieldx-sim";
+/// A client retransmits a request not committed within this time (then with
+/// doubling backoff, up to 8×).
+const CLIENT_RETRY_MS: u64 = 500;
 
 /// The simulator runs the production application (`shieldx_core::app`) over
 /// the in-memory ledger store: the same transactions, detection, credits
@@ -76,6 +79,12 @@ enum Event {
     Submit {
         client: u16,
         request_id: u64,
+    },
+    /// A client's retransmission timer for one request.
+    Retry {
+        client: u16,
+        request_id: u64,
+        attempt: u32,
     },
     Fault(FaultAction),
     FaultsStop,
@@ -142,6 +151,12 @@ pub struct RunStats {
     pub view_changes: u64,
     /// Requests submitted.
     pub requests: u64,
+    /// Ledger writes made to fail (storage faults injected).
+    pub ledger_write_failures: u64,
+    /// Replicas that halted on a storage failure (and were restarted).
+    pub halts: u64,
+    /// Client retransmissions of requests not committed in time.
+    pub client_retries: u64,
 }
 
 /// The result of a run.
@@ -219,6 +234,9 @@ pub struct Simulation {
     admin: [u8; 32],
     /// Sensor events for `transactions` workloads.
     sensors: crate::workload::Workload,
+    /// Requests no replica has committed yet, by (client account, request id):
+    /// the clients retransmit these.
+    outstanding: BTreeMap<([u8; 32], u64), Request>,
     network_rng: SimRng,
     fault_rng: SimRng,
     workload_rng: SimRng,
@@ -342,6 +360,7 @@ impl Simulation {
         let mut simulation = Simulation {
             admin,
             sensors: shieldx_sim_workload(seed),
+            outstanding: BTreeMap::new(),
             seed,
             queue: EventQueue::new(EVENTS_MAX),
             nodes,
@@ -366,6 +385,18 @@ impl Simulation {
         };
         simulation.schedule_initial_events();
         simulation
+    }
+
+    /// Hands `request` to every replica that is up.
+    fn broadcast_request(&mut self, request: &Request, now_ns: u64) {
+        for node in 0..self.nodes.len() as u16 {
+            let target = &mut self.nodes[usize::from(node)];
+            if target.state == NodeState::Up {
+                let local = target.local_time(now_ns);
+                let _ = target.replica.handle_request(local, request.clone());
+                self.drain(node, now_ns);
+            }
+        }
     }
 
     /// A ledger transaction for `transactions` workloads: the admin (client 0)
@@ -658,6 +689,7 @@ impl Simulation {
                 self.drain(node, now_ns);
             }
             Event::Submit { client, request_id } => {
+                self.maybe_fail_a_ledger_write();
                 let payload = if self.scenario.workload.transactions {
                     self.transaction(client, request_id, now_ns).to_bytes()
                 } else {
@@ -673,14 +705,41 @@ impl Simulation {
                     .on_submit(&request.client, request_id, &request.payload);
                 self.stats.requests += 1;
                 self.record("submit", now_ns, &request.to_encoded());
-                for node in 0..self.nodes.len() as u16 {
-                    let target = &mut self.nodes[usize::from(node)];
-                    if target.state == NodeState::Up {
-                        let local = target.local_time(now_ns);
-                        let _ = target.replica.handle_request(local, request.clone());
-                        self.drain(node, now_ns);
-                    }
-                }
+                self.outstanding
+                    .insert((request.client.to_bytes(), request_id), request.clone());
+                self.schedule(
+                    now_ns + CLIENT_RETRY_MS * MS,
+                    Event::Retry {
+                        client,
+                        request_id,
+                        attempt: 1,
+                    },
+                );
+                self.broadcast_request(&request, now_ns);
+            }
+            Event::Retry {
+                client,
+                request_id,
+                attempt,
+            } => {
+                let account = client_account(client);
+                let Some(request) = self.outstanding.get(&(account, request_id)).cloned() else {
+                    return;
+                };
+                // As a PBFT client does: no reply in time, so send the same
+                // signed request to every replica again, with backoff.
+                self.stats.client_retries += 1;
+                self.record("retry", now_ns, &request.to_encoded());
+                self.broadcast_request(&request, now_ns);
+                let backoff = CLIENT_RETRY_MS << attempt.min(3);
+                self.schedule(
+                    now_ns + backoff * MS,
+                    Event::Retry {
+                        client,
+                        request_id,
+                        attempt: attempt + 1,
+                    },
+                );
             }
             Event::Fault(action) => {
                 self.stats.faults += 1;
@@ -800,8 +859,46 @@ impl Simulation {
 
     /// Performs a node's outputs in order: persist (synced before any send),
     /// send through the network, and feed the checker.
+    /// With the scenario's probability, makes one random up replica's next
+    /// ledger write fail.
+    fn maybe_fail_a_ledger_write(&mut self) {
+        let rate = self.scenario.random_faults.ledger_write_failure_per_mille;
+        if !self.faults_active || rate == 0 || !self.fault_rng.chance(rate, 1000) {
+            return;
+        }
+        let node = self.fault_rng.below(self.nodes.len() as u64) as usize;
+        if self.nodes[node].state == NodeState::Up {
+            self.stats.ledger_write_failures += 1;
+            self.nodes[node]
+                .replica
+                .app_mut()
+                .ledger_mut()
+                .store_mut()
+                .fail_next_writes(1);
+        }
+    }
+
     fn drain(&mut self, node: ReplicaIndex, now_ns: u64) {
         let index = usize::from(node);
+        if self.nodes[index].state == NodeState::Up
+            && let Some(reason) = self.nodes[index].replica.app().halted()
+        {
+            // Fail-stop: the replica's store failed mid-step. Whatever it had
+            // not yet sent or synced is lost, exactly as in a crash, and it
+            // restarts from its durable records shortly after.
+            let reason = reason.to_string();
+            self.trace_instant(Some(node), now_ns, &format!("halted: {reason}"));
+            self.record("halt", now_ns, &node.to_le_bytes());
+            self.stats.halts += 1;
+            while self.nodes[index].replica.poll_output().is_some() {}
+            self.nodes[index].state = NodeState::Crashed;
+            self.nodes[index].unsynced.clear();
+            self.schedule(
+                now_ns + 200 * MS,
+                Event::Fault(FaultAction::Restart { node }),
+            );
+            return;
+        }
         while let Some(output) = self.nodes[index].replica.poll_output() {
             match output {
                 Output::Persist(record) => self.nodes[index].unsynced.push(record),
@@ -813,6 +910,10 @@ impl Simulation {
                     self.send(node, now_ns, to, message);
                 }
                 Output::Committed(committed) => {
+                    for request in &committed.batch.requests {
+                        self.outstanding
+                            .remove(&(request.client.to_bytes(), request.request_id));
+                    }
                     self.trace_instant(
                         Some(node),
                         now_ns,

@@ -194,6 +194,10 @@ pub struct RandomFaults {
     pub duplicate_per_mille: u64,
     /// Extra reordering delay chance, per mille (delays a message by up to 20 ms).
     pub reorder_per_mille: u64,
+    /// Chance, per mille per submitted request, that one random replica's
+    /// next ledger write fails. The replica halts (fail-stop), is crashed by
+    /// the simulator, and restarts 200 ms later.
+    pub ledger_write_failure_per_mille: u64,
 }
 
 /// A node's clock relative to simulated time.

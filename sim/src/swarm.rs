@@ -35,6 +35,7 @@ pub fn derive(base: &Scenario, seed: u64) -> Scenario {
         loss_per_mille: if rng.chance(1, 2) { rng.below(301) } else { 0 },
         duplicate_per_mille: if rng.chance(1, 3) { rng.below(101) } else { 0 },
         reorder_per_mille: if rng.chance(1, 3) { rng.below(201) } else { 0 },
+        ledger_write_failure_per_mille: 0,
     };
     scenario.network.latency = match rng.below(3) {
         0 => Latency::Uniform {

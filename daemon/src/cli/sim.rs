@@ -234,6 +234,14 @@ fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> 
             node.alerts,
             node.supply
         )?;
+        if !node.rejections.is_empty() {
+            let list: Vec<String> = node
+                .rejections
+                .iter()
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect();
+            writeln!(out, "    rejected inputs: {}", list.join(", "))?;
+        }
     }
     if report.passed() {
         writeln!(out, "invariants: all held")?;
