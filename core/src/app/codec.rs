@@ -7,8 +7,7 @@ use super::{Remembered, State, Transaction, TransferLeg};
 use crate::codec::{CodecError, Decode, ENCODED_LENGTH_MAX, Encode, Reader, put_bytes, put_length};
 use crate::consensus::Evidence;
 use crate::crypto::Digest;
-use crate::detect::Severity;
-use crate::ledger::{decode_event, encode_event};
+use crate::ledger::{decode_event, encode_event, severity_from_tag, severity_tag};
 
 const STATE_VERSION: u8 = 1;
 const TEXT_MAX: usize = 4096;
@@ -153,15 +152,6 @@ impl Decode for Transaction {
     }
 }
 
-fn severity_tag(s: Severity) -> u8 {
-    match s {
-        Severity::Low => 0,
-        Severity::Medium => 1,
-        Severity::High => 2,
-        Severity::Critical => 3,
-    }
-}
-
 fn put_u64_map<K>(out: &mut Vec<u8>, map: &BTreeMap<K, u64>, key: impl Fn(&K, &mut Vec<u8>)) {
     put_length(out, map.len());
     for (k, v) in map {
@@ -242,18 +232,7 @@ pub(super) fn decode_state(bytes: &[u8]) -> Result<(State, Vec<u8>), CodecError>
     s.tombstoned = get_u64_map(&mut r, "tombstoned", |r| r.array("account"))?;
     s.supply = r.u64("supply")?;
     s.alerts_by_severity = get_u64_map(&mut r, "alerts by severity", |r| {
-        Ok(match r.u8("severity")? {
-            0 => Severity::Low,
-            1 => Severity::Medium,
-            2 => Severity::High,
-            3 => Severity::Critical,
-            tag => {
-                return Err(CodecError::InvalidTag {
-                    what: "severity",
-                    tag,
-                });
-            }
-        })
+        severity_from_tag(r.u8("severity")?)
     })?;
     s.alerts_by_rule = get_u64_map(&mut r, "alerts by rule", |r| text(r, "rule", TEXT_MAX))?;
     s.alerts_by_source = get_u64_map(&mut r, "alerts by source", |r| text(r, "source", TEXT_MAX))?;

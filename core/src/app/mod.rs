@@ -651,14 +651,7 @@ impl<S: EventStore> App<S> {
                 if check_repeat(&mut plan, keyed(key, &amount.to_le_bytes())?)? {
                     return Ok(plan);
                 }
-                let balance = s.balance(&client);
-                if balance < *amount {
-                    return Err(Rejection::InsufficientFunds {
-                        leg: 0,
-                        balance,
-                        amount: *amount,
-                    });
-                }
+                s.check_debit(&client, *amount)?;
                 plan.events.push((
                     stream_of(&client),
                     ExpectedVersion::Exact(s.stream_version(&stream_of(&client))),
@@ -726,14 +719,7 @@ impl<S: EventStore> App<S> {
                         "tombstoned validators cannot stake",
                     ));
                 }
-                let balance = s.balance(&client);
-                if balance < *amount {
-                    return Err(Rejection::InsufficientFunds {
-                        leg: 0,
-                        balance,
-                        amount: *amount,
-                    });
-                }
+                s.check_debit(&client, *amount)?;
                 plan.events.push((
                     stream_of(&client),
                     ExpectedVersion::Any,
@@ -941,6 +927,19 @@ impl State {
     /// An account's balance.
     pub fn balance(&self, account: &AccountId) -> u64 {
         self.balances.get(account).copied().unwrap_or(0)
+    }
+
+    /// Refuses a single debit of `amount` that exceeds the balance.
+    fn check_debit(&self, account: &AccountId, amount: u64) -> Result<(), Rejection> {
+        let balance = self.balance(account);
+        if balance < amount {
+            return Err(Rejection::InsufficientFunds {
+                leg: 0,
+                balance,
+                amount,
+            });
+        }
+        Ok(())
     }
 
     fn stream_version(&self, stream: &str) -> u64 {

@@ -407,7 +407,8 @@ pub fn decode_event(r: &mut Reader<'_>) -> Result<Event, CodecError> {
     })
 }
 
-fn severity_tag(s: Severity) -> u8 {
+/// The one-byte encoding of a severity (ledger events and app snapshots).
+pub(crate) fn severity_tag(s: Severity) -> u8 {
     match s {
         Severity::Low => 0,
         Severity::Medium => 1,
@@ -416,7 +417,8 @@ fn severity_tag(s: Severity) -> u8 {
     }
 }
 
-fn severity_from_tag(tag: u8) -> Result<Severity, CodecError> {
+/// Decodes [`severity_tag`].
+pub(crate) fn severity_from_tag(tag: u8) -> Result<Severity, CodecError> {
     Ok(match tag {
         0 => Severity::Low,
         1 => Severity::Medium,
