@@ -125,11 +125,16 @@ fn cluster(n: u16, verify_clients: bool) -> Vec<Replica<Counter>> {
         )
         .expect("ikm")
     };
+    let vrf = |i: u16| {
+        shieldx_core::crypto::vrf::VrfSecretKey::from_slice(&[(i % 251) as u8 + 1; 32])
+            .expect("seed")
+    };
     let validators = ValidatorSet::new(
         (0..n)
             .map(|i| Validator {
                 identity: identity(i).verifying_key(),
                 vote_key: vote(i).public_key(),
+                vrf_key: vrf(i).public_key(),
                 power: 1,
             })
             .collect(),
@@ -148,6 +153,7 @@ fn cluster(n: u16, verify_clients: bool) -> Vec<Replica<Counter>> {
                     index: i,
                     identity: identity(i),
                     vote_key: vote(i),
+                    vrf_key: vrf(i),
                 },
                 Box::new(RoundRobin),
                 Counter::default(),

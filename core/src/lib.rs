@@ -21,6 +21,8 @@
 //! - [`codec`] and [`consensus`]: the wire encoding and the PBFT replica.
 //! - [`detect`]: signature and anomaly rules, the compiled matcher, quality metrics.
 //! - [`ledger`]: the hash-chained event log, its storage trait and in-memory store.
+//! - [`staking`]: the stake-weighted VRF leader schedule, its beacon, and the
+//!   slashing policy.
 //! - [`app`]: the replicated application (credits, alerts, stakes, rules) that
 //!   PBFT executes, over the ledger.
 
@@ -30,3 +32,4 @@ pub mod consensus;
 pub mod crypto;
 pub mod detect;
 pub mod ledger;
+pub mod staking;

@@ -94,11 +94,15 @@ pub fn consensus_message(data: &[u8]) {
     }
     let identity = |i: u8| SigningKey::from_slice(&[i + 1; 32]).expect("32-byte seed");
     let vote_key = |i: u8| BlsSecretKey::key_gen(&[i + 1; 32], b"").expect("32-byte IKM");
+    let vrf_key = |i: u8| {
+        shieldx_core::crypto::vrf::VrfSecretKey::from_slice(&[i + 1; 32]).expect("32-byte seed")
+    };
     let validators = ValidatorSet::new(
         (0..4u8)
             .map(|i| Validator {
                 identity: identity(i).verifying_key(),
                 vote_key: vote_key(i).public_key(),
+                vrf_key: vrf_key(i).public_key(),
                 power: 1,
             })
             .collect(),
@@ -108,6 +112,7 @@ pub fn consensus_message(data: &[u8]) {
         index: 1,
         identity: identity(1),
         vote_key: vote_key(1),
+        vrf_key: vrf_key(1),
     };
     let config = ReplicaConfig::new(b"shieldx-fuzz", validators);
     let mut replica =

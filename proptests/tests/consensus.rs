@@ -102,7 +102,13 @@ fn message() -> impl Strategy<Value = Message> {
                 signer: v.signer,
                 signature: v.signature,
             };
-            Message::PrePrepare(header, Batch { requests })
+            Message::PrePrepare(
+                header,
+                Batch {
+                    requests,
+                    leader_proof: None,
+                },
+            )
         }),
         vote().prop_map(Message::Prepare),
         (0..4usize).prop_map(|i| Message::Commit(commit_votes()[i])),
@@ -162,6 +168,9 @@ proptest! {
             powers.iter().enumerate().map(|(i, power)| Validator {
                 identity: client(i as u8).verifying_key(),
                 vote_key: quorum_keys()[i].public_key(),
+                vrf_key: shieldx_core::crypto::vrf::VrfSecretKey::from_slice(&[i as u8 + 1; 32])
+                    .expect("seed")
+                    .public_key(),
                 power: *power,
             }).collect(),
         );
@@ -199,6 +208,7 @@ fn frozen_encodings_match_the_fixture() {
     let request = Request::sign(CHAIN, &identity, 9, b"{\"kind\":\"http\"}".to_vec());
     let batch = Batch {
         requests: vec![request.clone()],
+        leader_proof: None,
     };
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("request", request.to_encoded()),

@@ -7,13 +7,15 @@ use std::rc::Rc;
 use shieldx_core::app::{App, AppConfig, Transaction, TransferLeg};
 use shieldx_core::codec::{self, Encode};
 use shieldx_core::consensus::{
-    Batch, DurableRecord, Message, Output, PrePrepare, Replica, ReplicaConfig, ReplicaIndex,
-    ReplicaKeys, Request, RoundRobin, Sequence, Signed, Target, Validator, ValidatorSet, Vote,
+    Batch, CLIENT_WINDOW, DurableRecord, Message, Output, PrePrepare, Replica, ReplicaConfig,
+    ReplicaIndex, ReplicaKeys, Request, Sequence, Signed, Target, Validator, ValidatorSet, Vote,
 };
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::BlsSecretKey;
 use shieldx_core::crypto::ed25519::SigningKey;
+use shieldx_core::crypto::vrf::VrfSecretKey;
 use shieldx_core::ledger::memory::MemoryStore;
+use shieldx_core::staking::VrfSchedule;
 
 use crate::audit::AuditDigest;
 use crate::checker::{Checker, CheckerValidators, Violation};
@@ -57,11 +59,18 @@ fn shieldx_sim_workload(seed: u64) -> crate::workload::Workload {
 }
 
 /// A replica's application; client 0 is the chain's admin (it mints).
-fn new_app(admin: [u8; 32]) -> SimApp {
-    match App::open(AppConfig::new(CHAIN_ID.to_vec(), admin), MemoryStore::new()) {
+fn new_app(admin: [u8; 32], validators: &ValidatorSet) -> SimApp {
+    let mut config = AppConfig::new(CHAIN_ID.to_vec(), admin);
+    config.validators = Some(validators.clone());
+    match App::open(config, MemoryStore::new()) {
         Ok(app) => app,
         Err(e) => unreachable!("an empty in-memory ledger always opens: {e}"),
     }
+}
+
+/// A validator's ECVRF key, derived like its other keys from its index.
+fn vrf_key(node: ReplicaIndex) -> VrfSecretKey {
+    VrfSecretKey::from_slice(&node_key_seed(node, "vrf")).expect("32-byte seed")
 }
 
 #[derive(Debug)]
@@ -79,6 +88,10 @@ enum Event {
     Submit {
         client: u16,
         request_id: u64,
+    },
+    /// A client may send more of its backlog (a request of it committed).
+    Pump {
+        client: u16,
     },
     /// A client's retransmission timer for one request.
     Retry {
@@ -237,6 +250,10 @@ pub struct Simulation {
     /// Requests no replica has committed yet, by (client account, request id):
     /// the clients retransmit these.
     outstanding: BTreeMap<([u8; 32], u64), Request>,
+    /// Per client: request ids due but not yet sent, because sending them
+    /// would leave an uncommitted request outside the replicas' client
+    /// window ([`CLIENT_WINDOW`]).
+    backlog: Vec<VecDeque<u64>>,
     network_rng: SimRng,
     fault_rng: SimRng,
     workload_rng: SimRng,
@@ -289,6 +306,7 @@ impl Simulation {
                 .map(|i| Validator {
                     identity: identities[i],
                     vote_key: vote_keys[i].public_key(),
+                    vrf_key: vrf_key(i as u16).public_key(),
                     power: powers[i],
                 })
                 .collect(),
@@ -323,6 +341,7 @@ impl Simulation {
                     index: i,
                     identity: identity(i),
                     vote_key: vote_keys[usize::from(i)].clone(),
+                    vrf_key: vrf_key(i),
                 };
                 let clock = scenario.clocks.iter().find(|c| c.node == i);
                 let skew_ns = clock.map_or(0, |c| c.skew_ms * MS as i64);
@@ -332,8 +351,8 @@ impl Simulation {
                     replica: Replica::new(
                         config,
                         keys,
-                        Box::new(RoundRobin),
-                        new_app(admin),
+                        Box::new(VrfSchedule),
+                        new_app(admin, &validators),
                         start_local_ns,
                     )
                     .expect("scenario settings are valid"),
@@ -361,6 +380,7 @@ impl Simulation {
             admin,
             sensors: shieldx_sim_workload(seed),
             outstanding: BTreeMap::new(),
+            backlog: vec![VecDeque::new(); usize::from(scenario.workload.clients)],
             seed,
             queue: EventQueue::new(EVENTS_MAX),
             nodes,
@@ -397,6 +417,53 @@ impl Simulation {
                 self.drain(node, now_ns);
             }
         }
+    }
+
+    /// Sends a client's due requests while every uncommitted one stays
+    /// within the client window of the newest sent (the replicas' contract).
+    fn pump_client(&mut self, client: u16, now_ns: u64) {
+        let account = client_account(client);
+        while let Some(&request_id) = self.backlog[usize::from(client)].front() {
+            let oldest = self
+                .outstanding
+                .range((account, 0)..=(account, u64::MAX))
+                .next()
+                .map(|((_, id), _)| *id);
+            if oldest.is_some_and(|oldest| request_id >= oldest + CLIENT_WINDOW) {
+                return;
+            }
+            self.backlog[usize::from(client)].pop_front();
+            self.send_client_request(client, request_id, now_ns);
+        }
+    }
+
+    fn send_client_request(&mut self, client: u16, request_id: u64, now_ns: u64) {
+        let payload = if self.scenario.workload.transactions {
+            self.transaction(client, request_id, now_ns).to_bytes()
+        } else {
+            let mut payload = vec![0u8; self.scenario.workload.payload_bytes];
+            for byte in payload.iter_mut() {
+                *byte = self.workload_rng.below(256) as u8;
+            }
+            payload
+        };
+        let key = &self.clients[usize::from(client)];
+        let request = Request::sign(CHAIN_ID, key, request_id, payload);
+        self.checker
+            .on_submit(&request.client, request_id, &request.payload);
+        self.stats.requests += 1;
+        self.record("submit", now_ns, &request.to_encoded());
+        self.outstanding
+            .insert((request.client.to_bytes(), request_id), request.clone());
+        self.schedule(
+            now_ns + CLIENT_RETRY_MS * MS,
+            Event::Retry {
+                client,
+                request_id,
+                attempt: 1,
+            },
+        );
+        self.broadcast_request(&request, now_ns);
     }
 
     /// A ledger transaction for `transactions` workloads: the admin (client 0)
@@ -584,6 +651,14 @@ impl Simulation {
                 at_ns: end_ns,
             });
         }
+        let unsent: usize = self.backlog.iter().map(VecDeque::len).sum();
+        if unsent > 0 {
+            violations.push(Violation {
+                invariant: "liveness: every client request is sent",
+                detail: format!("{unsent} requests still wait in client backlogs"),
+                at_ns: end_ns,
+            });
+        }
         if (self.checker.evidence_count() as u64) < self.scenario.expect.evidence_min {
             violations.push(Violation {
                 invariant: "expected evidence",
@@ -690,33 +765,10 @@ impl Simulation {
             }
             Event::Submit { client, request_id } => {
                 self.maybe_fail_a_ledger_write();
-                let payload = if self.scenario.workload.transactions {
-                    self.transaction(client, request_id, now_ns).to_bytes()
-                } else {
-                    let mut payload = vec![0u8; self.scenario.workload.payload_bytes];
-                    for byte in payload.iter_mut() {
-                        *byte = self.workload_rng.below(256) as u8;
-                    }
-                    payload
-                };
-                let key = &self.clients[usize::from(client)];
-                let request = Request::sign(CHAIN_ID, key, request_id, payload);
-                self.checker
-                    .on_submit(&request.client, request_id, &request.payload);
-                self.stats.requests += 1;
-                self.record("submit", now_ns, &request.to_encoded());
-                self.outstanding
-                    .insert((request.client.to_bytes(), request_id), request.clone());
-                self.schedule(
-                    now_ns + CLIENT_RETRY_MS * MS,
-                    Event::Retry {
-                        client,
-                        request_id,
-                        attempt: 1,
-                    },
-                );
-                self.broadcast_request(&request, now_ns);
+                self.backlog[usize::from(client)].push_back(request_id);
+                self.pump_client(client, now_ns);
             }
+            Event::Pump { client } => self.pump_client(client, now_ns),
             Event::Retry {
                 client,
                 request_id,
@@ -742,6 +794,7 @@ impl Simulation {
                 );
             }
             Event::Fault(action) => {
+                let action = self.resolve_fault(action);
                 self.stats.faults += 1;
                 self.trace_instant(None, now_ns, &format!("fault: {action:?}"));
                 self.record("fault", now_ns, format!("{action:?}").as_bytes());
@@ -760,6 +813,28 @@ impl Simulation {
                 }
             }
         }
+    }
+
+    /// Faults that name a role become faults on the node holding it now.
+    fn resolve_fault(&self, action: FaultAction) -> FaultAction {
+        match action {
+            FaultAction::CrashPrimary => FaultAction::Crash {
+                node: self.current_primary(),
+            },
+            FaultAction::IsolatePrimary => FaultAction::Isolate {
+                node: self.current_primary(),
+            },
+            other => other,
+        }
+    }
+
+    /// The primary of the highest view any up node is in, as that node sees it.
+    fn current_primary(&self) -> ReplicaIndex {
+        self.nodes
+            .iter()
+            .filter(|node| node.state == NodeState::Up)
+            .max_by_key(|node| node.replica.view())
+            .map_or(0, |node| node.replica.primary())
     }
 
     fn apply_fault(&mut self, now_ns: u64, action: FaultAction) {
@@ -783,18 +858,14 @@ impl Simulation {
                         .expect("32-byte seed"),
                     vote_key: BlsSecretKey::key_gen(&node_key_seed(node, "vote"), b"")
                         .expect("32-byte IKM"),
+                    vrf_key: vrf_key(node),
                 };
                 let local = self.nodes[index].local_time(now_ns);
                 let records = self.nodes[index].synced.clone();
-                self.nodes[index].replica = Replica::recover(
-                    config,
-                    keys,
-                    Box::new(RoundRobin),
-                    new_app(self.admin),
-                    &records,
-                    local,
-                )
-                .expect("the configuration was valid at start");
+                let app = new_app(self.admin, &config.validators);
+                self.nodes[index].replica =
+                    Replica::recover(config, keys, Box::new(VrfSchedule), app, &records, local)
+                        .expect("the configuration was valid at start");
                 self.nodes[index].state = NodeState::Up;
                 self.nodes[index].timer_at_ns = None;
                 self.views_entered[index] = 0;
@@ -854,6 +925,9 @@ impl Simulation {
                 self.blocked.clear();
                 self.clogged_until_ns.clear();
             }
+            FaultAction::CrashPrimary | FaultAction::IsolatePrimary => {
+                unreachable!("resolved to a node above")
+            }
         }
     }
 
@@ -911,8 +985,17 @@ impl Simulation {
                 }
                 Output::Committed(committed) => {
                     for request in &committed.batch.requests {
-                        self.outstanding
-                            .remove(&(request.client.to_bytes(), request.request_id));
+                        let account = request.client.to_bytes();
+                        if self
+                            .outstanding
+                            .remove(&(account, request.request_id))
+                            .is_some()
+                            && let Some(client) = (0..self.backlog.len() as u16)
+                                .find(|c| client_account(*c) == account)
+                            && !self.backlog[usize::from(client)].is_empty()
+                        {
+                            self.schedule(now_ns, Event::Pump { client });
+                        }
                     }
                     self.trace_instant(
                         Some(node),

@@ -305,6 +305,12 @@ pub enum FaultAction {
     },
     /// Removes every partition, isolation and one-way block.
     Heal,
+    /// The current primary crashes: the primary, as seen by the up node in
+    /// the highest view, of that view. The leader schedule is a stake-weighted
+    /// VRF draw, so scenarios name the role rather than an index.
+    CrashPrimary,
+    /// The current primary (as for `crash-primary`) is isolated.
+    IsolatePrimary,
 }
 
 /// Run length and phases.
@@ -386,7 +392,10 @@ impl Scenario {
                 | FaultAction::Clog { node, .. } => vec![*node],
                 FaultAction::Partition { groups } => groups.iter().flatten().copied().collect(),
                 FaultAction::OneWay { from, to } => from.iter().chain(to).copied().collect(),
-                FaultAction::Ring | FaultAction::Heal => vec![],
+                FaultAction::Ring
+                | FaultAction::Heal
+                | FaultAction::CrashPrimary
+                | FaultAction::IsolatePrimary => vec![],
             };
             if let Some(bad) = nodes.into_iter().find(|node| !node_ok(*node)) {
                 return fail(format!("fault names node {bad}, outside the cluster"));

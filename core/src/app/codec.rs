@@ -9,7 +9,7 @@ use crate::consensus::Evidence;
 use crate::crypto::Digest;
 use crate::ledger::{decode_event, encode_event, severity_from_tag, severity_tag};
 
-const STATE_VERSION: u8 = 1;
+const STATE_VERSION: u8 = 2;
 const TEXT_MAX: usize = 4096;
 const MAP_MAX: usize = 1 << 24;
 
@@ -177,6 +177,7 @@ pub(super) fn encode_state(s: &State, windows: &[u8]) -> Vec<u8> {
     put_u64_map(&mut out, &s.alerts_by_rule, string);
     put_u64_map(&mut out, &s.alerts_by_source, string);
     put_u64_map(&mut out, &s.slashed, digest);
+    put_u64_map(&mut out, &s.offences, account);
     put_length(&mut out, s.idempotency.len());
     for (k, v) in &s.idempotency {
         out.extend_from_slice(k.as_bytes());
@@ -239,6 +240,7 @@ pub(super) fn decode_state(bytes: &[u8]) -> Result<(State, Vec<u8>), CodecError>
     s.slashed = get_u64_map(&mut r, "slashed", |r| {
         Ok(Digest::from_bytes(r.array("evidence")?))
     })?;
+    s.offences = get_u64_map(&mut r, "offences", |r| r.array("account"))?;
     let n = r.length("idempotency", MAP_MAX)?;
     for _ in 0..n {
         let key = Digest::from_bytes(r.array("idempotency key")?);

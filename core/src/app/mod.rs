@@ -43,6 +43,7 @@ use crate::detect::{
 use crate::ledger::{
     AccountId, Base, Causation, DomainEvent, EventStore, ExpectedVersion, Ledger, LedgerError,
 };
+use crate::staking::{Offence, SlashingPolicy};
 
 /// Most security events in one `SubmitEvents`.
 pub const EVENTS_PER_TX_MAX: usize = 10_000;
@@ -62,20 +63,24 @@ pub struct AppConfig {
     pub chain_id: Vec<u8>,
     /// The only account allowed to mint and to update rules.
     pub admin: AccountId,
-    /// Validators whose evidence can be slashed (index order of consensus).
+    /// The validator set (index order of consensus). When present, each
+    /// validator's identity account starts with its voting power bonded as
+    /// stake (genesis), evidence against it can be slashed, and its stake is
+    /// its leader weight.
     pub validators: Option<ValidatorSet>,
     /// How long idempotency keys are remembered, in block-time milliseconds.
     pub idempotency_retention_ms: u64,
     /// The most a transaction's time may advance block time.
     pub clock_step_max_ms: u64,
-    /// Share of stake slashed for equivocation, in basis points (5000 = 50%).
-    pub equivocation_slash_bps: u64,
+    /// What each offence costs.
+    pub slashing: SlashingPolicy,
     /// Anomaly window bounds.
     pub detector: DetectorConfig,
 }
 
 impl AppConfig {
-    /// Defaults: 24 h idempotency retention, 1 h clock step, 50% slash.
+    /// Defaults: 24 h idempotency retention, 1 h clock step, the default
+    /// slashing tiers.
     pub fn new(chain_id: Vec<u8>, admin: AccountId) -> AppConfig {
         AppConfig {
             chain_id,
@@ -83,7 +88,7 @@ impl AppConfig {
             validators: None,
             idempotency_retention_ms: 24 * 3600 * 1000,
             clock_step_max_ms: 3600 * 1000,
-            equivocation_slash_bps: 5_000,
+            slashing: SlashingPolicy::default(),
             detector: DetectorConfig::default(),
         }
     }
@@ -277,6 +282,9 @@ pub struct State {
     pub alerts_by_source: BTreeMap<String, u64>,
     /// Slashed offences (evidence ids).
     slashed: BTreeMap<Digest, u64>,
+    /// Offences per validator account: the slashing history that selects
+    /// the repeated-offence tier.
+    pub offences: BTreeMap<AccountId, u64>,
     /// Idempotency keys: scoped key -> what was done.
     idempotency: BTreeMap<Digest, Remembered>,
     /// (time, key) index for retention.
@@ -343,7 +351,7 @@ impl<S: EventStore> App<S> {
         );
         let snapshot = store.snapshot()?;
         let (base, _) = store.bounds()?;
-        let mut state = State::default();
+        let mut state = State::genesis(&config);
         let mut windows = Vec::new();
         let checkpoint = match snapshot {
             Some((at, bytes)) if at.sequence >= base.sequence => {
@@ -370,10 +378,11 @@ impl<S: EventStore> App<S> {
         };
         // Recovery verifies the snapshot's entry and the suffix only.
         let ledger = Ledger::open_at(store, checkpoint, state.streams.clone())?;
+        let genesis = State::genesis(&config);
         let mut app = App {
             config,
             ledger,
-            state: State::default(),
+            state: genesis,
             detector,
             halted: None,
         };
@@ -758,20 +767,29 @@ impl<S: EventStore> App<S> {
                 if s.slashed.contains_key(&id) {
                     return Err(Rejection::Evidence("offence already slashed".into()));
                 }
+                let (_, slot_sequence, _) = evidence.slot();
+                if height.saturating_sub(slot_sequence) > self.config.slashing.evidence_max_age {
+                    return Err(Rejection::Evidence("evidence expired".into()));
+                }
                 let offender = validators
                     .get(evidence.validator())
                     .map(|v| v.identity.to_bytes())
                     .ok_or_else(|| Rejection::Evidence("unknown validator".into()))?;
+                // Equivocation tombstones: a validator is slashed for it once.
+                if s.tombstoned.contains_key(&offender) {
+                    return Err(Rejection::Evidence("validator already tombstoned".into()));
+                }
                 let stake = s.stakes.get(&offender).copied().unwrap_or(0);
-                let amount = (u128::from(stake) * u128::from(self.config.equivocation_slash_bps)
-                    / 10_000) as u64;
+                let prior = s.offences.get(&offender).copied().unwrap_or(0) as usize;
+                let bps = self.config.slashing.bps(Offence::Equivocation, prior);
+                let amount = SlashingPolicy::amount(stake, bps);
                 plan.events.push((
                     stream_of(&offender),
                     ExpectedVersion::Any,
                     DomainEvent::Slashed {
                         validator: offender,
                         amount,
-                        reason: "equivocation".into(),
+                        reason: Offence::Equivocation.name().into(),
                         evidence: id,
                     },
                 ));
@@ -942,6 +960,21 @@ impl State {
         Ok(())
     }
 
+    /// The state before any event: with a validator set, each validator's
+    /// identity account holds its voting power as bonded stake.
+    fn genesis(config: &AppConfig) -> State {
+        let mut state = State::default();
+        if let Some(validators) = &config.validators {
+            for validator in validators.validators() {
+                state
+                    .stakes
+                    .insert(validator.identity.to_bytes(), validator.power);
+            }
+            state.supply = validators.total_power();
+        }
+        state
+    }
+
     fn stream_version(&self, stream: &str) -> u64 {
         self.streams.get(stream).copied().unwrap_or(0)
     }
@@ -1002,12 +1035,15 @@ impl State {
                 validator,
                 amount,
                 evidence,
-                ..
+                reason,
             } => {
                 let st = self.stakes.entry(*validator).or_default();
                 *st = st.saturating_sub(*amount);
                 self.supply = self.supply.saturating_sub(*amount);
-                self.tombstoned.insert(*validator, r.causation.height);
+                if reason == Offence::Equivocation.name() {
+                    self.tombstoned.insert(*validator, r.causation.height);
+                }
+                *self.offences.entry(*validator).or_default() += 1;
                 self.slashed.insert(*evidence, r.causation.height);
             }
             DomainEvent::RulesUpdated { .. }
@@ -1031,6 +1067,23 @@ impl<S: EventStore> Application for App<S> {
 
     fn state_digest(&self) -> Digest {
         Digest::of_parts("shieldx/app/state", &[&self.encode_state()])
+    }
+
+    /// A validator's leader weight is its bonded stake; tombstoned
+    /// validators weigh nothing.
+    fn leader_weights(&self, validators: &ValidatorSet) -> Vec<u64> {
+        validators
+            .validators()
+            .iter()
+            .map(|v| {
+                let account = v.identity.to_bytes();
+                if self.state.tombstoned.contains_key(&account) {
+                    0
+                } else {
+                    self.state.stakes.get(&account).copied().unwrap_or(0)
+                }
+            })
+            .collect()
     }
 
     fn snapshot(&self) -> Vec<u8> {

@@ -6,7 +6,7 @@ use crate::crypto::Digest;
 use crate::crypto::bls::{AggregatePublicKey, BlsSignature};
 
 use super::message::{CheckpointVote, CommitVote, PrePrepare, Signed, Vote};
-use super::types::{LeaderSchedule, ReplicaIndex, Sequence, VALIDATORS_MAX, ValidatorSet, View};
+use super::types::{ReplicaIndex, Sequence, VALIDATORS_MAX, ValidatorSet, View};
 
 /// Why a certificate did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -235,20 +235,22 @@ impl PreparedCertificate {
         self.pre_prepare.body.digest
     }
 
-    /// Verifies every signature, the primary's role, matching fields and the power.
+    /// Verifies every signature, matching fields and the power.
+    ///
+    /// It does not check that the pre-prepare's signer was the primary of its
+    /// view: with the VRF schedule a verifier may hold another anchor than the
+    /// view had. Safety does not need it. Two certificates for one
+    /// `(view, sequence)` with different digests each hold more than 2/3 of
+    /// the power, so they share an honest validator, which would have signed
+    /// (pre-prepare or prepare) two digests for one slot — and honest
+    /// validators sign at most one per slot and phase, and never both phases.
     pub fn verify(
         &self,
         chain_id: &[u8],
         validators: &ValidatorSet,
-        schedule: &dyn LeaderSchedule,
     ) -> Result<(), CertificateError> {
         let header = self.pre_prepare.body;
-        let primary = schedule.primary(header.view, validators);
-        if self.pre_prepare.signer != primary {
-            return Err(CertificateError::Inconsistent(
-                "pre-prepare not signed by the view's primary",
-            ));
-        }
+        let primary = self.pre_prepare.signer;
         self.pre_prepare.verify(chain_id, validators)?;
         let mut signers = SignerSet::new(validators.len());
         signers.insert(primary);

@@ -111,6 +111,9 @@ mod tests {
                     vote_key: BlsSecretKey::key_gen(&[i + 1; 32], b"")
                         .expect("ikm")
                         .public_key(),
+                    vrf_key: crate::crypto::vrf::VrfSecretKey::from_slice(&[i + 1; 32])
+                        .expect("seed")
+                        .public_key(),
                     power: 1,
                 })
                 .collect(),

@@ -379,7 +379,7 @@ pub enum BatchFetch {
     /// Asks for the batch with this digest.
     Request(Digest),
     /// A batch; the receiver keeps it only if it asked for its digest.
-    Response(Batch),
+    Response(Box<Batch>),
 }
 
 /// The largest snapshot a state transfer may carry.
@@ -585,7 +585,7 @@ impl Decode for Message {
             6 => Message::NewView(Signed::decode(reader)?),
             7 => Message::Status(Signed::decode(reader)?),
             8 => Message::Batch(BatchFetch::Request(Digest::decode(reader)?)),
-            9 => Message::Batch(BatchFetch::Response(Batch::decode(reader)?)),
+            9 => Message::Batch(BatchFetch::Response(Box::new(Batch::decode(reader)?))),
             10 => Message::StateRequest(reader.u64("state request sequence")?),
             11 => Message::StateResponse(Box::new(StateTransfer::decode(reader)?)),
             12 => Message::Conflict(ConflictProof::PrePrepare(Signed::decode(reader)?)),

@@ -39,7 +39,10 @@
 //! - **Certificates:** every committed batch carries a commit certificate that
 //!   verifies against the validator set with more than 2/3 of the power.
 //! - **Order and exactly-once:** execution follows sequence order with no gaps;
-//!   a `(client, request id)` executes at most once; a retry gets the cached reply.
+//!   a `(client, request id)` executes at most once; a retry gets the cached
+//!   reply. Clients may pipeline within [`CLIENT_WINDOW`] request ids: a
+//!   request more than that far behind the client's newest executed one is
+//!   refused, never executed late.
 //! - **Watermarks:** a replica accepts protocol messages only for sequences in
 //!   `(h, h + window]`, where `h` is its last stable checkpoint.
 //! - **No equivocation by an honest replica, even across crashes:** every
@@ -73,10 +76,10 @@ pub use message::{
 #[cfg(feature = "planted-bugs")]
 pub use replica::PlantedBug;
 pub use replica::{
-    Application, Committed, DurableRecord, Output, Rejection, RejectionCounts, Replica,
-    ReplicaConfig, ReplicaKeys, Reply, RestoreError, Target,
+    Application, CLIENT_WINDOW, Committed, DurableRecord, Output, Rejection, RejectionCounts,
+    Replica, ReplicaConfig, ReplicaKeys, Reply, RestoreError, Target,
 };
 pub use types::{
-    Batch, ConfigError, LeaderSchedule, ReplicaIndex, Request, RoundRobin, Sequence, Validator,
-    ValidatorSet, View,
+    Batch, ConfigError, LeaderProof, LeaderSchedule, ReplicaIndex, Request, RoundRobin,
+    ScheduleAnchor, Sequence, Validator, ValidatorSet, View,
 };

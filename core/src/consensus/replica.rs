@@ -36,9 +36,11 @@ use super::message::{
     PrePrepare, Signed, StateTransfer, Status, ViewChange, Vote,
 };
 use super::types::{
-    Batch, CHAIN_ID_MAX, ConfigError, LeaderSchedule, REQUEST_PAYLOAD_MAX, ReplicaIndex, Request,
-    Sequence, ValidatorSet, View,
+    Batch, CHAIN_ID_MAX, ConfigError, LeaderProof, LeaderSchedule, REQUEST_PAYLOAD_MAX,
+    ReplicaIndex, Request, ScheduleAnchor, Sequence, ValidatorSet, View,
 };
+use crate::crypto::vrf::VrfSecretKey;
+use crate::staking;
 
 /// How far ahead of the current view a view-change message may point.
 const VIEW_AHEAD_MAX: u64 = 64;
@@ -64,6 +66,11 @@ pub trait Application {
     /// Replaces the state with `snapshot`, but only if the restored state's digest
     /// is `expected`; otherwise leaves the state untouched and says why.
     fn restore(&mut self, snapshot: &[u8], expected: Digest) -> Result<(), RestoreError>;
+    /// Leader weight per validator index at the current state (0: not
+    /// eligible). Read at every checkpoint; the default is the voting power.
+    fn leader_weights(&self, validators: &ValidatorSet) -> Vec<u64> {
+        validators.validators().iter().map(|v| v.power).collect()
+    }
 }
 
 /// Why an application refused a snapshot. The state is unchanged.
@@ -203,6 +210,8 @@ pub struct ReplicaKeys {
     pub identity: SigningKey,
     /// BLS vote key (must match the validator set).
     pub vote_key: BlsSecretKey,
+    /// ECVRF key for the leader beacon (must match the validator set).
+    pub vrf_key: VrfSecretKey,
 }
 
 /// Where a message goes.
@@ -396,6 +405,10 @@ pub enum Rejection {
     /// A pre-prepare from a validator that is not the primary.
     #[error("sender is not the primary of view {0}")]
     NotPrimary(View),
+    /// A batch's leader proof names another proposer or sits at a
+    /// non-checkpoint sequence.
+    #[error("leader proof from another proposer or off a checkpoint")]
+    BadLeaderProof,
     /// For an older view.
     #[error("stale view {0}")]
     StaleView(View),
@@ -423,9 +436,16 @@ pub enum Rejection {
     /// A client request is invalid.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
-    /// A request was already executed (its cached reply was re-sent if available).
+    /// A request was already executed; its cached reply was re-sent.
     #[error("request already executed")]
     AlreadyExecuted,
+    /// The request id trails the client's newest executed one by
+    /// [`CLIENT_WINDOW`] or more; it will never execute.
+    #[error("request id is {CLIENT_WINDOW} or more behind the newest executed ({newest})")]
+    OutsideClientWindow {
+        /// The client's newest executed request id.
+        newest: u64,
+    },
     /// A bounded queue is full.
     #[error("queue full: {0}")]
     QueueFull(&'static str),
@@ -466,11 +486,13 @@ impl Rejection {
             Rejection::TooLarge(_) => "too_large",
             Rejection::BadRequest(_) => "bad_request",
             Rejection::AlreadyExecuted => "already_executed",
+            Rejection::OutsideClientWindow { .. } => "outside_client_window",
             Rejection::QueueFull(_) => "queue_full",
             Rejection::BadNewView(_) => "bad_new_view",
             Rejection::Unsolicited => "unsolicited",
             Rejection::NotCheckpoint => "not_checkpoint",
             Rejection::BadSnapshot(_) => "bad_snapshot",
+            Rejection::BadLeaderProof => "bad_leader_proof",
             Rejection::RateLimited => "rate_limited",
         }
     }
@@ -532,13 +554,72 @@ enum Seen {
     Commit(CommitVote),
 }
 
-#[derive(Debug, Clone)]
-struct ClientEntry {
-    last_request_id: u64,
-    last_sequence: Sequence,
-    last_view: View,
-    /// The result of the last request, for re-sending its reply.
+/// How far a client's request id may trail its newest executed one and
+/// still execute. A client may pipeline requests, but must keep every
+/// request it has not seen committed within this distance of the newest
+/// one it sent (a TigerBeetle session has a window of one; PBFT assumes
+/// one). Executed requests inside the window keep their replies.
+pub const CLIENT_WINDOW: u64 = 32;
+
+/// One executed request, kept for re-sending its reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Executed {
+    sequence: Sequence,
+    view: View,
     result: Vec<u8>,
+}
+
+/// A client's executed requests inside its window: ids above
+/// `newest - CLIENT_WINDOW`.
+#[derive(Debug, Clone, Default)]
+struct ClientEntry {
+    executed: BTreeMap<u64, Executed>,
+}
+
+/// Where a request id stands against its client's window.
+enum Standing<'a> {
+    /// Not executed, inside the window: may execute.
+    Fresh,
+    /// Executed; here is its reply.
+    Executed(&'a Executed),
+    /// Below the window: whether or not it executed, it never will now.
+    TooOld,
+}
+
+impl ClientEntry {
+    fn newest(&self) -> u64 {
+        self.executed.last_key_value().map_or(0, |(id, _)| *id)
+    }
+
+    fn latest_sequence(&self) -> Sequence {
+        self.executed
+            .values()
+            .map(|e| e.sequence)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn standing(&self, request_id: u64) -> Standing<'_> {
+        if request_id.saturating_add(CLIENT_WINDOW) <= self.newest() {
+            return Standing::TooOld;
+        }
+        match self.executed.get(&request_id) {
+            Some(executed) => Standing::Executed(executed),
+            None => Standing::Fresh,
+        }
+    }
+
+    fn record(&mut self, request_id: u64, executed: Executed) {
+        self.executed.insert(request_id, executed);
+        let floor = self.newest().saturating_sub(CLIENT_WINDOW);
+        self.executed = self.executed.split_off(&(floor + 1));
+    }
+}
+
+fn is_fresh(clients: &BTreeMap<[u8; 32], ClientEntry>, client: &[u8; 32], id: u64) -> bool {
+    clients
+        .get(client)
+        .is_none_or(|e| matches!(e.standing(id), Standing::Fresh))
 }
 
 /// The reply cache is replicated state: it is part of every checkpoint digest
@@ -548,10 +629,13 @@ fn encode_clients(clients: &BTreeMap<[u8; 32], ClientEntry>) -> Vec<u8> {
     codec::put_length(&mut out, clients.len());
     for (client, entry) in clients {
         out.extend_from_slice(client);
-        out.extend_from_slice(&entry.last_request_id.to_le_bytes());
-        out.extend_from_slice(&entry.last_sequence.to_le_bytes());
-        out.extend_from_slice(&entry.last_view.to_le_bytes());
-        codec::put_bytes(&mut out, &entry.result);
+        codec::put_length(&mut out, entry.executed.len());
+        for (id, executed) in &entry.executed {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&executed.sequence.to_le_bytes());
+            out.extend_from_slice(&executed.view.to_le_bytes());
+            codec::put_bytes(&mut out, &executed.result);
+        }
     }
     out
 }
@@ -573,12 +657,40 @@ fn decode_clients(
             });
         }
         previous = Some(client);
-        let entry = ClientEntry {
-            last_request_id: reader.u64("last request id")?,
-            last_sequence: reader.u64("last sequence")?,
-            last_view: reader.u64("last view")?,
-            result: reader.bytes("result", REQUEST_PAYLOAD_MAX)?,
-        };
+        let count = reader.length("client window", CLIENT_WINDOW as usize)?;
+        let mut entry = ClientEntry::default();
+        for _ in 0..count {
+            let id = reader.u64("request id")?;
+            let executed = Executed {
+                sequence: reader.u64("sequence")?,
+                view: reader.u64("view")?,
+                result: reader.bytes("result", REQUEST_PAYLOAD_MAX)?,
+            };
+            if entry.newest() >= id {
+                return Err(CodecError::Invalid {
+                    what: "client window",
+                    reason: "request ids not strictly increasing",
+                });
+            }
+            entry.executed.insert(id, executed);
+        }
+        if count == 0 || entry.executed.len() != count {
+            return Err(CodecError::Invalid {
+                what: "client window",
+                reason: "empty or wider than the window",
+            });
+        }
+        if entry
+            .executed
+            .keys()
+            .next()
+            .is_some_and(|first| first + CLIENT_WINDOW <= entry.newest())
+        {
+            return Err(CodecError::Invalid {
+                what: "client window",
+                reason: "wider than the window",
+            });
+        }
         clients.insert(client, entry);
     }
     if reader.remaining() != 0 {
@@ -589,29 +701,35 @@ fn decode_clients(
     Ok(clients)
 }
 
-/// The checkpoint state digest: the application's digest and the reply cache's.
-fn checkpoint_digest(app_digest: Digest, clients: &[u8]) -> Digest {
+/// The checkpoint state digest: the application's digest, the reply cache's
+/// and the leader beacon's seed.
+fn checkpoint_digest(app_digest: Digest, clients: &[u8], seed: &[u8; 32]) -> Digest {
     Digest::of_parts(
-        "shieldx checkpoint state v1",
-        &[app_digest.as_bytes(), Digest::of(clients).as_bytes()],
+        "shieldx checkpoint state v2",
+        &[app_digest.as_bytes(), Digest::of(clients).as_bytes(), seed],
     )
 }
 
-const SNAPSHOT_VERSION: u8 = 1;
+const SNAPSHOT_VERSION: u8 = 2;
 
-/// A replica snapshot: application state plus reply cache.
-fn encode_snapshot(app_digest: Digest, app: &[u8], clients: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(app.len() + clients.len() + 48);
+/// A replica snapshot: beacon seed, application state and reply cache.
+fn encode_snapshot(seed: &[u8; 32], app_digest: Digest, app: &[u8], clients: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(app.len() + clients.len() + 80);
     out.push(SNAPSHOT_VERSION);
+    out.extend_from_slice(seed);
     out.extend_from_slice(app_digest.as_bytes());
     codec::put_bytes(&mut out, app);
     codec::put_bytes(&mut out, clients);
     out
 }
 
-fn decode_snapshot(bytes: &[u8]) -> Result<(Digest, Vec<u8>, Vec<u8>), CodecError> {
+/// A decoded snapshot: (beacon seed, app digest, app state, reply cache).
+type SnapshotParts = ([u8; 32], Digest, Vec<u8>, Vec<u8>);
+
+fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotParts, CodecError> {
     let mut reader = codec::Reader::new(bytes);
     reader.version("snapshot", SNAPSHOT_VERSION)?;
+    let seed: [u8; 32] = reader.array("beacon seed")?;
     let app_digest = Digest::from_bytes(reader.array("app digest")?);
     let app = reader.bytes("app snapshot", super::message::SNAPSHOT_BYTES_MAX)?;
     let clients = reader.bytes("client table", super::message::SNAPSHOT_BYTES_MAX)?;
@@ -620,7 +738,7 @@ fn decode_snapshot(bytes: &[u8]) -> Result<(Digest, Vec<u8>, Vec<u8>), CodecErro
             remaining: reader.remaining(),
         });
     }
-    Ok((app_digest, app, clients))
+    Ok((seed, app_digest, app, clients))
 }
 
 /// A PBFT replica over application `A`.
@@ -630,6 +748,19 @@ pub struct Replica<A: Application> {
     keys: ReplicaKeys,
     schedule: Box<dyn LeaderSchedule>,
     app: A,
+
+    /// The beacon seed after the last executed checkpoint, and that checkpoint.
+    beacon: [u8; 32],
+    beacon_at: Sequence,
+    /// Schedule anchors at own checkpoints at or above the stable one.
+    anchors: BTreeMap<Sequence, ScheduleAnchor>,
+    /// The anchor of the stable checkpoint: what future views are drawn from.
+    anchor: ScheduleAnchor,
+    /// The primary of the current view, fixed when the view started working.
+    pinned_primary: Option<ReplicaIndex>,
+    /// The primary waits to propose a checkpoint sequence until it has
+    /// executed the previous checkpoint (its VRF input).
+    proposal_stalled: bool,
 
     view: View,
     mode: Mode,
@@ -707,17 +838,32 @@ impl<A: Application> Replica<A> {
             })?;
         if validator.identity != keys.identity.verifying_key()
             || validator.vote_key != keys.vote_key.public_key()
+            || validator.vrf_key != keys.vrf_key.public_key()
         {
             return Err(ConfigError::Invalid {
                 field: "keys",
                 reason: "do not match the validator set entry",
             });
         }
+        let seed = staking::genesis_seed(&config.chain_id);
         let genesis = CheckpointCertificate::genesis(checkpoint_digest(
             app.state_digest(),
             &encode_clients(&BTreeMap::new()),
+            &seed,
         ));
+        let anchor = ScheduleAnchor {
+            sequence: 0,
+            seed,
+            weights: app.leader_weights(&config.validators),
+        };
+        let pinned_primary = Some(schedule.primary(0, &anchor, &config.validators));
         Ok(Replica {
+            beacon: seed,
+            beacon_at: 0,
+            anchors: BTreeMap::new(),
+            anchor,
+            pinned_primary,
+            proposal_stalled: false,
             status_deadline_ns: now_ns + config.status_interval_ns,
             config,
             keys,
@@ -805,6 +951,7 @@ impl<A: Application> Replica<A> {
         }
         if replica.view > 0 {
             replica.mode = Mode::ChangingView;
+            replica.pinned_primary = None;
             replica.progress_deadline_ns = Some(now_ns + replica.current_timeout_ns());
         }
         // Announce ourselves at once so peers retransmit what we lack.
@@ -831,7 +978,24 @@ impl<A: Application> Replica<A> {
 
     /// The primary of the current view.
     pub fn primary(&self) -> ReplicaIndex {
-        self.schedule.primary(self.view, &self.config.validators)
+        self.primary_of(self.view)
+    }
+
+    /// The primary of `view`: for the view this replica works in, the one it
+    /// pinned on entering it; otherwise drawn from the stable checkpoint's
+    /// anchor (see `staking`).
+    pub fn primary_of(&self, view: View) -> ReplicaIndex {
+        match self.pinned_primary {
+            Some(primary) if view == self.view && self.mode == Mode::Normal => primary,
+            _ => self
+                .schedule
+                .primary(view, &self.anchor, &self.config.validators),
+        }
+    }
+
+    /// The schedule anchor of the stable checkpoint.
+    pub fn schedule_anchor(&self) -> &ScheduleAnchor {
+        &self.anchor
     }
 
     /// The last executed sequence number.
@@ -914,7 +1078,10 @@ impl<A: Application> Replica<A> {
         requests: Vec<Request>,
     ) -> Vec<Result<(), Rejection>> {
         self.now_ns = self.now_ns.max(now_ns);
-        let batch = Batch { requests };
+        let batch = Batch {
+            requests,
+            leader_proof: None,
+        };
         let mut signature_ok = vec![true; batch.requests.len()];
         if self.config.verify_client_signatures
             && batch.verify_requests(&self.config.chain_id).is_err()
@@ -981,7 +1148,7 @@ impl<A: Application> Replica<A> {
                 Message::Status(status) => self.on_status(from, status),
                 Message::Batch(BatchFetch::Request(digest)) => self.on_batch_request(from, digest),
                 Message::Batch(BatchFetch::Response(batch)) => {
-                    self.on_batch_response(now_ns, batch)
+                    self.on_batch_response(now_ns, *batch)
                 }
                 Message::StateRequest(have) => self.on_state_request(from, have),
                 Message::Conflict(proof) => self.on_conflict(from, proof),
@@ -1026,22 +1193,28 @@ impl<A: Application> Replica<A> {
             return Err(Rejection::TooLarge("request payload"));
         }
         let client = request.client.to_bytes();
-        if let Some(entry) = self.clients.get(&client)
-            && request.request_id <= entry.last_request_id
-        {
-            // A retry of the last request gets its cached reply again.
-            if request.request_id == entry.last_request_id {
-                let reply = Reply {
-                    view: entry.last_view,
-                    sequence: entry.last_sequence,
-                    client: request.client,
-                    request_id: request.request_id,
-                    result: entry.result.clone(),
-                    replica: self.keys.index,
-                };
-                self.outputs.push_back(Output::Reply(reply));
+        if let Some(entry) = self.clients.get(&client) {
+            match entry.standing(request.request_id) {
+                Standing::Fresh => {}
+                Standing::Executed(executed) => {
+                    // A retry gets its cached reply again.
+                    let reply = Reply {
+                        view: executed.view,
+                        sequence: executed.sequence,
+                        client: request.client,
+                        request_id: request.request_id,
+                        result: executed.result.clone(),
+                        replica: self.keys.index,
+                    };
+                    self.outputs.push_back(Output::Reply(reply));
+                    return Err(Rejection::AlreadyExecuted);
+                }
+                Standing::TooOld => {
+                    return Err(Rejection::OutsideClientWindow {
+                        newest: entry.newest(),
+                    });
+                }
             }
-            return Err(Rejection::AlreadyExecuted);
         }
         let key = (client, request.request_id);
         if self.pending.contains_key(&key) {
@@ -1080,6 +1253,14 @@ impl<A: Application> Replica<A> {
         while self.next_sequence <= self.high_watermark() {
             let unproposed = self.pending.len() - self.proposed.len();
             let unproposed_bytes = self.pending_bytes - self.proposed_bytes;
+            let sequence = self.next_sequence;
+            let interval = self.config.checkpoint_interval;
+            let at_checkpoint = sequence.is_multiple_of(interval);
+            if unproposed > 0 && at_checkpoint && self.beacon_at + interval != sequence {
+                // The VRF input is the seed after the previous checkpoint.
+                self.proposal_stalled = true;
+                break;
+            }
             let can_fill = unproposed >= self.config.batch_requests_max
                 || unproposed_bytes >= self.config.batch_bytes_max;
             if unproposed == 0 || !(can_fill || flush) {
@@ -1117,8 +1298,25 @@ impl<A: Application> Replica<A> {
                     .insert((request.client.to_bytes(), request.request_id));
             }
             self.proposed_bytes += bytes;
-            let batch = Batch { requests };
-            let sequence = self.next_sequence;
+            let leader_proof = if at_checkpoint {
+                let alpha =
+                    staking::vrf_alpha(&self.config.chain_id, &self.beacon, sequence / interval);
+                match self.keys.vrf_key.prove(&alpha) {
+                    Ok((proof, _)) => Some(LeaderProof {
+                        proposer: self.keys.index,
+                        proof,
+                    }),
+                    // Proving fails only for a degenerate key; the beacon then
+                    // takes the fallback, exactly as for a withheld proof.
+                    Err(_) => None,
+                }
+            } else {
+                None
+            };
+            let batch = Batch {
+                requests,
+                leader_proof,
+            };
             let header = PrePrepare {
                 view: self.view,
                 sequence,
@@ -1198,6 +1396,14 @@ impl<A: Application> Replica<A> {
         if batch.requests.len() > self.config.batch_requests_max {
             return Err(Rejection::TooLarge("batch requests"));
         }
+        if let Some(proof) = &batch.leader_proof
+            && (proof.proposer != from
+                || !body
+                    .sequence
+                    .is_multiple_of(self.config.checkpoint_interval))
+        {
+            return Err(Rejection::BadLeaderProof);
+        }
         if batch
             .requests
             .iter()
@@ -1244,6 +1450,7 @@ impl<A: Application> Replica<A> {
                 .collect();
             Batch {
                 requests: unverified,
+                leader_proof: None,
             }
             .verify_requests(&self.config.chain_id)
             .map_err(|(_, error)| Rejection::BadSignature(error))?;
@@ -1529,6 +1736,9 @@ impl<A: Application> Replica<A> {
                 self.execute_request(next, certificate.view, request);
             }
             self.last_executed = next;
+            if next.is_multiple_of(self.config.checkpoint_interval) {
+                self.advance_beacon(next, batch.leader_proof.as_ref());
+            }
             let state_digest = self.app.state_digest();
             self.outputs.push_back(Output::Committed(Committed {
                 sequence: next,
@@ -1545,7 +1755,29 @@ impl<A: Application> Replica<A> {
             self.view_change_attempts = 0;
             self.progress_deadline_ns = None;
             self.rearm_after_progress();
+            if std::mem::take(&mut self.proposal_stalled) {
+                self.propose_batches(self.now_ns, true);
+            }
         }
+    }
+
+    /// Mixes the checkpoint proposer's VRF output into the beacon, after
+    /// verifying it against the proposer's registered key; a missing or
+    /// invalid proof mixes the fallback marker. Runs on committed data only,
+    /// so every replica derives the same seed.
+    fn advance_beacon(&mut self, sequence: Sequence, proof: Option<&LeaderProof>) {
+        let epoch = sequence / self.config.checkpoint_interval;
+        let key = proof
+            .and_then(|p| self.config.validators.get(p.proposer))
+            .map(|v| &v.vrf_key);
+        self.beacon = staking::beacon_step(
+            &self.config.chain_id,
+            &self.beacon,
+            epoch,
+            key,
+            proof.map(|p| &p.proof),
+        );
+        self.beacon_at = sequence;
     }
 
     fn execute_request(&mut self, sequence: Sequence, view: View, request: &Request) {
@@ -1557,11 +1789,7 @@ impl<A: Application> Replica<A> {
                 self.proposed_bytes -= removed.payload.len();
             }
         }
-        if self
-            .clients
-            .get(&client)
-            .is_some_and(|e| request.request_id <= e.last_request_id)
-        {
+        if !is_fresh(&self.clients, &client, request.request_id) {
             return;
         }
         let result = self.app.execute(sequence, request);
@@ -1578,18 +1806,17 @@ impl<A: Application> Replica<A> {
             if let Some(oldest) = self
                 .clients
                 .iter()
-                .min_by_key(|(k, e)| (e.last_sequence, **k))
+                .min_by_key(|(k, e)| (e.latest_sequence(), **k))
                 .map(|(k, _)| *k)
             {
                 self.clients.remove(&oldest);
             }
         }
-        self.clients.insert(
-            client,
-            ClientEntry {
-                last_request_id: request.request_id,
-                last_sequence: sequence,
-                last_view: view,
+        self.clients.entry(client).or_default().record(
+            request.request_id,
+            Executed {
+                sequence,
+                view,
                 result,
             },
         );
@@ -1662,9 +1889,17 @@ impl<A: Application> Replica<A> {
     /// at it for state transfer.
     fn send_checkpoint(&mut self, sequence: Sequence, app_digest: Digest) {
         let clients = encode_clients(&self.clients);
-        let state_digest = checkpoint_digest(app_digest, &clients);
-        let snapshot = encode_snapshot(app_digest, &self.app.snapshot(), &clients);
+        let state_digest = checkpoint_digest(app_digest, &clients, &self.beacon);
+        let snapshot = encode_snapshot(&self.beacon, app_digest, &self.app.snapshot(), &clients);
         self.checkpoint_snapshots.insert(sequence, snapshot);
+        self.anchors.insert(
+            sequence,
+            ScheduleAnchor {
+                sequence,
+                seed: self.beacon,
+                weights: self.app.leader_weights(&self.config.validators),
+            },
+        );
         self.outputs.push_back(Output::Checkpointed {
             sequence,
             state_digest,
@@ -1761,6 +1996,10 @@ impl<A: Application> Replica<A> {
                 certificate.clone(),
             )));
         self.stable_checkpoint = certificate;
+        if let Some(anchor) = self.anchors.get(&sequence) {
+            self.anchor = anchor.clone();
+        }
+        self.anchors = self.anchors.split_off(&sequence);
         let keep = sequence + 1;
         self.slots = self.slots.split_off(&keep);
         self.prepared = self.prepared.split_off(&keep);
@@ -1789,6 +2028,7 @@ impl<A: Application> Replica<A> {
         }
         self.view = new_view;
         self.mode = Mode::ChangingView;
+        self.pinned_primary = None;
         self.view_change_attempts = self.view_change_attempts.saturating_add(1);
         self.batch_deadline_ns = None;
         self.requeue_pending();
@@ -1888,7 +2128,7 @@ impl<A: Application> Replica<A> {
             }
             last = sequence;
             certificate
-                .verify(chain, validators, self.schedule.as_ref())
+                .verify(chain, validators)
                 .map_err(Rejection::BadCertificate)?;
         }
         Ok(())
@@ -1966,7 +2206,7 @@ impl<A: Application> Replica<A> {
         if view > self.view + VIEW_AHEAD_MAX {
             return Err(Rejection::FutureView(view));
         }
-        if from != self.schedule.primary(view, &self.config.validators) {
+        if from != self.primary_of(view) {
             return Err(Rejection::NotPrimary(view));
         }
         signed
@@ -2023,6 +2263,8 @@ impl<A: Application> Replica<A> {
             self.outputs
                 .push_back(Output::Persist(DurableRecord::View(view)));
         }
+        // The NEW-VIEW was verified as coming from this primary.
+        self.pinned_primary = Some(signed.signer);
         self.view = view;
         self.mode = Mode::Normal;
         self.accepted_new_view = Some(signed.clone());
@@ -2266,8 +2508,8 @@ impl<A: Application> Replica<A> {
             checkpoint
                 .verify(&chain, &self.config.validators)
                 .map_err(Rejection::BadCertificate)?;
-            let (app_digest, app, clients) = decode_snapshot(&snapshot)?;
-            if checkpoint_digest(app_digest, &clients) != checkpoint.state_digest {
+            let (seed, app_digest, app, clients) = decode_snapshot(&snapshot)?;
+            if checkpoint_digest(app_digest, &clients, &seed) != checkpoint.state_digest {
                 return Err(Rejection::BadCertificate(CertificateError::Inconsistent(
                     "snapshot does not match the checkpoint digest",
                 )));
@@ -2279,10 +2521,19 @@ impl<A: Application> Replica<A> {
                 .map_err(Rejection::BadSnapshot)?;
             self.clients = clients;
             self.last_executed = checkpoint.sequence;
+            self.beacon = seed;
+            self.beacon_at = checkpoint.sequence;
+            self.anchors.insert(
+                checkpoint.sequence,
+                ScheduleAnchor {
+                    sequence: checkpoint.sequence,
+                    seed,
+                    weights: self.app.leader_weights(&self.config.validators),
+                },
+            );
             let clients = &self.clients;
-            self.pending.retain(|(client, id), _| {
-                clients.get(client).is_none_or(|e| *id > e.last_request_id)
-            });
+            self.pending
+                .retain(|(client, id), _| is_fresh(clients, client, *id));
             self.pending_bytes = self.pending.values().map(|r| r.payload.len()).sum();
             let pending = &self.pending;
             self.proposed.retain(|key| pending.contains_key(key));
@@ -2336,7 +2587,7 @@ impl<A: Application> Replica<A> {
     fn on_batch_request(&mut self, from: ReplicaIndex, digest: Digest) -> Result<(), Rejection> {
         match self.batches.get(&digest) {
             Some(batch) => {
-                let batch = batch.clone();
+                let batch = Box::new(batch.clone());
                 self.send(
                     Target::Replica(from),
                     Message::Batch(BatchFetch::Response(batch)),
@@ -2477,10 +2728,8 @@ impl<A: Application> Replica<A> {
         }
         match proof {
             ConflictProof::PrePrepare(header) => {
-                let primary = self.schedule.primary(view, &self.config.validators);
-                if header.signer != primary {
-                    return Err(Rejection::NotPrimary(view));
-                }
+                // Equivocation is about one signer, whoever it thought led.
+                let primary = header.signer;
                 header
                     .verify(&self.config.chain_id, &self.config.validators)
                     .map_err(Rejection::BadSignature)?;

@@ -3,6 +3,7 @@
 use crate::codec::{self, CodecError, Decode, Encode, Reader};
 use crate::crypto::bls::BlsPublicKey;
 use crate::crypto::ed25519::{self, Signature, SigningKey, VerifyingKey};
+use crate::crypto::vrf::{VrfProof, VrfPublicKey};
 use crate::crypto::{CryptoError, Digest};
 
 /// A view number.
@@ -29,6 +30,8 @@ pub struct Validator {
     /// BLS key that signs commit votes; its proof of possession was checked at
     /// registration (issue "Staking").
     pub vote_key: BlsPublicKey,
+    /// ECVRF key whose proofs feed the leader beacon (`staking`).
+    pub vrf_key: VrfPublicKey,
     /// Voting power, at least 1.
     pub power: u64,
 }
@@ -81,7 +84,9 @@ impl ValidatorSet {
                 .checked_add(validator.power)
                 .ok_or(ConfigError::PowerOverflow)?;
             let repeats = validators[..index].iter().any(|other| {
-                other.identity == validator.identity || other.vote_key == validator.vote_key
+                other.identity == validator.identity
+                    || other.vote_key == validator.vote_key
+                    || other.vrf_key == validator.vrf_key
             });
             if repeats {
                 return Err(ConfigError::DuplicateKey(index));
@@ -158,13 +163,31 @@ impl ValidatorSet {
     }
 }
 
+/// What a leader schedule may draw on: the state at a stable checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleAnchor {
+    /// The checkpoint it was taken at (0: genesis).
+    pub sequence: Sequence,
+    /// The beacon seed after that checkpoint (`staking::next_seed`).
+    pub seed: [u8; 32],
+    /// Leader weight per validator index; 0 means not eligible (no stake,
+    /// jailed or tombstoned).
+    pub weights: Vec<u64>,
+}
+
 /// Chooses the primary of each view.
 ///
-/// The default is [`RoundRobin`]; issue "Staking" plugs in the stake-weighted VRF
-/// schedule. Every replica must compute the same primary for the same view.
+/// [`RoundRobin`] ignores the anchor; `staking::VrfSchedule` is the
+/// stake-weighted VRF schedule. Every replica that holds the same anchor must
+/// compute the same primary for the same view.
 pub trait LeaderSchedule: std::fmt::Debug {
-    /// The primary of `view`.
-    fn primary(&self, view: View, validators: &ValidatorSet) -> ReplicaIndex;
+    /// The primary of `view`, drawn from `anchor`.
+    fn primary(
+        &self,
+        view: View,
+        anchor: &ScheduleAnchor,
+        validators: &ValidatorSet,
+    ) -> ReplicaIndex;
 }
 
 /// `primary(v) = v mod n`.
@@ -172,7 +195,12 @@ pub trait LeaderSchedule: std::fmt::Debug {
 pub struct RoundRobin;
 
 impl LeaderSchedule for RoundRobin {
-    fn primary(&self, view: View, validators: &ValidatorSet) -> ReplicaIndex {
+    fn primary(
+        &self,
+        view: View,
+        _anchor: &ScheduleAnchor,
+        validators: &ValidatorSet,
+    ) -> ReplicaIndex {
         // n <= VALIDATORS_MAX, so the remainder fits in a ReplicaIndex.
         (view % validators.len() as u64) as ReplicaIndex
     }
@@ -262,20 +290,33 @@ impl Decode for Request {
     }
 }
 
+/// The proposer's VRF proof for the leader beacon, carried by the batch at a
+/// checkpoint sequence (see `staking`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderProof {
+    /// The validator that proposed the batch (the pre-prepare's signer).
+    pub proposer: ReplicaIndex,
+    /// ECVRF proof over `staking::vrf_alpha(chain id, previous seed, epoch)`.
+    pub proof: VrfProof,
+}
+
 /// An ordered batch of requests: what one sequence number commits.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Batch {
     /// The requests, in execution order.
     pub requests: Vec<Request>,
+    /// The beacon contribution; only at checkpoint sequences.
+    pub leader_proof: Option<LeaderProof>,
 }
 
-const BATCH_VERSION: u8 = 1;
+const BATCH_VERSION: u8 = 2;
 
 impl Batch {
     /// The empty batch: the "null request" that fills gaps after a view change.
     pub fn null() -> Batch {
         Batch {
             requests: Vec::new(),
+            leader_proof: None,
         }
     }
 
@@ -316,6 +357,14 @@ impl Encode for Batch {
     fn encode(&self, out: &mut Vec<u8>) {
         out.push(BATCH_VERSION);
         codec::put_sequence(out, &self.requests);
+        match &self.leader_proof {
+            None => out.push(0),
+            Some(p) => {
+                out.push(1);
+                out.extend_from_slice(&p.proposer.to_le_bytes());
+                out.extend_from_slice(&p.proof.to_bytes());
+            }
+        }
     }
 }
 
@@ -323,7 +372,23 @@ impl Decode for Batch {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
         reader.version("batch", BATCH_VERSION)?;
         let requests = reader.sequence("batch requests", BATCH_REQUESTS_MAX)?;
-        Ok(Batch { requests })
+        let leader_proof = match reader.u8("leader proof tag")? {
+            0 => None,
+            1 => Some(LeaderProof {
+                proposer: reader.u16("leader proof proposer")?,
+                proof: VrfProof::from_slice(reader.take("leader proof", 80)?)?,
+            }),
+            tag => {
+                return Err(CodecError::InvalidTag {
+                    what: "leader proof tag",
+                    tag,
+                });
+            }
+        };
+        Ok(Batch {
+            requests,
+            leader_proof,
+        })
     }
 }
 
@@ -339,6 +404,9 @@ mod tests {
                 .verifying_key(),
             vote_key: BlsSecretKey::key_gen(&[seed; 32], b"")
                 .expect("ikm")
+                .public_key(),
+            vrf_key: crate::crypto::vrf::VrfSecretKey::from_slice(&[seed; 32])
+                .expect("seed")
                 .public_key(),
             power,
         }
@@ -409,8 +477,13 @@ mod tests {
         let mut tampered = request.clone();
         tampered.request_id = 8;
         assert!(tampered.verify(b"chain-a").is_err());
+        let vrf = crate::crypto::vrf::VrfSecretKey::from_slice(&[5; 32]).expect("seed");
         let batch = Batch {
             requests: vec![request.clone(), tampered],
+            leader_proof: Some(LeaderProof {
+                proposer: 3,
+                proof: vrf.prove(b"alpha").expect("prove").0,
+            }),
         };
         assert_eq!(
             batch.verify_requests(b"chain-a").map_err(|(i, _)| i),
@@ -418,7 +491,15 @@ mod tests {
         );
         assert_eq!(
             crate::codec::decode_exact::<Batch>(&batch.to_encoded()),
-            Ok(batch)
+            Ok(batch.clone())
         );
+        let without = Batch {
+            leader_proof: None,
+            ..batch.clone()
+        };
+        assert_ne!(without.digest(), batch.digest(), "the proof is committed");
+        let mut bad_tag = without.to_encoded();
+        *bad_tag.last_mut().expect("tag") = 7;
+        assert!(crate::codec::decode_exact::<Batch>(&bad_tag).is_err());
     }
 }

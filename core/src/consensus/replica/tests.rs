@@ -55,6 +55,7 @@ fn keys(index: u16) -> ReplicaKeys {
         index,
         identity: SigningKey::from_slice(&seed).expect("seed"),
         vote_key: BlsSecretKey::key_gen(&seed, b"").expect("ikm"),
+        vrf_key: VrfSecretKey::from_slice(&seed).expect("seed"),
     }
 }
 
@@ -66,6 +67,7 @@ fn validator_set(n: u16) -> ValidatorSet {
                 Validator {
                     identity: k.identity.verifying_key(),
                     vote_key: k.vote_key.public_key(),
+                    vrf_key: k.vrf_key.public_key(),
                     power: 1,
                 }
             })
@@ -85,6 +87,8 @@ struct Cluster {
     /// Returns false to drop a message (from, to, message).
     filter: Filter,
     committed: Vec<Vec<(Sequence, Digest, u64)>>,
+    /// The leader proof each batch committed with, per sequence.
+    leader_proofs: BTreeMap<Sequence, Option<LeaderProof>>,
     replies: Vec<Reply>,
     evidence: Vec<Evidence>,
     pre_prepare_sent_ns: BTreeMap<Sequence, u64>,
@@ -112,6 +116,7 @@ impl Cluster {
             crashed: vec![false; usize::from(n)],
             filter: Box::new(|_, _, _| true),
             committed: vec![Vec::new(); usize::from(n)],
+            leader_proofs: BTreeMap::new(),
             replies: Vec::new(),
             evidence: Vec::new(),
             pre_prepare_sent_ns: BTreeMap::new(),
@@ -146,6 +151,8 @@ impl Cluster {
                     }
                 }
                 Output::Committed(committed) => {
+                    self.leader_proofs
+                        .insert(committed.sequence, committed.batch.leader_proof);
                     self.committed[usize::from(index)].push((
                         committed.sequence,
                         committed.certificate.digest,
@@ -309,6 +316,91 @@ fn retried_request_gets_the_cached_reply_and_executes_once() {
 }
 
 #[test]
+fn a_pipelining_client_executes_out_of_order_within_its_window() {
+    let mut cluster = Cluster::new(4, |_| {});
+    let alice = client(3);
+    // Request 2 overtakes request 1 (say, 1 was lost on its way).
+    cluster.submit(&alice, 2, b"second");
+    cluster.run_until(50 * DELAY_NS);
+    cluster.submit(&alice, 1, b"first");
+    cluster.run_until(100 * DELAY_NS);
+    for replica in &cluster.replicas {
+        let ids: Vec<u64> = replica.app().executed.iter().map(|(_, id)| *id).collect();
+        assert_eq!(ids, vec![2, 1], "both execute, once each");
+    }
+    // Retrying either gets its own cached reply.
+    let before = cluster.replies.len();
+    cluster.submit(&alice, 1, b"first");
+    cluster.run_until(150 * DELAY_NS);
+    let resent: Vec<&Reply> = cluster.replies[before..].iter().collect();
+    assert_eq!(resent.len(), 4);
+    assert!(resent.iter().all(|r| r.request_id == 1));
+    // Far ahead, then an id that fell out of the window: refused, never run.
+    let far = 2 + CLIENT_WINDOW + 1;
+    cluster.submit(&alice, far, b"far");
+    cluster.run_until(200 * DELAY_NS);
+    cluster.submit(&alice, 3, b"too old");
+    cluster.run_until(250 * DELAY_NS);
+    for replica in &cluster.replicas {
+        let ids: Vec<u64> = replica.app().executed.iter().map(|(_, id)| *id).collect();
+        assert_eq!(ids, vec![2, 1, far]);
+        assert_eq!(replica.rejections().get("outside_client_window"), 1);
+    }
+}
+
+#[test]
+fn checkpoint_batches_carry_verified_vrf_proofs_that_advance_the_beacon() {
+    let mut cluster = Cluster::new(4, |config| {
+        config.checkpoint_interval = 2;
+        config.window = 4;
+        config.batch_requests_max = 1;
+    });
+    let alice = client(3);
+    let genesis = cluster.replicas[0].schedule_anchor().seed;
+    for id in 1..=6 {
+        cluster.submit(&alice, id, format!("r{id}").as_bytes());
+        cluster.run_until(id * 40 * DELAY_NS);
+    }
+    cluster.run_until(400 * DELAY_NS);
+    cluster.assert_agreement();
+    let anchors: Vec<&ScheduleAnchor> = cluster
+        .replicas
+        .iter()
+        .map(|r| r.schedule_anchor())
+        .collect();
+    assert!(anchors[0].sequence >= 4, "checkpoints became stable");
+    assert!(
+        anchors.iter().all(|a| *a == anchors[0]),
+        "one anchor everywhere"
+    );
+    // Recompute the beacon from the committed proofs: every checkpoint batch
+    // carried a valid proof from its proposer, so no fallback was mixed.
+    let mut seed = genesis;
+    let validators = cluster.replicas[0].config.validators.clone();
+    for sequence in (2..=anchors[0].sequence).step_by(2) {
+        let proof = cluster.leader_proofs[&sequence]
+            .expect("a checkpoint batch carries its proposer's proof");
+        let key = &validators.get(proof.proposer).expect("validator").vrf_key;
+        let beta = key
+            .verify(
+                &staking::vrf_alpha(CHAIN, &seed, sequence / 2),
+                &proof.proof,
+            )
+            .expect("the committed proof verifies");
+        seed = staking::next_seed(&seed, sequence / 2, Some(&beta));
+    }
+    assert_eq!(anchors[0].seed, seed, "the beacon mixed every proof");
+    assert!(
+        cluster
+            .leader_proofs
+            .iter()
+            .all(|(sequence, proof)| proof.is_some() == sequence.is_multiple_of(2)),
+        "proofs ride on checkpoint batches only"
+    );
+    assert_ne!(seed, genesis);
+}
+
+#[test]
 fn checkpoints_become_stable_and_bound_the_log() {
     let mut cluster = Cluster::new(4, |c| {
         c.checkpoint_interval = 5;
@@ -385,6 +477,7 @@ fn equivocating_primary_produces_verifiable_evidence() {
     let make = |payload: &[u8]| {
         let batch = Batch {
             requests: vec![Request::sign(CHAIN, &client(7), 1, payload.to_vec())],
+            leader_proof: None,
         };
         let header = PrePrepare {
             view: 0,
@@ -456,7 +549,11 @@ fn bad_input_is_rejected_without_changing_state() {
         Err(Rejection::UnknownSender(9))
     );
     assert_eq!(
-        replica.handle_message(0, 2, Message::Batch(BatchFetch::Response(Batch::null()))),
+        replica.handle_message(
+            0,
+            2,
+            Message::Batch(BatchFetch::Response(Box::new(Batch::null())))
+        ),
         Err(Rejection::Unsolicited)
     );
     assert_eq!(replica.log_len(), 0);
@@ -660,6 +757,7 @@ fn a_recovered_replica_never_signs_a_conflicting_digest() {
     // now proposes another batch for the same slot.
     let batch = Batch {
         requests: vec![Request::sign(CHAIN, &client(13), 1, b"other".to_vec())],
+        leader_proof: None,
     };
     let header = Signed::sign(
         CHAIN,
