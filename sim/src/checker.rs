@@ -109,6 +109,11 @@ impl Checker {
         self.equivocators.insert(node);
     }
 
+    /// The nodes that were made to equivocate.
+    pub fn equivocators(&self) -> BTreeSet<ReplicaIndex> {
+        self.equivocators.clone()
+    }
+
     /// A node committed and executed a batch.
     pub fn on_commit(&mut self, node: ReplicaIndex, committed: &Committed, at_ns: u64) {
         if self.byzantine.contains(&node) {

@@ -7,8 +7,9 @@ use std::rc::Rc;
 use shieldx_core::app::{App, AppConfig, Transaction, TransferLeg};
 use shieldx_core::codec::{self, Encode};
 use shieldx_core::consensus::{
-    Batch, CLIENT_WINDOW, DurableRecord, Message, Output, PrePrepare, Replica, ReplicaConfig,
-    ReplicaIndex, ReplicaKeys, Request, Sequence, Signed, Target, Validator, ValidatorSet, Vote,
+    Batch, CLIENT_WINDOW, DurableRecord, Evidence, Message, Output, PrePrepare, Replica,
+    ReplicaConfig, ReplicaIndex, ReplicaKeys, Request, Sequence, Signed, Target, Validator,
+    ValidatorSet, Vote,
 };
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::BlsSecretKey;
@@ -37,6 +38,9 @@ const CHAIN_ID: &[u8] = b"shieldx-sim";
 /// A client retransmits a request not committed within this time (then with
 /// doubling backoff, up to 8×).
 const CLIENT_RETRY_MS: u64 = 500;
+/// Genesis stake per unit of voting power: large enough that slashing tiers
+/// move whole credits.
+const GENESIS_STAKE_PER_POWER: u64 = 1_000;
 
 /// The simulator runs the production application (`shieldx_core::app`) over
 /// the in-memory ledger store: the same transactions, detection, credits
@@ -62,6 +66,7 @@ fn shieldx_sim_workload(seed: u64) -> crate::workload::Workload {
 fn new_app(admin: [u8; 32], validators: &ValidatorSet) -> SimApp {
     let mut config = AppConfig::new(CHAIN_ID.to_vec(), admin);
     config.validators = Some(validators.clone());
+    config.genesis_stake_per_power = GENESIS_STAKE_PER_POWER;
     match App::open(config, MemoryStore::new()) {
         Ok(app) => app,
         Err(e) => unreachable!("an empty in-memory ledger always opens: {e}"),
@@ -98,6 +103,11 @@ enum Event {
         client: u16,
         request_id: u64,
         attempt: u32,
+    },
+    /// An honest validator submits evidence it found as a transaction.
+    SubmitEvidence {
+        node: ReplicaIndex,
+        evidence: Box<Evidence>,
     },
     Fault(FaultAction),
     FaultsStop,
@@ -170,6 +180,8 @@ pub struct RunStats {
     pub halts: u64,
     /// Client retransmissions of requests not committed in time.
     pub client_retries: u64,
+    /// Evidence transactions honest validators submitted.
+    pub evidence_submitted: u64,
 }
 
 /// The result of a run.
@@ -226,6 +238,9 @@ pub struct NodeSummary {
     pub supply: u64,
     /// Alerts raised (all severities).
     pub alerts: u64,
+    /// Validators this node's state records as tombstoned (slashed for
+    /// equivocation through the log).
+    pub tombstoned: Vec<ReplicaIndex>,
 }
 
 impl RunReport {
@@ -269,6 +284,10 @@ pub struct Simulation {
     views_entered: Vec<u64>,
     /// Violations found by the driver itself (for example, an overflowing queue).
     extra_violations: Vec<Violation>,
+    /// (reporter, accused) pairs already submitted: one report each.
+    evidence_reported: BTreeSet<(ReplicaIndex, ReplicaIndex)>,
+    /// Each validator's next request id for its own transactions.
+    validator_request_ids: Vec<u64>,
     /// Chrome trace-event JSON objects, when tracing.
     trace: Option<Vec<String>>,
     next_flow: u64,
@@ -312,11 +331,6 @@ impl Simulation {
                 .collect(),
         )
         .expect("scenario validation bounds the set");
-        let roles: BTreeMap<u16, ByzantineRole> = scenario
-            .byzantine
-            .iter()
-            .map(|b| (b.node, b.role))
-            .collect();
         let settings = &scenario.consensus;
         let identity =
             |i: u16| SigningKey::from_slice(&node_key_seed(i, "identity")).expect("32-byte seed");
@@ -358,7 +372,7 @@ impl Simulation {
                     .expect("scenario settings are valid"),
                     state: NodeState::Up,
                     timer_at_ns: None,
-                    role: roles.get(&i).copied(),
+                    role: None,
                     skew_ns,
                     drift_ppm,
                     identity: identity(i),
@@ -367,7 +381,18 @@ impl Simulation {
                     history: VecDeque::new(),
                 }
             })
+            .collect::<Vec<Node>>();
+        let mut nodes = nodes;
+        let genesis_primary = nodes[0].replica.primary();
+        let roles: BTreeMap<u16, ByzantineRole> = scenario
+            .byzantine
+            .iter()
+            .map(|b| (b.node.resolve(genesis_primary), b.role))
             .collect();
+        for (node, role) in &roles {
+            nodes[usize::from(*node)].role = Some(*role);
+        }
+        let colliding = roles.len() < scenario.byzantine.len();
         let checker = Checker::new(
             CHAIN_ID,
             CheckerValidators {
@@ -398,7 +423,19 @@ impl Simulation {
             checker,
             stats: RunStats::default(),
             views_entered: vec![0; usize::from(n)],
-            extra_violations: Vec::new(),
+            extra_violations: if colliding {
+                vec![Violation {
+                    invariant: "scenario: one Byzantine role per node",
+                    detail: format!(
+                        "two roles resolve to one node (the genesis primary is {genesis_primary})"
+                    ),
+                    at_ns: 0,
+                }]
+            } else {
+                Vec::new()
+            },
+            evidence_reported: BTreeSet::new(),
+            validator_request_ids: vec![0; usize::from(n)],
             trace: None,
             next_flow: 0,
             scenario,
@@ -574,6 +611,74 @@ impl Simulation {
         }
     }
 
+    /// A tombstoned validator leads no view: when an honest node enters a
+    /// view, its primary must not have been tombstoned at or before the
+    /// checkpoint the node draws leaders from.
+    fn check_leader_eligible(&mut self, node: ReplicaIndex, view: u64) {
+        let replica = &self.nodes[usize::from(node)].replica;
+        let primary = replica.primary();
+        let anchor = replica.schedule_anchor().sequence;
+        let account = replica
+            .config()
+            .validators
+            .get(primary)
+            .map(|v| v.identity.to_bytes());
+        let tombstoned_at = account.and_then(|a| replica.app().state().tombstoned.get(&a).copied());
+        if let Some(at) = tombstoned_at
+            && at <= anchor
+        {
+            self.checker_violation(
+                "a tombstoned validator leads no view",
+                format!(
+                    "node {node} entered view {view} led by {primary}, tombstoned at {at}, anchor {anchor}"
+                ),
+            );
+        }
+    }
+
+    /// Staking outcomes, read from the most advanced honest replica's state:
+    /// every injected equivocation was slashed and tombstoned through the
+    /// committed log, and no honest validator was slashed.
+    fn staking_violations(&self, end_ns: u64) -> Vec<Violation> {
+        let Some(reference) = self
+            .nodes
+            .iter()
+            .filter(|node| node.state == NodeState::Up && node.role.is_none())
+            .max_by_key(|node| node.replica.last_executed())
+        else {
+            return Vec::new();
+        };
+        let state = reference.replica.app().state();
+        let validators = &reference.replica.config().validators;
+        let account = |node: ReplicaIndex| {
+            validators
+                .get(node)
+                .map(|v| v.identity.to_bytes())
+                .unwrap_or_default()
+        };
+        let mut violations = Vec::new();
+        for node in self.checker.equivocators() {
+            if !state.tombstoned.contains_key(&account(node)) {
+                violations.push(Violation {
+                    invariant: "every injected equivocation is slashed through the log",
+                    detail: format!("node {node} equivocated and was not tombstoned"),
+                    at_ns: end_ns,
+                });
+            }
+        }
+        for (index, node) in self.nodes.iter().enumerate() {
+            let index = index as ReplicaIndex;
+            if node.role.is_none() && state.offences.contains_key(&account(index)) {
+                violations.push(Violation {
+                    invariant: "no honest validator is slashed",
+                    detail: format!("node {index} has a slashing record"),
+                    at_ns: end_ns,
+                });
+            }
+        }
+        violations
+    }
+
     fn checker_violation(&mut self, invariant: &'static str, detail: String) {
         let at_ns = self.queue.now_ns();
         self.extra_violations.push(Violation {
@@ -641,6 +746,7 @@ impl Simulation {
             (self.scenario.run.faults_stop_ms + self.scenario.expect.liveness_bound_ms) * MS;
         let mut violations = self.checker.finish(&healthy, deadline, end_ns);
         violations.extend(self.extra_violations.iter().cloned());
+        violations.extend(self.staking_violations(end_ns));
         if self.stats.view_changes < self.scenario.expect.view_changes_min {
             violations.push(Violation {
                 invariant: "expected view changes",
@@ -689,6 +795,20 @@ impl Simulation {
                 ledger_head: node.replica.app().ledger().head().0,
                 supply: node.replica.app().state().supply,
                 alerts: node.replica.app().state().alerts_by_severity.values().sum(),
+                tombstoned: node
+                    .replica
+                    .config()
+                    .validators
+                    .iter()
+                    .filter(|(_, v)| {
+                        node.replica
+                            .app()
+                            .state()
+                            .tombstoned
+                            .contains_key(&v.identity.to_bytes())
+                    })
+                    .map(|(i, _)| i)
+                    .collect(),
             })
             .collect();
         let trace = self
@@ -769,6 +889,30 @@ impl Simulation {
                 self.pump_client(client, now_ns);
             }
             Event::Pump { client } => self.pump_client(client, now_ns),
+            Event::SubmitEvidence { node, evidence } => {
+                if self.nodes[usize::from(node)].state != NodeState::Up {
+                    return;
+                }
+                let counter = &mut self.validator_request_ids[usize::from(node)];
+                *counter += 1;
+                let request_id = *counter;
+                let tx = Transaction::Evidence {
+                    time_ms: 1_767_225_600_000 + now_ns / 1_000_000,
+                    evidence,
+                };
+                let request = Request::sign(
+                    CHAIN_ID,
+                    &self.nodes[usize::from(node)].identity,
+                    request_id,
+                    tx.to_bytes(),
+                );
+                // Evidence must commit like any request (liveness checks it).
+                self.checker
+                    .on_submit(&request.client, request_id, &request.payload);
+                self.stats.evidence_submitted += 1;
+                self.record("evidence", now_ns, &request.to_encoded());
+                self.broadcast_request(&request, now_ns);
+            }
             Event::Retry {
                 client,
                 request_id,
@@ -1005,7 +1149,20 @@ impl Simulation {
                     self.checker.on_commit(node, &committed, now_ns)
                 }
                 Output::Reply(reply) => self.checker.on_reply(node, &reply, now_ns),
-                Output::Evidence(evidence) => self.checker.on_evidence(node, &evidence, now_ns),
+                Output::Evidence(evidence) => {
+                    self.checker.on_evidence(node, &evidence, now_ns);
+                    if self.nodes[index].role.is_none()
+                        && self.evidence_reported.insert((node, evidence.validator()))
+                    {
+                        self.schedule(
+                            now_ns,
+                            Event::SubmitEvidence {
+                                node,
+                                evidence: Box::new(evidence),
+                            },
+                        );
+                    }
+                }
                 Output::Checkpointed {
                     sequence,
                     state_digest,
@@ -1023,6 +1180,7 @@ impl Simulation {
                 {
                     self.trace_instant(Some(node), now_ns, &format!("enter view {view}"));
                     self.views_entered[index] = view;
+                    self.check_leader_eligible(node, view);
                     self.stats.view_changes += 1;
                     self.stats.max_view = self.stats.max_view.max(view);
                 }

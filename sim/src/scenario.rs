@@ -218,10 +218,39 @@ pub struct ClockModel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ByzantineAssignment {
-    /// The node.
-    pub node: u16,
+    /// The node: an index, or `"genesis-primary"` for the primary of view 0
+    /// (the leader schedule is a VRF draw, so its index is not obvious).
+    pub node: NodeRef,
     /// What it does.
     pub role: ByzantineRole,
+}
+
+/// A node, by index or by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NodeRef {
+    /// The node with this index.
+    Index(u16),
+    /// A node named by its role at genesis.
+    Named(NamedNode),
+}
+
+/// Roles a scenario can name a node by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NamedNode {
+    /// The primary of view 0.
+    GenesisPrimary,
+}
+
+impl NodeRef {
+    /// The index, given the primary of view 0.
+    pub fn resolve(self, genesis_primary: u16) -> u16 {
+        match self {
+            NodeRef::Index(index) => index,
+            NodeRef::Named(NamedNode::GenesisPrimary) => genesis_primary,
+        }
+    }
 }
 
 /// Named, reusable Byzantine behaviours.
@@ -372,8 +401,10 @@ impl Scenario {
         }
         let node_ok = |node: u16| node < n;
         for assignment in &self.byzantine {
-            if !node_ok(assignment.node) {
-                return fail(format!("byzantine node {} out of range", assignment.node));
+            if let NodeRef::Index(node) = assignment.node
+                && !node_ok(node)
+            {
+                return fail(format!("byzantine node {node} out of range"));
             }
         }
         for fault in &self.faults {

@@ -4,7 +4,8 @@
 
 use crate::rng::SimRng;
 use crate::scenario::{
-    ByzantineAssignment, ByzantineRole, FaultAction, Latency, RandomFaults, Scenario, TimedFault,
+    ByzantineAssignment, ByzantineRole, FaultAction, Latency, NodeRef, RandomFaults, Scenario,
+    TimedFault,
 };
 
 const ROLES: [ByzantineRole; 6] = [
@@ -60,7 +61,10 @@ pub fn derive(base: &Scenario, seed: u64) -> Scenario {
         if !taken.contains(&node) {
             taken.push(node);
             let role = ROLES[rng.below(ROLES.len() as u64) as usize];
-            scenario.byzantine.push(ByzantineAssignment { node, role });
+            scenario.byzantine.push(ByzantineAssignment {
+                node: NodeRef::Index(node),
+                role,
+            });
         }
     }
     scenario.faults.clear();

@@ -128,13 +128,50 @@ fn the_ledger_survives_crashes_identically_on_every_replica() {
                 "seed {seed}: same log length"
             );
             assert_eq!(
-                n.supply, 3_004,
-                "seed {seed}: genesis stakes (4 validators x power 1) and three mints of 1,000; nothing else changes supply"
+                n.supply, 7_000,
+                "seed {seed}: genesis stakes (4 validators x 1,000) and three mints of 1,000; nothing else changes supply"
             );
             assert!(
                 n.alerts > 0,
                 "seed {seed}: the generated attacks raised alerts"
             );
+        }
+    }
+}
+
+#[test]
+fn equivocators_are_slashed_and_tombstoned_through_the_log() {
+    for name in ["double-voter-n4.toml", "equivocating-primary-n4.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios")
+            .join(name);
+        for seed in 1..=2 {
+            let scenario = load(&path);
+            let mints = 1_000 * u64::from(scenario.workload.clients);
+            let report = Simulation::new(scenario, seed).run();
+            assert!(
+                report.passed(),
+                "{name} seed {seed}: {:?}",
+                report.violations
+            );
+            let byzantine = report
+                .nodes
+                .iter()
+                .position(|n| n.state.contains('('))
+                .expect("one Byzantine node") as u16;
+            for (index, node) in report.nodes.iter().enumerate() {
+                if index == usize::from(byzantine) {
+                    continue;
+                }
+                assert_eq!(
+                    node.tombstoned,
+                    vec![byzantine],
+                    "{name} seed {seed}: node {index} recorded the slash"
+                );
+                // Genesis stake 1,000 per validator, a mint of 1,000 per
+                // client, and half the equivocator's stake slashed.
+                assert_eq!(node.supply, 4_000 + mints - 500, "{name} seed {seed}");
+            }
         }
     }
 }

@@ -74,6 +74,8 @@ pub struct AppConfig {
     pub clock_step_max_ms: u64,
     /// What each offence costs.
     pub slashing: SlashingPolicy,
+    /// Genesis stake bonded per unit of voting power (default 1).
+    pub genesis_stake_per_power: u64,
     /// Anomaly window bounds.
     pub detector: DetectorConfig,
 }
@@ -89,6 +91,7 @@ impl AppConfig {
             idempotency_retention_ms: 24 * 3600 * 1000,
             clock_step_max_ms: 3600 * 1000,
             slashing: SlashingPolicy::default(),
+            genesis_stake_per_power: 1,
             detector: DetectorConfig::default(),
         }
     }
@@ -961,16 +964,18 @@ impl State {
     }
 
     /// The state before any event: with a validator set, each validator's
-    /// identity account holds its voting power as bonded stake.
+    /// identity account holds its voting power times
+    /// [`AppConfig::genesis_stake_per_power`] as bonded stake.
     fn genesis(config: &AppConfig) -> State {
         let mut state = State::default();
         if let Some(validators) = &config.validators {
             for validator in validators.validators() {
-                state
-                    .stakes
-                    .insert(validator.identity.to_bytes(), validator.power);
+                let stake = validator
+                    .power
+                    .saturating_mul(config.genesis_stake_per_power);
+                state.stakes.insert(validator.identity.to_bytes(), stake);
+                state.supply = state.supply.saturating_add(stake);
             }
-            state.supply = validators.total_power();
         }
         state
     }

@@ -234,6 +234,9 @@ fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> 
             node.alerts,
             node.supply
         )?;
+        if !node.tombstoned.is_empty() {
+            writeln!(out, "    tombstoned validators: {:?}", node.tombstoned)?;
+        }
         if !node.rejections.is_empty() {
             let list: Vec<String> = node
                 .rejections
