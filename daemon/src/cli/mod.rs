@@ -8,6 +8,7 @@ use shieldx_core::crypto::CryptoError;
 mod bls;
 mod demo;
 mod detect;
+mod evidence;
 mod sim;
 mod vrf;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Synthetic workloads: `events` writes labelled HTTP events.
     #[command(subcommand)]
     Gen(detect::GenCommand),
+    /// Evidence of validator misbehaviour: `verify` checks a record offline.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
 }
 
 /// Why a command failed; decides the exit code.
@@ -77,6 +81,9 @@ pub enum CliError {
     /// A rule file has errors (each printed on stdout with line and field).
     #[error("{0} error(s) in the rule file")]
     RulesInvalid(usize),
+    /// Evidence is well formed but does not prove an offence.
+    #[error("invalid evidence: {0}")]
+    EvidenceInvalid(String),
     /// A simulation broke invariants (details are on stdout).
     #[error("{0} invariant violation(s)")]
     InvariantViolated(usize),
@@ -89,7 +96,10 @@ impl CliError {
     /// The process exit code for this error (DESIGN.md section 5).
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Invalid(_) | CliError::InvariantViolated(_) | CliError::RulesInvalid(_) => 1,
+            CliError::Invalid(_)
+            | CliError::InvariantViolated(_)
+            | CliError::RulesInvalid(_)
+            | CliError::EvidenceInvalid(_) => 1,
             CliError::Hex { .. } | CliError::Malformed { .. } | CliError::Input(_) => 2,
             CliError::Randomness(_) | CliError::Output(_) => 1,
         }
@@ -107,6 +117,7 @@ pub fn run(arguments: Arguments, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Eval(arguments) => detect::eval(&arguments, out),
         Command::Rules(command) => detect::rules(command, out),
         Command::Gen(command) => detect::generate(command, out),
+        Command::Evidence(command) => evidence::run(command, out),
     }
 }
 
