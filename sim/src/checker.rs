@@ -45,8 +45,11 @@ pub struct Checker {
     /// Per node: (client, request id) -> the sequence it executed at.
     executed: Vec<BTreeMap<([u8; 32], u64), Sequence>>,
     /// Per node: simulated time of its last execution.
-    last_execution_ns: Vec<u64>,
+    /// Per node: when it reached each height (by execution or transfer).
+    reached_ns: Vec<BTreeMap<Sequence, u64>>,
     submitted: BTreeMap<([u8; 32], u64), Digest>,
+    /// Submitted requests that need not commit (periodic heartbeats).
+    best_effort: BTreeSet<([u8; 32], u64)>,
     evidence: BTreeMap<Digest, ReplicaIndex>,
     /// The one checkpoint state digest honest nodes signed at each sequence.
     checkpoints: BTreeMap<Sequence, Digest>,
@@ -77,8 +80,9 @@ impl Checker {
             agreed: BTreeMap::new(),
             verified: BTreeSet::new(),
             executed: vec![BTreeMap::new(); n],
-            last_execution_ns: vec![0; n],
+            reached_ns: vec![BTreeMap::new(); n],
             submitted: BTreeMap::new(),
+            best_effort: BTreeSet::new(),
             evidence: BTreeMap::new(),
             checkpoints: BTreeMap::new(),
             transfers: Vec::new(),
@@ -96,6 +100,18 @@ impl Checker {
             detail,
             at_ns,
         });
+    }
+
+    /// A request that may commit but need not (a heartbeat superseded by
+    /// the next one): checked for validity, not for liveness.
+    pub fn on_submit_best_effort(
+        &mut self,
+        client: &VerifyingKey,
+        request_id: u64,
+        payload: &[u8],
+    ) {
+        self.on_submit(client, request_id, payload);
+        self.best_effort.insert((client.to_bytes(), request_id));
     }
 
     /// A client submitted a request.
@@ -165,7 +181,7 @@ impl Checker {
                 ),
             }
         }
-        self.last_execution_ns[index] = at_ns;
+        self.reached_ns[index].insert(sequence, at_ns);
     }
 
     fn check_certificate(&mut self, node: ReplicaIndex, committed: &Committed, at_ns: u64) {
@@ -264,7 +280,7 @@ impl Checker {
             );
         }
         self.next_sequence[index] = sequence + 1;
-        self.last_execution_ns[index] = at_ns;
+        self.reached_ns[index].insert(sequence, at_ns);
         self.transfers.push((node, sequence, digest, at_ns));
     }
 
@@ -369,7 +385,7 @@ impl Checker {
         let uncommitted = self
             .submitted
             .keys()
-            .filter(|k| !self.committed_at.contains_key(*k))
+            .filter(|k| !self.committed_at.contains_key(*k) && !self.best_effort.contains(*k))
             .count();
         if uncommitted > 0 {
             self.violate(
@@ -381,7 +397,14 @@ impl Checker {
                 end_ns,
             );
         }
-        let needed = self.committed_at.values().copied().max().unwrap_or(0);
+        // The height holding the last request that had to commit.
+        let needed = self
+            .committed_at
+            .iter()
+            .filter(|(k, _)| !self.best_effort.contains(*k))
+            .map(|(_, s)| *s)
+            .max()
+            .unwrap_or(0);
         for &node in healthy {
             let index = usize::from(node);
             let height = self.next_sequence[index] - 1;
@@ -391,12 +414,14 @@ impl Checker {
                     format!("node {node} is at {height}, requests committed up to {needed}"),
                     end_ns,
                 );
-            } else if self.last_execution_ns[index] > liveness_deadline_ns && height == needed {
+            } else if let Some((_, &at)) = self.reached_ns[index].range(needed..).next()
+                && at > liveness_deadline_ns
+            {
                 self.violate(
                     "liveness: within the scenario's bound",
                     format!(
-                        "node {node} finished at {} ms",
-                        self.last_execution_ns[index] / 1_000_000
+                        "node {node} reached height {needed} at {} ms",
+                        at / 1_000_000
                     ),
                     end_ns,
                 );

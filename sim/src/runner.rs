@@ -7,9 +7,8 @@ use std::rc::Rc;
 use shieldx_core::app::{App, AppConfig, Transaction, TransferLeg};
 use shieldx_core::codec::{self, Encode};
 use shieldx_core::consensus::{
-    Batch, CLIENT_WINDOW, DurableRecord, Evidence, Message, Output, PrePrepare, Replica,
-    ReplicaConfig, ReplicaIndex, ReplicaKeys, Request, Sequence, Signed, Target, Validator,
-    ValidatorSet, Vote,
+    Batch, CLIENT_WINDOW, DurableRecord, Message, Output, PrePrepare, Replica, ReplicaConfig,
+    ReplicaIndex, ReplicaKeys, Request, Sequence, Signed, Target, Validator, ValidatorSet, Vote,
 };
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::BlsSecretKey;
@@ -22,7 +21,7 @@ use crate::audit::AuditDigest;
 use crate::checker::{Checker, CheckerValidators, Violation};
 use crate::queue::EventQueue;
 use crate::rng::SimRng;
-use crate::scenario::{ByzantineRole, FaultAction, Latency, Scenario};
+use crate::scenario::{ByzantineRole, FaultAction, Latency, Scenario, StakingSettings};
 
 const MS: u64 = 1_000_000;
 /// Bound on pending events: a run that needs more is a bug in the scenario or
@@ -63,14 +62,22 @@ fn shieldx_sim_workload(seed: u64) -> crate::workload::Workload {
 }
 
 /// A replica's application; client 0 is the chain's admin (it mints).
-fn new_app(admin: [u8; 32], validators: &ValidatorSet) -> SimApp {
+fn new_app(admin: [u8; 32], validators: &ValidatorSet, staking: &StakingSettings) -> SimApp {
     let mut config = AppConfig::new(CHAIN_ID.to_vec(), admin);
     config.validators = Some(validators.clone());
     config.genesis_stake_per_power = GENESIS_STAKE_PER_POWER;
+    config.slashing.liveness_window = staking.liveness_window;
+    config.slashing.liveness_check_interval = staking.liveness_check_interval;
+    config.slashing.jail_sequences = staking.jail_sequences;
     match App::open(config, MemoryStore::new()) {
         Ok(app) => app,
         Err(e) => unreachable!("an empty in-memory ledger always opens: {e}"),
     }
+}
+
+/// The wall-clock time transactions carry: a fixed epoch plus simulated time.
+fn sim_time_ms(now_ns: u64) -> u64 {
+    1_767_225_600_000 + now_ns / 1_000_000
 }
 
 /// A validator's ECVRF key, derived like its other keys from its index.
@@ -94,6 +101,10 @@ enum Event {
         client: u16,
         request_id: u64,
     },
+    /// A validator's heartbeat timer.
+    Heartbeat {
+        node: ReplicaIndex,
+    },
     /// A client may send more of its backlog (a request of it committed).
     Pump {
         client: u16,
@@ -104,10 +115,11 @@ enum Event {
         request_id: u64,
         attempt: u32,
     },
-    /// An honest validator submits evidence it found as a transaction.
-    SubmitEvidence {
+    /// A validator submits a transaction of its own (evidence it found, or
+    /// its liveness heartbeat), signed with its identity key.
+    ValidatorTx {
         node: ReplicaIndex,
-        evidence: Box<Evidence>,
+        tx: Box<Transaction>,
     },
     Fault(FaultAction),
     FaultsStop,
@@ -241,6 +253,12 @@ pub struct NodeSummary {
     /// Validators this node's state records as tombstoned (slashed for
     /// equivocation through the log).
     pub tombstoned: Vec<ReplicaIndex>,
+    /// Validators jailed for liveness: (validator, since, release height).
+    pub jails: Vec<(ReplicaIndex, u64, u64)>,
+    /// Bonded stake per validator.
+    pub stakes: Vec<u64>,
+    /// Leader weights of the stable checkpoint's schedule anchor.
+    pub leader_weights: Vec<u64>,
 }
 
 impl RunReport {
@@ -284,6 +302,9 @@ pub struct Simulation {
     views_entered: Vec<u64>,
     /// Violations found by the driver itself (for example, an overflowing queue).
     extra_violations: Vec<Violation>,
+    /// Nodes the run took down or cut off (crash, halt, pause, isolation,
+    /// partition, one-way block, clog): liveness jailing may hit these.
+    faulted: BTreeSet<ReplicaIndex>,
     /// (reporter, accused) pairs already submitted: one report each.
     evidence_reported: BTreeSet<(ReplicaIndex, ReplicaIndex)>,
     /// Each validator's next request id for its own transactions.
@@ -366,7 +387,7 @@ impl Simulation {
                         config,
                         keys,
                         Box::new(VrfSchedule),
-                        new_app(admin, &validators),
+                        new_app(admin, &validators, &scenario.staking),
                         start_local_ns,
                     )
                     .expect("scenario settings are valid"),
@@ -435,6 +456,7 @@ impl Simulation {
                 Vec::new()
             },
             evidence_reported: BTreeSet::new(),
+            faulted: BTreeSet::new(),
             validator_request_ids: vec![0; usize::from(n)],
             trace: None,
             next_flow: 0,
@@ -508,7 +530,7 @@ impl Simulation {
     /// and clients transfer (sometimes more than they hold, which must be
     /// rejected identically everywhere) and stake.
     fn transaction(&mut self, client: u16, request_id: u64, now_ns: u64) -> Transaction {
-        let time_ms = 1_767_225_600_000 + now_ns / 1_000_000;
+        let time_ms = sim_time_ms(now_ns);
         let clients = self.clients.len() as u16;
         let key = request_id.to_le_bytes().to_vec();
         if client == 0 && request_id <= u64::from(clients) {
@@ -611,6 +633,28 @@ impl Simulation {
         }
     }
 
+    /// Every `heartbeat_interval_ms` an up validator says it is online,
+    /// whether or not its log is current (a silent Byzantine node says
+    /// nothing); then the next heartbeat is scheduled.
+    fn heartbeat(&mut self, node: ReplicaIndex, now_ns: u64) {
+        let interval = self.scenario.staking.heartbeat_interval_ms.max(1) * MS;
+        self.schedule(now_ns + interval, Event::Heartbeat { node });
+        let sender = &self.nodes[usize::from(node)];
+        if sender.state != NodeState::Up || sender.role == Some(ByzantineRole::Silent) {
+            return;
+        }
+        let tx = Transaction::Heartbeat {
+            time_ms: sim_time_ms(now_ns),
+        };
+        self.schedule(
+            now_ns,
+            Event::ValidatorTx {
+                node,
+                tx: Box::new(tx),
+            },
+        );
+    }
+
     /// A tombstoned validator leads no view: when an honest node enters a
     /// view, its primary must not have been tombstoned at or before the
     /// checkpoint the node draws leaders from.
@@ -623,7 +667,10 @@ impl Simulation {
             .validators
             .get(primary)
             .map(|v| v.identity.to_bytes());
-        let tombstoned_at = account.and_then(|a| replica.app().state().tombstoned.get(&a).copied());
+        let state = replica.app().state();
+        let tombstoned_at = account.and_then(|a| state.tombstoned.get(&a).copied());
+        let jailed =
+            account.and_then(|a| Some((*state.jailed_since.get(&a)?, *state.jailed.get(&a)?)));
         if let Some(at) = tombstoned_at
             && at <= anchor
         {
@@ -631,6 +678,17 @@ impl Simulation {
                 "a tombstoned validator leads no view",
                 format!(
                     "node {node} entered view {view} led by {primary}, tombstoned at {at}, anchor {anchor}"
+                ),
+            );
+        }
+        if let Some((since, until)) = jailed
+            && since <= anchor
+            && anchor < until
+        {
+            self.checker_violation(
+                "a jailed validator leads no view until released",
+                format!(
+                    "node {node} entered view {view} led by {primary}, jailed {since}..{until}, anchor {anchor}"
                 ),
             );
         }
@@ -668,10 +726,16 @@ impl Simulation {
         }
         for (index, node) in self.nodes.iter().enumerate() {
             let index = index as ReplicaIndex;
-            if node.role.is_none() && state.offences.contains_key(&account(index)) {
+            if node.role.is_none()
+                && !self.faulted.contains(&index)
+                && (state.offences.contains_key(&account(index))
+                    || state.jailed.contains_key(&account(index)))
+            {
                 violations.push(Violation {
-                    invariant: "no honest validator is slashed",
-                    detail: format!("node {index} has a slashing record"),
+                    invariant: "no honest validator is slashed or jailed",
+                    detail: format!(
+                        "node {index} was never down or cut off but has a slashing or jail record"
+                    ),
                     at_ns: end_ns,
                 });
             }
@@ -705,6 +769,12 @@ impl Simulation {
         }
         for fault in self.scenario.faults.clone() {
             self.schedule(fault.at_ms * MS, Event::Fault(fault.action));
+        }
+        let interval = self.scenario.staking.heartbeat_interval_ms.max(1) * MS;
+        for node in 0..self.nodes.len() as u16 {
+            // Staggered so validators do not all speak at once.
+            let offset = interval * u64::from(node) / self.nodes.len() as u64;
+            self.schedule(offset + 1, Event::Heartbeat { node });
         }
         self.schedule(self.scenario.run.faults_stop_ms * MS, Event::FaultsStop);
         for node in 0..self.nodes.len() as u16 {
@@ -795,6 +865,29 @@ impl Simulation {
                 ledger_head: node.replica.app().ledger().head().0,
                 supply: node.replica.app().state().supply,
                 alerts: node.replica.app().state().alerts_by_severity.values().sum(),
+                jails: node
+                    .replica
+                    .config()
+                    .validators
+                    .iter()
+                    .filter_map(|(i, v)| {
+                        let state = node.replica.app().state();
+                        let account = v.identity.to_bytes();
+                        Some((
+                            i,
+                            *state.jailed_since.get(&account)?,
+                            *state.jailed.get(&account)?,
+                        ))
+                    })
+                    .collect(),
+                stakes: node
+                    .replica
+                    .config()
+                    .validators
+                    .iter()
+                    .map(|(_, v)| node.replica.app().state().stake(&v.identity.to_bytes()))
+                    .collect(),
+                leader_weights: node.replica.schedule_anchor().weights.clone(),
                 tombstoned: node
                     .replica
                     .config()
@@ -889,28 +982,34 @@ impl Simulation {
                 self.pump_client(client, now_ns);
             }
             Event::Pump { client } => self.pump_client(client, now_ns),
-            Event::SubmitEvidence { node, evidence } => {
+            Event::Heartbeat { node } => self.heartbeat(node, now_ns),
+            Event::ValidatorTx { node, tx } => {
                 if self.nodes[usize::from(node)].state != NodeState::Up {
                     return;
                 }
                 let counter = &mut self.validator_request_ids[usize::from(node)];
                 *counter += 1;
                 let request_id = *counter;
-                let tx = Transaction::Evidence {
-                    time_ms: 1_767_225_600_000 + now_ns / 1_000_000,
-                    evidence,
-                };
                 let request = Request::sign(
                     CHAIN_ID,
                     &self.nodes[usize::from(node)].identity,
                     request_id,
                     tx.to_bytes(),
                 );
-                // Evidence must commit like any request (liveness checks it).
-                self.checker
-                    .on_submit(&request.client, request_id, &request.payload);
-                self.stats.evidence_submitted += 1;
-                self.record("evidence", now_ns, &request.to_encoded());
+                if matches!(*tx, Transaction::Evidence { .. }) {
+                    // Evidence must commit like any request.
+                    self.checker
+                        .on_submit(&request.client, request_id, &request.payload);
+                    self.stats.evidence_submitted += 1;
+                } else {
+                    // A heartbeat sent just before the run ends need not.
+                    self.checker.on_submit_best_effort(
+                        &request.client,
+                        request_id,
+                        &request.payload,
+                    );
+                }
+                self.record("validator-tx", now_ns, &request.to_encoded());
                 self.broadcast_request(&request, now_ns);
             }
             Event::Retry {
@@ -972,6 +1071,44 @@ impl Simulation {
         }
     }
 
+    /// Records which nodes a fault takes down or cuts off.
+    fn mark_faulted(&mut self, action: &FaultAction) {
+        let n = self.nodes.len() as u16;
+        match action {
+            FaultAction::Crash { node }
+            | FaultAction::Pause { node }
+            | FaultAction::Isolate { node }
+            | FaultAction::Clog { node, .. } => {
+                self.faulted.insert(*node);
+            }
+            FaultAction::Partition { groups } => {
+                // Everyone outside the largest group is cut off from it.
+                let listed: BTreeSet<u16> = groups.iter().flatten().copied().collect();
+                let rest: Vec<u16> = (0..n).filter(|i| !listed.contains(i)).collect();
+                let mut all: Vec<Vec<u16>> = groups.clone();
+                all.push(rest);
+                let largest = all.iter().map(Vec::len).max().unwrap_or(0);
+                let mut kept = false;
+                for group in &all {
+                    if group.len() == largest && !kept {
+                        kept = true;
+                        continue;
+                    }
+                    self.faulted.extend(group.iter().copied());
+                }
+            }
+            FaultAction::OneWay { from, to } => {
+                self.faulted.extend(from.iter().chain(to).copied());
+            }
+            FaultAction::Ring => self.faulted.extend(0..n),
+            FaultAction::Restart { .. }
+            | FaultAction::Resume { .. }
+            | FaultAction::Heal
+            | FaultAction::CrashPrimary
+            | FaultAction::IsolatePrimary => {}
+        }
+    }
+
     /// The primary of the highest view any up node is in, as that node sees it.
     fn current_primary(&self) -> ReplicaIndex {
         self.nodes
@@ -983,6 +1120,7 @@ impl Simulation {
 
     fn apply_fault(&mut self, now_ns: u64, action: FaultAction) {
         let n = self.nodes.len() as u16;
+        self.mark_faulted(&action);
         match action {
             FaultAction::Crash { node } => {
                 let target = &mut self.nodes[usize::from(node)];
@@ -1006,7 +1144,7 @@ impl Simulation {
                 };
                 let local = self.nodes[index].local_time(now_ns);
                 let records = self.nodes[index].synced.clone();
-                let app = new_app(self.admin, &config.validators);
+                let app = new_app(self.admin, &config.validators, &self.scenario.staking);
                 self.nodes[index].replica =
                     Replica::recover(config, keys, Box::new(VrfSchedule), app, &records, local)
                         .expect("the configuration was valid at start");
@@ -1108,6 +1246,7 @@ impl Simulation {
             self.trace_instant(Some(node), now_ns, &format!("halted: {reason}"));
             self.record("halt", now_ns, &node.to_le_bytes());
             self.stats.halts += 1;
+            self.faulted.insert(node);
             while self.nodes[index].replica.poll_output().is_some() {}
             self.nodes[index].state = NodeState::Crashed;
             self.nodes[index].unsynced.clear();
@@ -1154,11 +1293,15 @@ impl Simulation {
                     if self.nodes[index].role.is_none()
                         && self.evidence_reported.insert((node, evidence.validator()))
                     {
+                        let tx = Transaction::Evidence {
+                            time_ms: sim_time_ms(now_ns),
+                            evidence: Box::new(evidence),
+                        };
                         self.schedule(
                             now_ns,
-                            Event::SubmitEvidence {
+                            Event::ValidatorTx {
                                 node,
-                                evidence: Box::new(evidence),
+                                tx: Box::new(tx),
                             },
                         );
                     }

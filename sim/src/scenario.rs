@@ -34,6 +34,9 @@ pub struct Scenario {
     /// Consensus settings.
     #[serde(default)]
     pub consensus: ConsensusSettings,
+    /// Liveness and jail settings (sequence numbers).
+    #[serde(default)]
+    pub staking: StakingSettings,
     /// Client load.
     #[serde(default)]
     pub workload: Workload,
@@ -91,6 +94,33 @@ impl Default for ConsensusSettings {
             request_timeout_ms: 300,
             status_interval_ms: 50,
             planted_bug: None,
+        }
+    }
+}
+
+/// Liveness and jail settings, in sequence numbers (the application's
+/// `SlashingPolicy`; defaults are production's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StakingSettings {
+    /// No heartbeat for more than this long jails a validator.
+    pub liveness_window: u64,
+    /// How often liveness is checked.
+    pub liveness_check_interval: u64,
+    /// How long a liveness fault jails.
+    pub jail_sequences: u64,
+    /// How often each up validator sends its heartbeat (simulated ms).
+    pub heartbeat_interval_ms: u64,
+}
+
+impl Default for StakingSettings {
+    fn default() -> Self {
+        let policy = shieldx_core::staking::SlashingPolicy::default();
+        StakingSettings {
+            liveness_window: policy.liveness_window,
+            liveness_check_interval: policy.liveness_check_interval,
+            jail_sequences: policy.jail_sequences,
+            heartbeat_interval_ms: 1_000,
         }
     }
 }

@@ -175,3 +175,28 @@ fn equivocators_are_slashed_and_tombstoned_through_the_log() {
         }
     }
 }
+
+#[test]
+fn a_validator_that_goes_down_is_jailed_and_released_automatically() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/validator-down-jailed-released-n7.toml");
+    let report = Simulation::new(load(&path), 1).run();
+    assert!(report.passed(), "{:?}", report.violations);
+    for (index, node) in report.nodes.iter().enumerate() {
+        let jail = node
+            .jails
+            .iter()
+            .find(|(validator, _, _)| *validator == 1)
+            .unwrap_or_else(|| panic!("node {index} recorded no jail for validator 1"));
+        assert!(
+            jail.2 <= node.last_executed,
+            "node {index}: released by the end"
+        );
+        // One liveness fault: 1% of 1,000 genesis stake.
+        assert_eq!(node.stakes[1], 990, "node {index}");
+        assert!(
+            node.leader_weights[1] > 0,
+            "node {index}: validator 1 is back in the leader schedule"
+        );
+    }
+}

@@ -67,6 +67,10 @@ impl Encode for Transaction {
                 out.extend_from_slice(&time_ms.to_le_bytes());
                 out.extend_from_slice(&amount.to_le_bytes());
             }
+            Transaction::Heartbeat { time_ms } => {
+                out.push(9);
+                out.extend_from_slice(&time_ms.to_le_bytes());
+            }
             Transaction::Evidence { time_ms, evidence } => {
                 out.push(7);
                 out.extend_from_slice(&time_ms.to_le_bytes());
@@ -142,6 +146,7 @@ impl Decode for Transaction {
                 effective_height: r.u64("effective height")?,
                 rules: text(r, "rules", RULES_BYTES_MAX)?,
             },
+            9 => Transaction::Heartbeat { time_ms },
             tag => {
                 return Err(CodecError::InvalidTag {
                     what: "transaction",
@@ -178,6 +183,10 @@ pub(super) fn encode_state(s: &State, windows: &[u8]) -> Vec<u8> {
     put_u64_map(&mut out, &s.alerts_by_source, string);
     put_u64_map(&mut out, &s.slashed, digest);
     put_u64_map(&mut out, &s.offences, account);
+    put_u64_map(&mut out, &s.last_seen, account);
+    put_u64_map(&mut out, &s.jailed, account);
+    put_u64_map(&mut out, &s.jailed_since, account);
+    out.extend_from_slice(&s.height.to_le_bytes());
     put_length(&mut out, s.idempotency.len());
     for (k, v) in &s.idempotency {
         out.extend_from_slice(k.as_bytes());
@@ -241,6 +250,10 @@ pub(super) fn decode_state(bytes: &[u8]) -> Result<(State, Vec<u8>), CodecError>
         Ok(Digest::from_bytes(r.array("evidence")?))
     })?;
     s.offences = get_u64_map(&mut r, "offences", |r| r.array("account"))?;
+    s.last_seen = get_u64_map(&mut r, "last seen", |r| r.array("account"))?;
+    s.jailed = get_u64_map(&mut r, "jailed", |r| r.array("account"))?;
+    s.jailed_since = get_u64_map(&mut r, "jailed since", |r| r.array("account"))?;
+    s.height = r.u64("height")?;
     let n = r.length("idempotency", MAP_MAX)?;
     for _ in 0..n {
         let key = Digest::from_bytes(r.array("idempotency key")?);

@@ -43,7 +43,7 @@ use crate::detect::{
 use crate::ledger::{
     AccountId, Base, Causation, DomainEvent, EventStore, ExpectedVersion, Ledger, LedgerError,
 };
-use crate::staking::{Offence, SlashingPolicy};
+use crate::staking::{Offence, SlashingPolicy, ValidatorStatus};
 
 /// Most security events in one `SubmitEvents`.
 pub const EVENTS_PER_TX_MAX: usize = 10_000;
@@ -158,6 +158,12 @@ pub enum Transaction {
         time_ms: u64,
         /// Amount.
         amount: u64,
+    },
+    /// A validator's proof that it is online (liveness); only validators
+    /// send it, signed with their identity key.
+    Heartbeat {
+        /// Sender's time.
+        time_ms: u64,
     },
     /// Proof of equivocation; slashes the offender once.
     Evidence {
@@ -288,6 +294,15 @@ pub struct State {
     /// Offences per validator account: the slashing history that selects
     /// the repeated-offence tier.
     pub offences: BTreeMap<AccountId, u64>,
+    /// Height of each validator's last committed heartbeat.
+    pub last_seen: BTreeMap<AccountId, u64>,
+    /// Jailed validators and their release heights (kept after release:
+    /// a released validator's liveness clock restarts there).
+    pub jailed: BTreeMap<AccountId, u64>,
+    /// When each jailed validator was last jailed.
+    pub jailed_since: BTreeMap<AccountId, u64>,
+    /// The height of the last transaction that appended events.
+    pub height: u64,
     /// Idempotency keys: scoped key -> what was done.
     idempotency: BTreeMap<Digest, Remembered>,
     /// (time, key) index for retention.
@@ -475,6 +490,9 @@ impl<S: EventStore> App<S> {
             client,
             request_id,
         };
+        if let Err(e) = self.liveness_sweep(height, time_ms, causation) {
+            return e;
+        }
         let plan = match self.plan(height, client, tx, time_ms) {
             Ok(p) => p,
             Err(r) => return TxResult::Rejected(r),
@@ -509,6 +527,84 @@ impl<S: EventStore> App<S> {
         }
     }
 
+    /// Liveness: once per `liveness_check_interval` heights, jails (and
+    /// slashes at the liveness tier) every staked validator that is neither
+    /// jailed nor tombstoned and has committed no heartbeat for more than
+    /// `liveness_window` heights (counted from genesis or its release).
+    /// The decision is recorded as `Slashed` + `Jailed` events, so replay
+    /// reproduces it without re-running the sweep.
+    fn liveness_sweep(
+        &mut self,
+        height: u64,
+        time_ms: u64,
+        causation: Causation,
+    ) -> Result<(), TxResult> {
+        let policy = self.config.slashing;
+        let Some(validators) = &self.config.validators else {
+            return Ok(());
+        };
+        let interval = policy.liveness_check_interval.max(1);
+        if height / interval <= self.state.height / interval || height <= policy.liveness_window {
+            return Ok(());
+        }
+        let s = &self.state;
+        let mut events = Vec::new();
+        for validator in validators.validators() {
+            let account = validator.identity.to_bytes();
+            let stake = s.stakes.get(&account).copied().unwrap_or(0);
+            let released_at = s.jailed.get(&account).copied().unwrap_or(0);
+            if stake == 0 || s.tombstoned.contains_key(&account) || released_at > height {
+                continue;
+            }
+            let seen = s.last_seen.get(&account).copied().unwrap_or(0);
+            if height - seen.max(released_at) <= policy.liveness_window {
+                continue;
+            }
+            let prior = s.offences.get(&account).copied().unwrap_or(0) as usize;
+            let amount = SlashingPolicy::amount(stake, policy.bps(Offence::Liveness, prior));
+            events.push((
+                stream_of(&account),
+                ExpectedVersion::Any,
+                DomainEvent::Slashed {
+                    validator: account,
+                    amount,
+                    reason: Offence::Liveness.name().into(),
+                    evidence: Digest::of_parts(
+                        "shieldx liveness offence v1",
+                        &[&account, &height.to_le_bytes()],
+                    ),
+                },
+            ));
+            events.push((
+                stream_of(&account),
+                ExpectedVersion::Any,
+                DomainEvent::Jailed {
+                    validator: account,
+                    until: height + policy.jail_sequences,
+                },
+            ));
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        match self.ledger.append(time_ms, causation, events) {
+            Ok(records) => {
+                let retention = self.config.idempotency_retention_ms;
+                for r in &records {
+                    self.apply(r, retention, false);
+                }
+                self.state.head = self.ledger.head();
+                Ok(())
+            }
+            Err(e) => {
+                self.halted = Some(e.to_string());
+                Err(TxResult::Rejected(Rejection::Ledger(format!(
+                    "store failure, replica halted: {e}"
+                ))))
+            }
+        }
+    }
+
     /// Block time for a transaction sent at `sent` (module docs).
     fn next_time(&self, sent: u64) -> u64 {
         let now = self.state.time_ms;
@@ -524,6 +620,7 @@ impl<S: EventStore> App<S> {
     fn apply(&mut self, r: &crate::ledger::EventRecord, retention: u64, replaying: bool) {
         let s = &mut self.state;
         s.time_ms = s.time_ms.max(r.time_ms);
+        s.height = s.height.max(r.causation.height);
         let horizon = s.time_ms.saturating_sub(retention);
         while let Some((&(t, key), ())) = s.idempotency_by_time.iter().next() {
             if t >= horizon {
@@ -759,6 +856,25 @@ impl<S: EventStore> App<S> {
                     },
                 ));
             }
+            Transaction::Heartbeat { .. } => {
+                let is_validator =
+                    self.config.validators.as_ref().is_some_and(|set| {
+                        set.iter().any(|(_, v)| v.identity.to_bytes() == client)
+                    });
+                if !is_validator {
+                    return Err(Rejection::Unauthorised("only validators send heartbeats"));
+                }
+                if s.tombstoned.contains_key(&client) {
+                    return Err(Rejection::Unauthorised(
+                        "tombstoned validators are out for good",
+                    ));
+                }
+                plan.events.push((
+                    stream_of(&client),
+                    ExpectedVersion::Any,
+                    DomainEvent::Heartbeat { validator: client },
+                ));
+            }
             Transaction::Evidence { evidence, .. } => {
                 let Some(validators) = &self.config.validators else {
                     return Err(Rejection::Evidence("no validator set configured".into()));
@@ -940,11 +1056,29 @@ fn tx_time(tx: &Transaction) -> u64 {
         | Transaction::Stake { time_ms, .. }
         | Transaction::Unstake { time_ms, .. }
         | Transaction::Evidence { time_ms, .. }
+        | Transaction::Heartbeat { time_ms }
         | Transaction::RulesUpdate { time_ms, .. } => *time_ms,
     }
 }
 
 impl State {
+    /// A validator's standing.
+    pub fn status(&self, account: &AccountId) -> ValidatorStatus {
+        if self.tombstoned.contains_key(account) {
+            ValidatorStatus::Tombstoned
+        } else {
+            match self.jailed.get(account) {
+                Some(&until) => ValidatorStatus::JailedUntil(until),
+                None => ValidatorStatus::Active,
+            }
+        }
+    }
+
+    /// An account's bonded stake.
+    pub fn stake(&self, account: &AccountId) -> u64 {
+        self.stakes.get(account).copied().unwrap_or(0)
+    }
+
     /// An account's balance.
     pub fn balance(&self, account: &AccountId) -> u64 {
         self.balances.get(account).copied().unwrap_or(0)
@@ -1051,6 +1185,13 @@ impl State {
                 *self.offences.entry(*validator).or_default() += 1;
                 self.slashed.insert(*evidence, r.causation.height);
             }
+            DomainEvent::Heartbeat { validator } => {
+                self.last_seen.insert(*validator, r.causation.height);
+            }
+            DomainEvent::Jailed { validator, until } => {
+                self.jailed.insert(*validator, *until);
+                self.jailed_since.insert(*validator, r.causation.height);
+            }
             DomainEvent::RulesUpdated { .. }
             | DomainEvent::EventsSubmitted { .. }
             | DomainEvent::IdempotencyRecorded { .. } => {}
@@ -1074,18 +1215,18 @@ impl<S: EventStore> Application for App<S> {
         Digest::of_parts("shieldx/app/state", &[&self.encode_state()])
     }
 
-    /// A validator's leader weight is its bonded stake; tombstoned
-    /// validators weigh nothing.
-    fn leader_weights(&self, validators: &ValidatorSet) -> Vec<u64> {
+    /// A validator's leader weight is its bonded stake; jailed (until their
+    /// release height) and tombstoned validators weigh nothing.
+    fn leader_weights(&self, validators: &ValidatorSet, height: Sequence) -> Vec<u64> {
         validators
             .validators()
             .iter()
             .map(|v| {
                 let account = v.identity.to_bytes();
-                if self.state.tombstoned.contains_key(&account) {
-                    0
-                } else {
+                if self.state.status(&account).eligible_at(height) {
                     self.state.stakes.get(&account).copied().unwrap_or(0)
+                } else {
+                    0
                 }
             })
             .collect()

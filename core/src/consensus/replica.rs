@@ -67,8 +67,9 @@ pub trait Application {
     /// is `expected`; otherwise leaves the state untouched and says why.
     fn restore(&mut self, snapshot: &[u8], expected: Digest) -> Result<(), RestoreError>;
     /// Leader weight per validator index at the current state (0: not
-    /// eligible). Read at every checkpoint; the default is the voting power.
-    fn leader_weights(&self, validators: &ValidatorSet) -> Vec<u64> {
+    /// eligible), read after executing the checkpoint at `height`. The
+    /// default is the voting power.
+    fn leader_weights(&self, validators: &ValidatorSet, _height: Sequence) -> Vec<u64> {
         validators.validators().iter().map(|v| v.power).collect()
     }
 }
@@ -794,6 +795,12 @@ pub struct Replica<A: Application> {
     /// Client requests waiting to be ordered, oldest first, by (client, id).
     pending: BTreeMap<([u8; 32], u64), Request>,
     pending_order: VecDeque<([u8; 32], u64)>,
+    /// Requests signed by validator identities (evidence, liveness
+    /// heartbeats), proposed before client requests so that load cannot
+    /// delay them.
+    priority_order: VecDeque<([u8; 32], u64)>,
+    /// The validators' identity keys.
+    validator_identities: BTreeSet<[u8; 32]>,
     pending_bytes: usize,
     /// Requests the primary already placed in an uncommitted batch.
     proposed: BTreeSet<([u8; 32], u64)>,
@@ -854,9 +861,15 @@ impl<A: Application> Replica<A> {
         let anchor = ScheduleAnchor {
             sequence: 0,
             seed,
-            weights: app.leader_weights(&config.validators),
+            weights: app.leader_weights(&config.validators, 0),
         };
         let pinned_primary = Some(schedule.primary(0, &anchor, &config.validators));
+        let validator_identities = config
+            .validators
+            .validators()
+            .iter()
+            .map(|v| v.identity.to_bytes())
+            .collect();
         Ok(Replica {
             beacon: seed,
             beacon_at: 0,
@@ -890,6 +903,8 @@ impl<A: Application> Replica<A> {
             accepted_new_view: None,
             pending: BTreeMap::new(),
             pending_order: VecDeque::new(),
+            priority_order: VecDeque::new(),
+            validator_identities,
             pending_bytes: 0,
             proposed: BTreeSet::new(),
             proposed_bytes: 0,
@@ -1225,7 +1240,11 @@ impl<A: Application> Replica<A> {
         }
         self.pending_bytes += request.payload.len();
         self.pending.insert(key, request);
-        self.pending_order.push_back(key);
+        if self.validator_identities.contains(&client) {
+            self.priority_order.push_back(key);
+        } else {
+            self.pending_order.push_back(key);
+        }
         self.arm_progress_timer(now_ns);
         self.propose_batches(now_ns, false);
         Ok(())
@@ -1269,14 +1288,23 @@ impl<A: Application> Replica<A> {
             let mut requests = Vec::new();
             let mut bytes = 0usize;
             let mut full = false;
-            while let Some(key) = self.pending_order.front().copied() {
+            loop {
+                // Validators' own requests first, then clients' in arrival order.
+                let queue = if self.priority_order.is_empty() {
+                    &mut self.pending_order
+                } else {
+                    &mut self.priority_order
+                };
+                let Some(key) = queue.front().copied() else {
+                    break;
+                };
                 // Executed or already proposed entries are stale: drop them.
                 let Some(request) = self
                     .pending
                     .get(&key)
                     .filter(|_| !self.proposed.contains(&key))
                 else {
-                    self.pending_order.pop_front();
+                    queue.pop_front();
                     continue;
                 };
                 if requests.len() == self.config.batch_requests_max
@@ -1287,7 +1315,7 @@ impl<A: Application> Replica<A> {
                 }
                 bytes += request.payload.len();
                 requests.push(request.clone());
-                self.pending_order.pop_front();
+                queue.pop_front();
             }
             full |= requests.len() == self.config.batch_requests_max;
             if requests.is_empty() {
@@ -1354,7 +1382,14 @@ impl<A: Application> Replica<A> {
     fn requeue_pending(&mut self) {
         self.proposed.clear();
         self.proposed_bytes = 0;
-        self.pending_order = self.pending.keys().copied().collect();
+        let identities = &self.validator_identities;
+        let (priority, normal): (Vec<_>, Vec<_>) = self
+            .pending
+            .keys()
+            .copied()
+            .partition(|(client, _)| identities.contains(client));
+        self.priority_order = priority.into();
+        self.pending_order = normal.into();
     }
 
     // ----- Normal case -----
@@ -1826,9 +1861,10 @@ impl<A: Application> Replica<A> {
     fn rearm_after_progress(&mut self) {
         // Backups never consume pending_order; compact it when stale entries
         // dominate, so it stays within a constant factor of the pending set.
-        if self.pending_order.len() > 2 * self.pending.len() + 1024 {
+        if self.pending_order.len() + self.priority_order.len() > 2 * self.pending.len() + 1024 {
             let pending = &self.pending;
             self.pending_order.retain(|key| pending.contains_key(key));
+            self.priority_order.retain(|key| pending.contains_key(key));
         }
         if self.wants_progress_timer() {
             self.progress_deadline_ns = Some(self.now_ns + self.current_timeout_ns());
@@ -1897,7 +1933,7 @@ impl<A: Application> Replica<A> {
             ScheduleAnchor {
                 sequence,
                 seed: self.beacon,
-                weights: self.app.leader_weights(&self.config.validators),
+                weights: self.app.leader_weights(&self.config.validators, sequence),
             },
         );
         self.outputs.push_back(Output::Checkpointed {
@@ -2528,7 +2564,9 @@ impl<A: Application> Replica<A> {
                 ScheduleAnchor {
                     sequence: checkpoint.sequence,
                     seed,
-                    weights: self.app.leader_weights(&self.config.validators),
+                    weights: self
+                        .app
+                        .leader_weights(&self.config.validators, checkpoint.sequence),
                 },
             );
             let clients = &self.clients;
@@ -2545,6 +2583,7 @@ impl<A: Application> Replica<A> {
                 .sum();
             let pending = &self.pending;
             self.pending_order.retain(|key| pending.contains_key(key));
+            self.priority_order.retain(|key| pending.contains_key(key));
             self.checkpoint_snapshots
                 .insert(checkpoint.sequence, snapshot);
             self.outputs.push_back(Output::StateTransferred {

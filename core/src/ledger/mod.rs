@@ -148,6 +148,19 @@ pub enum DomainEvent {
         /// blake3 of the transaction's fields.
         fields: Digest,
     },
+    /// A validator showed it is online (its own signed heartbeat committed).
+    Heartbeat {
+        /// Validator.
+        validator: AccountId,
+    },
+    /// A validator was jailed: excluded from leader selection until the
+    /// first checkpoint at or after `until` (released automatically).
+    Jailed {
+        /// Validator.
+        validator: AccountId,
+        /// Release height (sequence number).
+        until: u64,
+    },
 }
 
 impl DomainEvent {
@@ -163,6 +176,8 @@ impl DomainEvent {
             DomainEvent::RulesUpdated { .. } => 8,
             DomainEvent::EventsSubmitted { .. } => 9,
             DomainEvent::IdempotencyRecorded { .. } => 10,
+            DomainEvent::Heartbeat { .. } => 11,
+            DomainEvent::Jailed { .. } => 12,
         }
     }
 
@@ -175,7 +190,9 @@ impl DomainEvent {
             DomainEvent::Transferred { from, to, .. } => vec![*from, *to],
             DomainEvent::Staked { validator, .. }
             | DomainEvent::Unstaked { validator, .. }
-            | DomainEvent::Slashed { validator, .. } => vec![*validator],
+            | DomainEvent::Slashed { validator, .. }
+            | DomainEvent::Heartbeat { validator }
+            | DomainEvent::Jailed { validator, .. } => vec![*validator],
             DomainEvent::AlertRaised { .. }
             | DomainEvent::RulesUpdated { .. }
             | DomainEvent::EventsSubmitted { .. }
@@ -258,6 +275,11 @@ impl DomainEvent {
             DomainEvent::IdempotencyRecorded { key, fields } => {
                 out.extend_from_slice(key.as_bytes());
                 out.extend_from_slice(fields.as_bytes());
+            }
+            DomainEvent::Heartbeat { validator } => out.extend_from_slice(validator),
+            DomainEvent::Jailed { validator, until } => {
+                out.extend_from_slice(validator);
+                out.extend_from_slice(&until.to_le_bytes());
             }
         }
     }
@@ -349,6 +371,13 @@ impl DomainEvent {
             10 => DomainEvent::IdempotencyRecorded {
                 key: Digest::from_bytes(r.array("idempotency key")?),
                 fields: Digest::from_bytes(r.array("idempotency fields")?),
+            },
+            11 => DomainEvent::Heartbeat {
+                validator: r.array("validator")?,
+            },
+            12 => DomainEvent::Jailed {
+                validator: r.array("validator")?,
+                until: r.u64("release height")?,
             },
             tag => {
                 return Err(CodecError::InvalidTag {

@@ -354,6 +354,13 @@ fn every_event_round_trips_and_garbage_fails_cleanly() {
             key: Digest::of(b"k"),
             fields: Digest::of(b"f"),
         },
+        DomainEvent::Heartbeat {
+            validator: account(4),
+        },
+        DomainEvent::Jailed {
+            validator: account(4),
+            until: 1_000,
+        },
     ];
     for (i, event) in events.into_iter().enumerate() {
         let record = EventRecord {

@@ -53,6 +53,18 @@
 //! checkpoint at or after its release height, without a transaction. This
 //! is deliberate: a validator that went down for a while should return
 //! without operator ceremony, and the jail already cost it its stake share.
+//!
+//! Liveness is measured by heartbeats: each validator periodically commits a
+//! `Heartbeat` transaction signed with its identity key (replicas propose
+//! validators' own requests ahead of client load). The application jails a
+//! staked validator with no committed heartbeat for more than
+//! `liveness_window` sequence numbers, counted from genesis or its last
+//! release (Polkadot's `im-online` works the same way). A validator cut off
+//! by a partition for that long is indistinguishable from one that is down
+//! and is jailed too. Known gap: a Byzantine primary that keeps committing
+//! other requests could delay an honest validator's heartbeats, because the
+//! progress timer watches execution, not each request; per-request timers
+//! would close it.
 
 use crate::codec::put_bytes;
 use crate::consensus::{LeaderSchedule, ReplicaIndex, ScheduleAnchor, ValidatorSet, View};
@@ -206,6 +218,11 @@ pub struct SlashingPolicy {
     /// Evidence about a slot older than this many sequence numbers is refused
     /// (default 100,000).
     pub evidence_max_age: u64,
+    /// A staked validator with no committed heartbeat for more than this
+    /// many sequence numbers is jailed (default 10,000).
+    pub liveness_window: u64,
+    /// How often, in sequence numbers, liveness is checked (default 100).
+    pub liveness_check_interval: u64,
 }
 
 impl Default for SlashingPolicy {
@@ -217,6 +234,8 @@ impl Default for SlashingPolicy {
             equivocation_bps: 5_000,
             jail_sequences: 1_000,
             evidence_max_age: 100_000,
+            liveness_window: 10_000,
+            liveness_check_interval: 100,
         }
     }
 }

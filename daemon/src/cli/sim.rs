@@ -237,6 +237,16 @@ fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> 
         if !node.tombstoned.is_empty() {
             writeln!(out, "    tombstoned validators: {:?}", node.tombstoned)?;
         }
+        for (validator, since, until) in &node.jails {
+            writeln!(
+                out,
+                "    validator {validator} jailed at {since} until {until} (stake {})",
+                node.stakes
+                    .get(usize::from(*validator))
+                    .copied()
+                    .unwrap_or(0)
+            )?;
+        }
         if !node.rejections.is_empty() {
             let list: Vec<String> = node
                 .rejections
