@@ -9,7 +9,7 @@ const PLANTED: &str = r#"
 name = "planted-quorum-off-by-one"
 description = "An equivocating primary against replicas whose prepared quorum is one short, buried in unrelated faults."
 validators = 4
-byzantine = [{ node = 0, role = "equivocating-primary" }]
+byzantine = [{ node = "genesis-primary", role = "equivocating-primary" }]
 clocks = [{ node = 2, skew_ms = 30, drift_ppm = 1000 }]
 
 [consensus]
