@@ -249,6 +249,77 @@ pub enum DurableRecord {
     StableCheckpoint(CheckpointCertificate),
 }
 
+const DURABLE_RECORD_VERSION: u8 = 1;
+
+impl codec::Encode for DurableRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(DURABLE_RECORD_VERSION);
+        match self {
+            DurableRecord::View(view) => {
+                out.push(1);
+                out.extend_from_slice(&view.to_le_bytes());
+            }
+            DurableRecord::Signed {
+                view,
+                sequence,
+                phase,
+                digest,
+            } => {
+                out.push(2);
+                out.extend_from_slice(&view.to_le_bytes());
+                out.extend_from_slice(&sequence.to_le_bytes());
+                out.push(match phase {
+                    Phase::PrePrepare => 1,
+                    Phase::Prepare => 2,
+                    Phase::Commit => 3,
+                });
+                digest.encode(out);
+            }
+            DurableRecord::Checkpoint(vote) => {
+                out.push(3);
+                vote.encode(out);
+            }
+            DurableRecord::ViewChange(signed) => {
+                out.push(4);
+                signed.encode(out);
+            }
+            DurableRecord::StableCheckpoint(certificate) => {
+                out.push(5);
+                certificate.encode(out);
+            }
+        }
+    }
+}
+
+impl codec::Decode for DurableRecord {
+    fn decode(reader: &mut codec::Reader<'_>) -> Result<Self, CodecError> {
+        reader.version("durable record", DURABLE_RECORD_VERSION)?;
+        Ok(match reader.u8("durable record kind")? {
+            1 => DurableRecord::View(reader.u64("view")?),
+            2 => DurableRecord::Signed {
+                view: reader.u64("view")?,
+                sequence: reader.u64("sequence")?,
+                phase: match reader.u8("phase")? {
+                    1 => Phase::PrePrepare,
+                    2 => Phase::Prepare,
+                    3 => Phase::Commit,
+                    tag => return Err(CodecError::InvalidTag { what: "phase", tag }),
+                },
+                digest: Digest::decode(reader)?,
+            },
+            3 => DurableRecord::Checkpoint(CheckpointVote::decode(reader)?),
+            4 => DurableRecord::ViewChange(Signed::decode(reader)?),
+            5 => DurableRecord::StableCheckpoint(CheckpointCertificate::decode(reader)?),
+            tag => {
+                return Err(CodecError::InvalidTag {
+                    what: "durable record kind",
+                    tag,
+                });
+            }
+        })
+    }
+}
+
 /// A committed, executed batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
@@ -1074,7 +1145,30 @@ impl<A: Application> Replica<A> {
         .unwrap_or(self.status_deadline_ns)
     }
 
+    /// The replica snapshot (application state, reply cache and beacon seed)
+    /// at checkpoint `sequence`, if this replica still holds it: what it
+    /// serves in state transfer, and what a driver stores beside the stable
+    /// checkpoint so that a restart resumes from its own disk.
+    pub fn checkpoint_snapshot(&self, sequence: Sequence) -> Option<&[u8]> {
+        self.checkpoint_snapshots.get(&sequence).map(Vec::as_slice)
+    }
+
     // ----- Inputs -----
+
+    /// Resumes a recovered replica from what its own driver stored: the last
+    /// stable checkpoint with its snapshot, and the certified batches it
+    /// committed after it. The input is checked exactly like a state
+    /// transfer from a peer (checkpoint certificate against the validator
+    /// set, snapshot against the certified digest, each batch against its
+    /// commit certificate), so a damaged disk cannot make the replica adopt
+    /// a state no quorum certified. Batches beyond the watermark window are
+    /// left for peers to retransmit.
+    pub fn resume(&mut self, now_ns: u64, transfer: StateTransfer) -> Result<(), Rejection> {
+        self.now_ns = self.now_ns.max(now_ns);
+        let result = self.apply_state_transfer(now_ns, transfer);
+        self.count(&result);
+        result
+    }
 
     /// A client request arrives (clients send to every replica).
     pub fn handle_request(&mut self, now_ns: u64, request: Request) -> Result<(), Rejection> {
@@ -2535,6 +2629,17 @@ impl<A: Application> Replica<A> {
             return Err(Rejection::Unsolicited);
         }
         self.state_request = None;
+        self.apply_state_transfer(now_ns, transfer)
+    }
+
+    /// Adopts a certified checkpoint (with its snapshot, when ahead) and the
+    /// certified batches after it. Nothing changes unless the certificate,
+    /// the snapshot's digest and each batch's certificate verify.
+    fn apply_state_transfer(
+        &mut self,
+        now_ns: u64,
+        transfer: StateTransfer,
+    ) -> Result<(), Rejection> {
         let chain = self.config.chain_id.clone();
         let checkpoint = transfer.checkpoint;
         if let Some(snapshot) = transfer
