@@ -52,6 +52,10 @@ pub struct ValidatorsFile {
     pub chain_id: String,
     /// Validators in index order.
     pub validators: Vec<ValidatorEntry>,
+    /// The chain's admin account (ed25519 key, hex): the only one that may
+    /// mint credits or update rules. Absent: nobody can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
 }
 
 /// Why a validator-set file was refused.
@@ -118,6 +122,14 @@ impl ValidatorsFile {
             source,
         })?;
         serde_json::from_str::<ValidatorsFile>(&text)?.validator_set()
+    }
+
+    /// The admin account (all zeroes, which no key signs for, when absent).
+    pub fn admin_account(&self) -> Result<[u8; 32], GenesisError> {
+        match &self.admin {
+            None => Ok([0; 32]),
+            Some(admin) => Ok(key(0, "admin", admin, VerifyingKey::from_slice)?.to_bytes()),
+        }
     }
 
     /// Checks every key and proof and builds the chain id and the set.

@@ -28,6 +28,7 @@ fn identity(i: u8) -> SigningKey {
 
 fn validators_file(chain: &str) -> ValidatorsFile {
     ValidatorsFile {
+        admin: None,
         chain_id: chain.into(),
         validators: (0..4u8)
             .map(|i| {

@@ -69,6 +69,7 @@ mod types;
 pub use certificate::{CheckpointCertificate, CommitCertificate, PreparedCertificate, SignerSet};
 pub use client::{ReplyCollector, ReplyError};
 pub use evidence::{Evidence, EvidenceError, Phase};
+pub use message::SNAPSHOT_BYTES_MAX;
 pub use message::{
     BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, ConflictProof, Message, NewView,
     PrePrepare, Signed, SignedBody, StateTransfer, Status, ViewChange, Vote,
@@ -80,6 +81,6 @@ pub use replica::{
     Replica, ReplicaConfig, ReplicaKeys, Reply, RestoreError, Target,
 };
 pub use types::{
-    Batch, ConfigError, LeaderProof, LeaderSchedule, ReplicaIndex, Request, RoundRobin,
-    ScheduleAnchor, Sequence, Validator, ValidatorSet, View,
+    Batch, ConfigError, LeaderProof, LeaderSchedule, REQUEST_PAYLOAD_MAX, ReplicaIndex, Request,
+    RoundRobin, ScheduleAnchor, Sequence, Validator, ValidatorSet, View,
 };

@@ -180,7 +180,7 @@ pub struct ScheduleAnchor {
 /// [`RoundRobin`] ignores the anchor; `staking::VrfSchedule` is the
 /// stake-weighted VRF schedule. Every replica that holds the same anchor must
 /// compute the same primary for the same view.
-pub trait LeaderSchedule: std::fmt::Debug {
+pub trait LeaderSchedule: std::fmt::Debug + Send + Sync {
     /// The primary of `view`, drawn from `anchor`.
     fn primary(
         &self,

@@ -9,6 +9,7 @@ mod bls;
 mod demo;
 mod detect;
 mod evidence;
+mod node;
 mod sim;
 mod vrf;
 
@@ -47,6 +48,9 @@ enum Command {
     /// Evidence of validator misbehaviour: `verify` checks a record offline.
     #[command(subcommand)]
     Evidence(evidence::EvidenceCommand),
+    /// A validator node: `init`, `testnet`, `start`.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
 }
 
 /// Why a command failed; decides the exit code.
@@ -87,6 +91,9 @@ pub enum CliError {
     /// A simulation broke invariants (details are on stdout).
     #[error("{0} invariant violation(s)")]
     InvariantViolated(usize),
+    /// The node failed to start or stopped with an error.
+    #[error("node: {0}")]
+    Node(String),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -101,7 +108,7 @@ impl CliError {
             | CliError::RulesInvalid(_)
             | CliError::EvidenceInvalid(_) => 1,
             CliError::Hex { .. } | CliError::Malformed { .. } | CliError::Input(_) => 2,
-            CliError::Randomness(_) | CliError::Output(_) => 1,
+            CliError::Randomness(_) | CliError::Output(_) | CliError::Node(_) => 1,
         }
     }
 }
@@ -118,6 +125,7 @@ pub fn run(arguments: Arguments, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Rules(command) => detect::rules(command, out),
         Command::Gen(command) => detect::generate(command, out),
         Command::Evidence(command) => evidence::run(command, out),
+        Command::Node(command) => node::run(command, out),
     }
 }
 

@@ -1,0 +1,962 @@
+//! The validator node: a tokio driver around one `Replica<App<RedbStore>>`.
+//!
+//! One task (the *core loop*) owns the replica. Everything else talks to it
+//! through one bounded inbox ([`Input`]):
+//!
+//! ```text
+//!  peers --(tonic streams)--> PeerService --+
+//!  clients --(gRPC API)-----> ApiService ---+--> inbox --> core loop --> NodeStore (redb, durable first)
+//!  timers ----------------------------------+                  |--> peer queues --> PeerLink (dialers)
+//!                                                              |--> replies to waiting API calls
+//!                                                              '--> commit/alert notifications, metrics
+//! ```
+//!
+//! The loop drains the replica's outputs after every input. Durable records
+//! (and a newly stable checkpoint with its snapshot) are committed to redb
+//! with immediate durability before any message of that drain is sent —
+//! the core's durability contract. On start the node rebuilds its state from
+//! its own disk: [`Replica::recover`] with the durable records (so it never
+//! signs twice), then [`Replica::resume`] with its stored stable checkpoint,
+//! snapshot and the blocks after it (checked like a peer's state transfer);
+//! whatever it lacks beyond that it catches up by state transfer from peers.
+//! The event log (`data/ledger.redb`) is rebuilt at each start from that
+//! checkpoint: it is a projection of the consensus log, whose blocks and
+//! certificates stay in `data/consensus.redb`.
+
+pub mod api;
+pub mod config;
+pub mod keys;
+pub mod metrics;
+pub mod peer;
+pub mod storage;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use shieldx_core::app::{App, AppConfig, Transaction};
+use shieldx_core::codec::{self, Encode as _};
+use shieldx_core::consensus::{
+    DurableRecord, Output, Replica, ReplicaConfig, ReplicaKeys, Reply, Request, StateTransfer,
+    Target, ValidatorSet,
+};
+use shieldx_core::crypto::ed25519::VerifyingKey;
+use shieldx_core::ledger::{DomainEvent, EventRecord, EventStore as _};
+use shieldx_core::staking::VrfSchedule;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::genesis::{GenesisError, ValidatorsFile};
+use crate::proto::{self, PeerFrame, peer_frame::Frame};
+use crate::store::RedbStore;
+use config::NodeConfig;
+use keys::NodeKeys;
+use metrics::{KindLabel, Metrics, SeverityLabel};
+use storage::{NodeStore, StoredBlock, WriteBatch};
+
+/// Why the node cannot start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The configuration is invalid.
+    #[error("config: {0}")]
+    Config(String),
+    /// The keys are missing, unreadable or unsafe.
+    #[error("keys: {0}")]
+    Keys(String),
+    /// The genesis file is invalid.
+    #[error("genesis: {0}")]
+    Genesis(#[from] GenesisError),
+    /// The storage failed or holds corrupt data.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("transport: {0}")]
+    Transport(String),
+}
+
+impl NodeError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> NodeError {
+        NodeError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// What the core loop takes.
+#[derive(Debug)]
+pub enum Input {
+    /// A consensus message from an authenticated peer.
+    Peer {
+        /// The peer's validator index.
+        from: u16,
+        /// The canonical message bytes.
+        bytes: Vec<u8>,
+    },
+    /// Client requests a peer admitted and relayed.
+    Relayed {
+        /// Canonical request encodings.
+        requests: Vec<Vec<u8>>,
+    },
+    /// A client request submitted to this node's API.
+    Submit {
+        /// The signed request.
+        request: Box<Request>,
+        /// Where the committed reply goes.
+        reply: oneshot::Sender<Result<SignedReply, String>>,
+        /// When the API received it.
+        received: Instant,
+    },
+    /// A read of the committed state.
+    State {
+        /// An account to report on.
+        account: Option<[u8; 32]>,
+        /// The answer.
+        reply: oneshot::Sender<proto::StateResponse>,
+    },
+    /// A read of one ledger event.
+    Alert {
+        /// The ledger sequence.
+        sequence: u64,
+        /// The answer (None: not an alert or not present).
+        reply: oneshot::Sender<Option<proto::AlertResponse>>,
+    },
+}
+
+/// A reply as delivered: the replica's reply and its signature.
+#[derive(Debug, Clone)]
+pub struct SignedReply {
+    /// The reply.
+    pub reply: Reply,
+    /// The replica identity's signature over it.
+    pub signature: [u8; 64],
+}
+
+/// What the core loop tells subscribers.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A block committed.
+    Commit(proto::CommitNotice),
+    /// An alert was raised.
+    Alert(proto::AlertResponse),
+}
+
+/// Everything a running node shares between its tasks.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The chain id.
+    pub chain_id: Vec<u8>,
+    /// The inbox of the core loop.
+    pub inbox: mpsc::Sender<Input>,
+    /// The consensus store (blocks are read from it directly).
+    pub store: Arc<NodeStore>,
+    /// Commit and alert notifications.
+    pub notices: broadcast::Sender<Notice>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Whether the node is ready (caught up, not changing view).
+    pub ready: Arc<AtomicBool>,
+    /// The node's keys (gateway keys sign sensor submissions).
+    pub keys: Arc<NodeKeys>,
+    /// The gateway pool.
+    pub gateway: Arc<api::Gateway>,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Everything read at start, before any task runs.
+struct Prepared {
+    config: NodeConfig,
+    chain_id: Vec<u8>,
+    validators: ValidatorSet,
+    index: u16,
+    keys: NodeKeys,
+    admin: [u8; 32],
+    data: PathBuf,
+}
+
+fn prepare(config: NodeConfig) -> Result<Prepared, NodeError> {
+    let keys = NodeKeys::load(&config.node.home)?;
+    let text = std::fs::read_to_string(&config.node.genesis)
+        .map_err(|e| NodeError::io(&config.node.genesis, e))?;
+    let file: ValidatorsFile = serde_json::from_str(&text).map_err(GenesisError::Json)?;
+    let (chain_id, validators) = file.validator_set()?;
+    let admin = file.admin_account()?;
+    let identity = keys.identity.verifying_key();
+    let index = validators
+        .validators()
+        .iter()
+        .position(|v| v.identity == identity)
+        .ok_or_else(|| {
+            NodeError::Keys("this node's identity is not in the genesis validator set".into())
+        })? as u16;
+    for peer in &config.peers {
+        if validators.get(peer.validator).is_none() || peer.validator == index {
+            return Err(NodeError::Config(format!(
+                "peer {} is not another validator of the genesis",
+                peer.validator
+            )));
+        }
+    }
+    let data = config.node.home.join("data");
+    std::fs::create_dir_all(&data).map_err(|e| NodeError::io(&data, e))?;
+    Ok(Prepared {
+        config,
+        chain_id,
+        validators,
+        index,
+        keys,
+        admin,
+        data,
+    })
+}
+
+fn replica_config(prepared: &Prepared) -> ReplicaConfig {
+    let c = &prepared.config.consensus;
+    let mut config = ReplicaConfig::new(&prepared.chain_id, prepared.validators.clone());
+    config.batch_requests_max = c.batch_requests_max;
+    config.batch_timeout_ns = c.batch_timeout_ms * 1_000_000;
+    config.request_timeout_ns = c.request_timeout_ms * 1_000_000;
+    config.checkpoint_interval = c.checkpoint_interval;
+    config.window = c.window;
+    config
+}
+
+fn replica_keys(keys: &NodeKeys, index: u16) -> Result<ReplicaKeys, NodeError> {
+    // The replica owns its copies; the node keeps its own for the transport.
+    Ok(ReplicaKeys {
+        index,
+        identity: shieldx_core::crypto::ed25519::SigningKey::from_slice(
+            &keys.identity.to_bytes()[..],
+        )
+        .map_err(|e| NodeError::Keys(e.to_string()))?,
+        vote_key: shieldx_core::crypto::bls::BlsSecretKey::from_slice(
+            &keys.vote_key.to_bytes()[..],
+        )
+        .map_err(|e| NodeError::Keys(e.to_string()))?,
+        vrf_key: shieldx_core::crypto::vrf::VrfSecretKey::from_slice(&keys.vrf_key.to_bytes()[..])
+            .map_err(|e| NodeError::Keys(e.to_string()))?,
+    })
+}
+
+type NodeReplica = Replica<App<RedbStore>>;
+
+/// Opens storage and rebuilds the replica from it.
+fn open_replica(
+    prepared: &Prepared,
+    store: &NodeStore,
+    started: Instant,
+) -> Result<NodeReplica, NodeError> {
+    let recovered = store.recover()?;
+    let ledger_path = prepared.data.join("ledger.redb");
+    if ledger_path.exists() {
+        std::fs::remove_file(&ledger_path).map_err(|e| NodeError::io(&ledger_path, e))?;
+    }
+    let ledger = RedbStore::open(&ledger_path).map_err(|e| NodeError::Storage(e.to_string()))?;
+    let mut app_config = AppConfig::new(prepared.chain_id.clone(), prepared.admin);
+    app_config.validators = Some(prepared.validators.clone());
+    let app = App::open(app_config, ledger).map_err(|e| NodeError::Storage(e.to_string()))?;
+    let now = started.elapsed().as_nanos() as u64;
+    let mut replica = Replica::recover(
+        replica_config(prepared),
+        replica_keys(&prepared.keys, prepared.index)?,
+        Box::new(VrfSchedule),
+        app,
+        &recovered.records,
+        now,
+    )
+    .map_err(|e| NodeError::Config(e.to_string()))?;
+    let resumed_blocks = recovered.blocks_after.len();
+    let (checkpoint, snapshot) = match recovered.stable {
+        Some((checkpoint, snapshot)) => (checkpoint, Some(snapshot)),
+        None => (replica.stable_checkpoint().clone(), None),
+    };
+    let from = checkpoint.sequence;
+    if snapshot.is_some() || resumed_blocks > 0 {
+        let transfer = StateTransfer {
+            checkpoint,
+            snapshot,
+            batches: recovered
+                .blocks_after
+                .into_iter()
+                .map(|b| b.certified)
+                .collect(),
+        };
+        if let Err(rejection) = replica.resume(now, transfer) {
+            tracing::warn!(%rejection, "stored state refused; catching up from peers");
+        }
+    }
+    tracing::info!(
+        checkpoint = from,
+        blocks = resumed_blocks,
+        height = replica.last_executed(),
+        view = replica.view(),
+        "resumed from disk"
+    );
+    Ok(replica)
+}
+
+/// A node that is running; [`RunningNode::wait`] returns when it stopped.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// The shared handles (for in-process clients and tests).
+    pub shared: Shared,
+    /// Where each server listens (peer, api, metrics).
+    pub addresses: (SocketAddr, SocketAddr, SocketAddr),
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), NodeError>>>,
+}
+
+impl RunningNode {
+    /// Asks every task to finish in-flight work and stop.
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Waits for every task; the first error wins.
+    pub async fn wait(self) -> Result<(), NodeError> {
+        let mut result = Ok(());
+        for task in self.tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
+                }
+                Err(e) => {
+                    if result.is_ok() {
+                        result = Err(NodeError::Transport(format!("task failed: {e}")));
+                    }
+                }
+            }
+        }
+        result
+    }
+}
+
+async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| NodeError::Listen { address, source })
+}
+
+/// Starts a node from its configuration (inside a tokio runtime).
+pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
+    let prepared = prepare(config)?;
+    let started = Instant::now();
+    let store = Arc::new(NodeStore::open(&prepared.data.join("consensus.redb"))?);
+    let replica = open_replica(&prepared, &store, started)?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (inbox_tx, inbox_rx) = mpsc::channel::<Input>(16_384);
+    let (notices, _) = broadcast::channel(4096);
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let peer_listener = bind(prepared.config.network.peer_listen).await?;
+    let api_listener = bind(prepared.config.network.api_listen).await?;
+    let metrics_listener = bind(prepared.config.network.metrics_listen).await?;
+    let addresses = (
+        peer_listener
+            .local_addr()
+            .map_err(|e| NodeError::Transport(e.to_string()))?,
+        api_listener
+            .local_addr()
+            .map_err(|e| NodeError::Transport(e.to_string()))?,
+        metrics_listener
+            .local_addr()
+            .map_err(|e| NodeError::Transport(e.to_string()))?,
+    );
+
+    let core_identity = replica_keys(&prepared.keys, prepared.index)?.identity;
+    let keys = Arc::new(NodeKeys::load(&prepared.config.node.home)?);
+    let gateway = Arc::new(api::Gateway::new(&keys, unix_ms() * 1000));
+    let shared = Shared {
+        chain_id: prepared.chain_id.clone(),
+        inbox: inbox_tx.clone(),
+        store: store.clone(),
+        notices: notices.clone(),
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+        keys: keys.clone(),
+        gateway,
+    };
+
+    let mut tasks = Vec::new();
+    // Dialers, one per configured peer.
+    let mut peer_queues = BTreeMap::new();
+    for peer in &prepared.config.peers {
+        let (tx, rx) = mpsc::channel(peer::PEER_QUEUE);
+        peer_queues.insert(peer.validator, tx);
+        let link = peer::PeerLink {
+            index: prepared.index,
+            peer: peer.validator,
+            endpoint: format!("http://{}", peer.address),
+            chain_id: prepared.chain_id.clone(),
+            identity: shieldx_core::crypto::ed25519::SigningKey::from_slice(
+                &keys.identity.to_bytes()[..],
+            )
+            .map_err(|e| NodeError::Keys(e.to_string()))?,
+            metrics: metrics.clone(),
+        };
+        let shutdown = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            link.run(rx, shutdown).await;
+            Ok(())
+        }));
+    }
+
+    // The peer server.
+    let peer_service = peer::PeerService {
+        index: prepared.index,
+        chain_id: prepared.chain_id.clone(),
+        validators: Arc::new(prepared.validators.clone()),
+        inbox: inbox_tx.clone(),
+        metrics: metrics.clone(),
+    };
+    let mut shutdown = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(
+                proto::peer_server::PeerServer::new(peer_service)
+                    .max_decoding_message_size(peer::FRAME_BYTES_MAX)
+                    .max_encoding_message_size(peer::FRAME_BYTES_MAX),
+            )
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(peer_listener),
+                async move {
+                    let _ = shutdown.wait_for(|stop| *stop).await;
+                },
+            )
+            .await
+            .map_err(|e| NodeError::Transport(e.to_string()))
+    }));
+
+    // The client API.
+    tasks.push(tokio::spawn(api::serve(
+        api_listener,
+        shared.clone(),
+        prepared.config.api.clone(),
+        shutdown_rx.clone(),
+    )));
+
+    // Metrics and health.
+    tasks.push(tokio::spawn(metrics::serve_task(
+        metrics_listener,
+        metrics.clone(),
+        ready.clone(),
+        shutdown_rx.clone(),
+    )));
+
+    // The core loop.
+    let core = CoreLoop {
+        replica,
+        store,
+        chain_id: prepared.chain_id.clone(),
+        identity: core_identity,
+        index: prepared.index,
+        peers: peer_queues,
+        waiting: HashMap::new(),
+        admitted_at: HashMap::new(),
+        notices,
+        metrics,
+        ready,
+        started,
+        ledger_seen: 0,
+        event_labels: HashMap::new(),
+        last_view: 0,
+        next_heartbeat: Instant::now(),
+        last_heartbeat_id: 0,
+    };
+    tasks.push(tokio::spawn(core.run(inbox_rx, shutdown_rx)));
+
+    Ok(RunningNode {
+        shared,
+        addresses,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}
+
+/// How often a validator proves liveness (a heartbeat transaction).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// Inputs handled before outputs are drained (amortises the durable write).
+const INPUTS_PER_DRAIN: usize = 512;
+
+struct Waiter {
+    reply: oneshot::Sender<Result<SignedReply, String>>,
+    received: Instant,
+}
+
+struct CoreLoop {
+    replica: NodeReplica,
+    store: Arc<NodeStore>,
+    chain_id: Vec<u8>,
+    identity: shieldx_core::crypto::ed25519::SigningKey,
+    index: u16,
+    peers: BTreeMap<u16, mpsc::Sender<PeerFrame>>,
+    waiting: HashMap<([u8; 32], u64), Waiter>,
+    admitted_at: HashMap<([u8; 32], u64), Instant>,
+    notices: broadcast::Sender<Notice>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    started: Instant,
+    /// The last ledger sequence scanned for alerts and slashing.
+    ledger_seen: u64,
+    /// Labels of submitted events (event id -> malicious?), until scanned.
+    event_labels: HashMap<String, bool>,
+    last_view: u64,
+    next_heartbeat: Instant,
+    last_heartbeat_id: u64,
+}
+
+impl CoreLoop {
+    fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Input>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), NodeError> {
+        self.ledger_seen = self.replica.app().ledger().head().0;
+        self.last_view = self.replica.view();
+        self.drain()?;
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let deadline =
+                self.started + Duration::from_nanos(self.replica.poll_timeout().min(u64::MAX / 2));
+            let deadline = deadline.min(self.next_heartbeat);
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                input = inbox.recv() => {
+                    let Some(input) = input else { break };
+                    let mut inputs = vec![input];
+                    while inputs.len() < INPUTS_PER_DRAIN {
+                        match inbox.try_recv() {
+                            Ok(input) => inputs.push(input),
+                            Err(_) => break,
+                        }
+                    }
+                    self.handle(inputs);
+                }
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    let now = self.now_ns();
+                    self.replica.handle_timeout(now);
+                    if Instant::now() >= self.next_heartbeat {
+                        self.heartbeat();
+                    }
+                }
+                _ = housekeeping.tick() => {
+                    self.waiting.retain(|_, w| !w.reply.is_closed());
+                    if self.admitted_at.len() > 1_000_000 {
+                        self.admitted_at.clear();
+                    }
+                }
+            }
+            self.drain()?;
+        }
+        // In-flight work: whatever the replica has queued is made durable
+        // and sent before the loop returns.
+        self.drain()?;
+        tracing::info!(height = self.replica.last_executed(), "core loop stopped");
+        Ok(())
+    }
+
+    fn heartbeat(&mut self) {
+        self.next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
+        let time_ms = unix_ms();
+        // Request ids are wall-clock milliseconds, so they keep increasing
+        // across restarts (a repeated id would be answered from the cache).
+        let id = time_ms.max(self.last_heartbeat_id + 1);
+        self.last_heartbeat_id = id;
+        let payload = Transaction::Heartbeat { time_ms }.to_bytes();
+        let request = Request::sign(&self.chain_id, &self.identity, id, payload);
+        let now = self.now_ns();
+        if self.replica.handle_request(now, request.clone()).is_ok() {
+            self.relay(vec![request]);
+        }
+    }
+
+    fn relay(&mut self, requests: Vec<Request>) {
+        if requests.is_empty() {
+            return;
+        }
+        let encoded: Vec<Vec<u8>> = requests.iter().map(|r| r.to_encoded()).collect();
+        let frame = PeerFrame {
+            frame: Some(Frame::Requests(proto::RequestBatch { requests: encoded })),
+        };
+        for queue in self.peers.values() {
+            let _ = queue.try_send(frame.clone());
+        }
+    }
+
+    fn reject(&self, kind: &str) {
+        self.metrics
+            .rejected
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .inc();
+    }
+
+    fn handle(&mut self, inputs: Vec<Input>) {
+        let now = self.now_ns();
+        let mut submitted = Vec::new();
+        let mut relayed = Vec::new();
+        for input in inputs {
+            match input {
+                Input::Peer { from, bytes } => {
+                    if let Err(rejection) = self.replica.handle_bytes(now, from, &bytes) {
+                        self.reject(rejection.kind());
+                    }
+                }
+                Input::Relayed { requests } => {
+                    for bytes in requests {
+                        match codec::decode_exact::<Request>(&bytes) {
+                            Ok(request) => relayed.push(request),
+                            Err(_) => self.reject("malformed_request"),
+                        }
+                    }
+                }
+                Input::Submit {
+                    request,
+                    reply,
+                    received,
+                } => {
+                    self.label_events(&request);
+                    let key = (request.client.to_bytes(), request.request_id);
+                    self.waiting.insert(key, Waiter { reply, received });
+                    submitted.push(*request);
+                }
+                Input::State { account, reply } => {
+                    let _ = reply.send(self.state(account));
+                }
+                Input::Alert { sequence, reply } => {
+                    let _ = reply.send(self.alert(sequence));
+                }
+            }
+        }
+        if !submitted.is_empty() {
+            let results = self.replica.handle_requests(now, submitted.clone());
+            let mut admitted = Vec::new();
+            for (request, result) in submitted.into_iter().zip(results) {
+                let key = (request.client.to_bytes(), request.request_id);
+                match result {
+                    Ok(()) => {
+                        self.admitted_at.insert(key, Instant::now());
+                        admitted.push(request);
+                    }
+                    // A retry: the cached reply is among the outputs.
+                    Err(shieldx_core::consensus::Rejection::AlreadyExecuted) => {}
+                    Err(shieldx_core::consensus::Rejection::Duplicate) => {
+                        admitted.push(request);
+                    }
+                    Err(rejection) => {
+                        self.reject(rejection.kind());
+                        if let Some(waiter) = self.waiting.remove(&key) {
+                            let _ = waiter.reply.send(Err(rejection.to_string()));
+                        }
+                    }
+                }
+            }
+            self.relay(admitted);
+        }
+        if !relayed.is_empty() {
+            let results = self.replica.handle_requests(now, relayed.clone());
+            for (request, result) in relayed.iter().zip(results) {
+                if result.is_ok() {
+                    self.admitted_at.insert(
+                        (request.client.to_bytes(), request.request_id),
+                        Instant::now(),
+                    );
+                }
+            }
+        }
+    }
+
+    fn label_events(&mut self, request: &Request) {
+        if let Ok(Transaction::SubmitEvents { events, .. }) =
+            Transaction::decode_exact(&request.payload)
+        {
+            for event in events {
+                if let Some((_, label)) = event.headers.iter().find(|(n, _)| n == "x-shieldx-label")
+                {
+                    self.event_labels
+                        .insert(event.id.clone(), label.eq_ignore_ascii_case("malicious"));
+                }
+            }
+            if self.event_labels.len() > 1_000_000 {
+                self.event_labels.clear();
+            }
+        }
+    }
+
+    fn state(&self, account: Option<[u8; 32]>) -> proto::StateResponse {
+        let app = self.replica.app();
+        let state = app.state();
+        let height = self.replica.last_executed();
+        let mut response = proto::StateResponse {
+            chain_id: String::from_utf8_lossy(&self.chain_id).into_owned(),
+            replica: u32::from(self.index),
+            height,
+            view: self.replica.view(),
+            primary: u32::from(self.replica.primary()),
+            stable_checkpoint: self.replica.stable_checkpoint().sequence,
+            app_digest: shieldx_core::consensus::Application::state_digest(app).to_string(),
+            supply: state.supply,
+            alerts_by_severity: state
+                .alerts_by_severity
+                .iter()
+                .map(|(s, n)| (s.to_string(), *n))
+                .collect(),
+            ledger_head: app.ledger().head().0,
+            ..Default::default()
+        };
+        if let Some(account) = account {
+            response.balance = state.balance(&account);
+            response.stake = state.stake(&account);
+            response.validator_status = format!("{:?}", state.status(&account));
+        }
+        response
+    }
+
+    fn alert(&self, sequence: u64) -> Option<proto::AlertResponse> {
+        let entry = self
+            .replica
+            .app()
+            .ledger()
+            .store()
+            .read(sequence, 1)
+            .ok()?
+            .into_iter()
+            .find(|e| e.sequence == sequence)?;
+        let record = EventRecord::decode(&entry.bytes).ok()?;
+        alert_of(&record)
+    }
+
+    /// Performs every queued output, durable records first.
+    fn drain(&mut self) -> Result<(), NodeError> {
+        let mut outputs = Vec::new();
+        while let Some(output) = self.replica.poll_output() {
+            outputs.push(output);
+        }
+        if outputs.is_empty() {
+            return Ok(());
+        }
+        let mut write = WriteBatch::default();
+        for output in &outputs {
+            match output {
+                Output::Persist(record) => {
+                    if let DurableRecord::StableCheckpoint(certificate) = record
+                        && let Some(snapshot) =
+                            self.replica.checkpoint_snapshot(certificate.sequence)
+                    {
+                        write.stable = Some((certificate.clone(), snapshot.to_vec()));
+                    }
+                    write.records.push(record.clone());
+                }
+                Output::Committed(committed) => write.blocks.push(StoredBlock {
+                    height: committed.sequence,
+                    certified: shieldx_core::consensus::CertifiedBatch {
+                        batch: committed.batch.clone(),
+                        certificate: committed.certificate.clone(),
+                    },
+                    state_digest: committed.state_digest,
+                }),
+                Output::Evidence(evidence) => write.evidence.push(evidence.clone()),
+                _ => {}
+            }
+        }
+        // The durability contract: nothing below runs before this returns.
+        self.store.write(&write)?;
+        for output in outputs {
+            match output {
+                Output::Send { to, message } => {
+                    let frame = PeerFrame {
+                        frame: Some(Frame::Message(message.to_encoded())),
+                    };
+                    match to {
+                        Target::All => {
+                            for queue in self.peers.values() {
+                                if queue.try_send(frame.clone()).is_err() {
+                                    self.metrics
+                                        .rejected
+                                        .get_or_create(&KindLabel {
+                                            kind: "peer_queue_full".into(),
+                                        })
+                                        .inc();
+                                }
+                            }
+                        }
+                        Target::Replica(peer) => {
+                            if let Some(queue) = self.peers.get(&peer) {
+                                let _ = queue.try_send(frame);
+                            }
+                        }
+                    }
+                }
+                Output::Committed(committed) => {
+                    self.metrics
+                        .requests_committed
+                        .inc_by(committed.batch.requests.len() as u64);
+                    for request in &committed.batch.requests {
+                        if let Some(at) = self
+                            .admitted_at
+                            .remove(&(request.client.to_bytes(), request.request_id))
+                        {
+                            self.metrics
+                                .round_latency
+                                .observe(at.elapsed().as_secs_f64());
+                        }
+                    }
+                    let _ = self.notices.send(Notice::Commit(proto::CommitNotice {
+                        height: committed.sequence,
+                        digest: committed.certificate.digest.to_string(),
+                        requests: committed.batch.requests.len() as u32,
+                        state_digest: committed.state_digest.to_string(),
+                    }));
+                }
+                Output::Reply(reply) => {
+                    let key = (reply.client.to_bytes(), reply.request_id);
+                    if let Some(waiter) = self.waiting.remove(&key) {
+                        self.metrics
+                            .ingest_latency
+                            .observe(waiter.received.elapsed().as_secs_f64());
+                        let signature = reply.sign(&self.chain_id, &self.identity).to_bytes();
+                        let _ = waiter.reply.send(Ok(SignedReply { reply, signature }));
+                    }
+                }
+                Output::Evidence(_) => {
+                    self.metrics.byzantine_faults.inc();
+                }
+                Output::EnteredView(view) => {
+                    if view > self.last_view {
+                        self.metrics.view_changes.inc();
+                    }
+                    self.last_view = view;
+                    tracing::info!(
+                        view,
+                        primary = self.replica.primary_of(view),
+                        "entered view"
+                    );
+                }
+                Output::StateTransferred { sequence, .. } => {
+                    tracing::info!(sequence, "state transferred");
+                }
+                _ => {}
+            }
+        }
+        self.scan_ledger();
+        let height = self.replica.last_executed();
+        self.metrics.height.set(height as i64);
+        self.metrics.view.set(self.replica.view() as i64);
+        self.ready
+            .store(!self.replica.is_changing_view(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads the events appended since the last scan: alerts (metrics,
+    /// detection quality for labelled events, notifications) and slashing.
+    fn scan_ledger(&mut self) {
+        let head = self.replica.app().ledger().head().0;
+        if head <= self.ledger_seen {
+            self.ledger_seen = head.min(self.ledger_seen);
+            return;
+        }
+        let base = self.replica.app().ledger().base().sequence;
+        let from = (self.ledger_seen + 1).max(base + 1);
+        let Ok(entries) = self
+            .replica
+            .app()
+            .ledger()
+            .store()
+            .read(from, (head - from + 1) as usize)
+        else {
+            return;
+        };
+        self.ledger_seen = head;
+        for entry in entries {
+            let Ok(record) = EventRecord::decode(&entry.bytes) else {
+                continue;
+            };
+            match &record.event {
+                DomainEvent::AlertRaised {
+                    severity, event_id, ..
+                } => {
+                    let label = SeverityLabel {
+                        severity: severity.to_string(),
+                    };
+                    self.metrics.alerts.get_or_create(&label).inc();
+                    match self.event_labels.remove(event_id) {
+                        Some(true) => {
+                            self.metrics.true_positives.get_or_create(&label).inc();
+                        }
+                        Some(false) => {
+                            self.metrics.false_positives.get_or_create(&label).inc();
+                        }
+                        None => {}
+                    }
+                    if let Some(alert) = alert_of(&record) {
+                        let _ = self.notices.send(Notice::Alert(alert));
+                    }
+                }
+                DomainEvent::Slashed { .. } => {
+                    self.metrics.slashings.inc();
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn alert_of(record: &EventRecord) -> Option<proto::AlertResponse> {
+    match &record.event {
+        DomainEvent::AlertRaised {
+            rule_id,
+            severity,
+            event_id,
+            source,
+            ..
+        } => Some(proto::AlertResponse {
+            sequence: record.sequence,
+            rule_id: rule_id.clone(),
+            severity: severity.to_string(),
+            event_id: event_id.clone(),
+            source: source.clone(),
+            block_time_ms: record.time_ms,
+        }),
+        _ => None,
+    }
+}
+
+/// Parses a hex account (ed25519 public key).
+pub fn parse_account(hex_text: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(hex_text.trim()).map_err(|e| format!("account: {e}"))?;
+    let key = VerifyingKey::from_slice(&bytes).map_err(|e| format!("account: {e}"))?;
+    Ok(key.to_bytes())
+}
