@@ -215,14 +215,20 @@ fn bls_sign_matches_the_independent_vectors() {
 
 #[test]
 fn demo_runs_on_embedded_defaults() {
-    let demo = shieldx(&["demo"]);
+    let demo = shieldx(&["demo", "--events", "2000"]);
     assert_eq!(demo.status.code(), Some(0), "{}", stderr(&demo));
     let text = stdout(&demo);
-    assert!(
-        text.contains("commit certificate: 3 of 4 votes, signers 1110"),
-        "{text}"
+    assert!(text.contains("workload: 2000 events committed"), "{text}");
+    assert!(text.contains("state identical"), "{text}");
+    assert!(text.contains("sensor operator balance 250000"), "{text}");
+    let alerts = text
+        .lines()
+        .find(|l| l.starts_with("alerts by severity:"))
+        .expect("an alerts line");
+    assert_ne!(
+        alerts, "alerts by severity: critical 0, high 0, medium 0, low 0",
+        "a workload with attacks raised no alert"
     );
-    assert!(text.contains("threshold: 3-of-4"), "{text}");
     assert!(
         text.lines()
             .last()

@@ -6,11 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use shieldx_core::crypto::ed25519::SigningKey;
-use shieldx_daemon::genesis::ValidatorsFile;
-use shieldx_daemon::node::config::{NetworkSection, NodeConfig, NodeSection, PeerEntry};
-use shieldx_daemon::node::keys::NodeKeys;
-use shieldx_daemon::node::{self, NodeError};
+use shieldx_daemon::node::config::{NetworkSection, NodeConfig};
+use shieldx_daemon::node::{self, NodeError, local};
 
 use super::{CliError, os_rng};
 
@@ -58,42 +55,13 @@ pub(super) enum NodeCommand {
     },
 }
 
-fn node_error(e: NodeError) -> CliError {
+pub(super) fn node_error(e: NodeError) -> CliError {
     match e {
         NodeError::Config(_) | NodeError::Genesis(_) | NodeError::Keys(_) => {
             CliError::Input(e.to_string())
         }
         other => CliError::Node(other.to_string()),
     }
-}
-
-fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
-    std::fs::write(path, text).map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
-}
-
-fn init(
-    home: &Path,
-    power: u64,
-    network: NetworkSection,
-    rng: &mut rand::rngs::StdRng,
-) -> Result<NodeKeys, CliError> {
-    std::fs::create_dir_all(home)
-        .map_err(|e| CliError::Input(format!("{}: {e}", home.display())))?;
-    let keys = NodeKeys::generate(rng);
-    keys.write(home, power).map_err(node_error)?;
-    let config = NodeConfig {
-        node: NodeSection::default(),
-        network,
-        peers: Vec::new(),
-        consensus: Default::default(),
-        api: Default::default(),
-        log: Default::default(),
-    };
-    write_file(
-        &home.join("config.toml"),
-        &config.to_toml().map_err(node_error)?,
-    )?;
-    Ok(keys)
 }
 
 pub(super) fn run(command: NodeCommand, out: &mut dyn Write) -> Result<(), CliError> {
@@ -105,8 +73,7 @@ pub(super) fn run(command: NodeCommand, out: &mut dyn Write) -> Result<(), CliEr
             api_listen,
             metrics_listen,
         } => {
-            let mut rng = os_rng()?;
-            init(
+            local::init_node(
                 &home,
                 power,
                 NetworkSection {
@@ -114,8 +81,9 @@ pub(super) fn run(command: NodeCommand, out: &mut dyn Write) -> Result<(), CliEr
                     api_listen,
                     metrics_listen,
                 },
-                &mut rng,
-            )?;
+                &mut os_rng()?,
+            )
+            .map_err(node_error)?;
             writeln!(
                 out,
                 "initialised {}: keys/ (secret keys, mode 0600), keys/validator.json (add it to the genesis), config.toml",
@@ -148,65 +116,15 @@ fn testnet(
             "--base-port leaves no room for the ports".into(),
         ));
     }
-    let mut rng = os_rng()?;
-    let address = |offset: u16, i: u16| -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], base_port + offset + i))
-    };
-    let mut entries = Vec::new();
-    for i in 0..n {
-        let home = dir.join(format!("node{i}"));
-        let keys = init(
-            &home,
-            1,
-            NetworkSection {
-                peer_listen: address(0, i),
-                api_listen: address(100, i),
-                metrics_listen: address(200, i),
-            },
-            &mut rng,
-        )?;
-        entries.push(keys.entry(1));
-    }
-    let admin = SigningKey::generate(&mut rng);
-    let admin_path = dir.join("admin.key");
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options
-            .open(&admin_path)
-            .map_err(|e| CliError::Input(format!("{}: {e}", admin_path.display())))?;
-        file.write_all(hex::encode(&admin.to_bytes()[..]).as_bytes())?;
-    }
-    let genesis = ValidatorsFile {
-        chain_id: chain_id.to_string(),
-        validators: entries,
-        admin: Some(hex::encode(admin.verifying_key().to_bytes())),
-    };
-    genesis
-        .validator_set()
-        .map_err(|e| CliError::Input(e.to_string()))?;
-    let genesis_text =
-        serde_json::to_string_pretty(&genesis).map_err(|e| CliError::Input(e.to_string()))? + "\n";
-    for i in 0..n {
-        let home = dir.join(format!("node{i}"));
-        write_file(&home.join("genesis.json"), &genesis_text)?;
-        let config_path = home.join("config.toml");
-        let mut config = NodeConfig::load(&config_path).map_err(node_error)?;
-        config.node = NodeSection::default();
-        config.peers = (0..n)
-            .filter(|j| *j != i)
-            .map(|j| PeerEntry {
-                validator: j,
-                address: address(0, j).to_string(),
-            })
-            .collect();
-        write_file(&config_path, &config.to_toml().map_err(node_error)?)?;
-    }
+    let address = |offset: u16, i: u16| SocketAddr::from(([127, 0, 0, 1], base_port + offset + i));
+    let networks = (0..n)
+        .map(|i| NetworkSection {
+            peer_listen: address(0, i),
+            api_listen: address(100, i),
+            metrics_listen: address(200, i),
+        })
+        .collect();
+    local::generate(dir, chain_id, networks, &mut os_rng()?).map_err(node_error)?;
     writeln!(
         out,
         "testnet of {n} validators in {}: node0..node{} (start each with `shieldx node start --config {}/node0/config.toml`), admin.key",
@@ -217,7 +135,7 @@ fn testnet(
     Ok(())
 }
 
-fn init_logging(config: &NodeConfig) {
+pub(super) fn init_logging(config: &NodeConfig) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

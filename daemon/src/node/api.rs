@@ -330,7 +330,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(service)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             },

@@ -26,6 +26,7 @@
 pub mod api;
 pub mod config;
 pub mod keys;
+pub mod local;
 pub mod metrics;
 pub mod peer;
 pub mod storage;
@@ -447,7 +448,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                     .max_encoding_message_size(peer::FRAME_BYTES_MAX),
             )
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(peer_listener),
+                tonic::transport::server::TcpIncoming::from(peer_listener).with_nodelay(Some(true)),
                 async move {
                     let _ = shutdown.wait_for(|stop| *stop).await;
                 },
@@ -564,7 +565,10 @@ impl CoreLoop {
                             Err(_) => break,
                         }
                     }
+                    let count = inputs.len();
+                    let at = Instant::now();
                     self.handle(inputs);
+                    tracing::trace!(count, micros = at.elapsed().as_micros() as u64, "inputs handled");
                 }
                 () = tokio::time::sleep_until(deadline.into()) => {
                     let now = self.now_ns();
@@ -793,7 +797,15 @@ impl CoreLoop {
             }
         }
         // The durability contract: nothing below runs before this returns.
+        let at = Instant::now();
         self.store.write(&write)?;
+        tracing::trace!(
+            outputs = outputs.len(),
+            records = write.records.len(),
+            blocks = write.blocks.len(),
+            micros = at.elapsed().as_micros() as u64,
+            "outputs made durable"
+        );
         for output in outputs {
             match output {
                 Output::Send { to, message } => {

@@ -1,0 +1,206 @@
+//! Local testnets: the node directories `shieldx node testnet` writes, and
+//! an in-process cluster of real nodes (tonic over loopback, redb on disk)
+//! for `shieldx demo` and `shieldx bench cluster`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use shieldx_core::crypto::ed25519::SigningKey;
+
+use super::config::{NetworkSection, NodeConfig, NodeSection, PeerEntry};
+use super::keys::NodeKeys;
+use super::{NodeError, RunningNode};
+use crate::genesis::ValidatorsFile;
+
+/// A generated testnet.
+#[derive(Debug)]
+pub struct Testnet {
+    /// Each node's config file.
+    pub configs: Vec<PathBuf>,
+    /// The admin key (also written to `admin.key`, mode 0600).
+    pub admin: SigningKey,
+    /// The addresses, per node.
+    pub networks: Vec<NetworkSection>,
+}
+
+fn write_secret_file(path: &Path, text: &str) -> Result<(), NodeError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| NodeError::io(path, e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| NodeError::io(path, e))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), NodeError> {
+    std::fs::write(path, text).map_err(|e| NodeError::io(path, e))
+}
+
+/// Initialises one node directory: keys and a config with no peers.
+pub fn init_node<R: rand::CryptoRng + ?Sized>(
+    home: &Path,
+    power: u64,
+    network: NetworkSection,
+    rng: &mut R,
+) -> Result<NodeKeys, NodeError> {
+    std::fs::create_dir_all(home).map_err(|e| NodeError::io(home, e))?;
+    let keys = NodeKeys::generate(rng);
+    keys.write(home, power)?;
+    let config = NodeConfig {
+        node: NodeSection::default(),
+        network,
+        peers: Vec::new(),
+        consensus: Default::default(),
+        api: Default::default(),
+        log: Default::default(),
+    };
+    write(&home.join("config.toml"), &config.to_toml()?)?;
+    Ok(keys)
+}
+
+/// Writes `dir/node0..` (one per network), a shared genesis with an admin
+/// key, and configs listing every other node as a peer.
+pub fn generate<R: rand::CryptoRng + ?Sized>(
+    dir: &Path,
+    chain_id: &str,
+    networks: Vec<NetworkSection>,
+    rng: &mut R,
+) -> Result<Testnet, NodeError> {
+    let n = networks.len();
+    if !(1..=256).contains(&n) {
+        return Err(NodeError::Config(
+            "a testnet has 1 to 256 validators".into(),
+        ));
+    }
+    let mut entries = Vec::new();
+    for (i, network) in networks.iter().enumerate() {
+        let keys = init_node(&dir.join(format!("node{i}")), 1, network.clone(), rng)?;
+        entries.push(keys.entry(1));
+    }
+    let admin = SigningKey::generate(rng);
+    write_secret_file(&dir.join("admin.key"), &hex::encode(&admin.to_bytes()[..]))?;
+    let genesis = ValidatorsFile {
+        chain_id: chain_id.to_string(),
+        validators: entries,
+        admin: Some(hex::encode(admin.verifying_key().to_bytes())),
+    };
+    genesis.validator_set()?;
+    let genesis_text = serde_json::to_string_pretty(&genesis)
+        .map_err(|e| NodeError::Config(e.to_string()))?
+        + "\n";
+    let mut configs = Vec::new();
+    for i in 0..n {
+        let home = dir.join(format!("node{i}"));
+        write(&home.join("genesis.json"), &genesis_text)?;
+        let path = home.join("config.toml");
+        let mut config = NodeConfig::load(&path)?;
+        config.node = NodeSection::default();
+        config.peers = (0..n)
+            .filter(|j| *j != i)
+            .map(|j| PeerEntry {
+                validator: j as u16,
+                address: networks[j].peer_listen.to_string(),
+            })
+            .collect();
+        write(&path, &config.to_toml()?)?;
+        configs.push(path);
+    }
+    Ok(Testnet {
+        configs,
+        admin,
+        networks,
+    })
+}
+
+/// Loopback addresses for `n` nodes on ports the OS reports free now.
+pub fn free_networks(n: usize) -> Result<Vec<NetworkSection>, NodeError> {
+    let mut listeners = Vec::new();
+    let mut addresses = Vec::new();
+    for _ in 0..3 * n {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| NodeError::Transport(format!("no free loopback port: {e}")))?;
+        addresses.push(
+            listener
+                .local_addr()
+                .map_err(|e| NodeError::Transport(e.to_string()))?,
+        );
+        // Held until all are chosen, so that no two nodes get one port.
+        listeners.push(listener);
+    }
+    Ok(addresses
+        .chunks(3)
+        .map(|a| NetworkSection {
+            peer_listen: a[0],
+            api_listen: a[1],
+            metrics_listen: a[2],
+        })
+        .collect())
+}
+
+/// Real nodes running in this process.
+#[derive(Debug)]
+pub struct LocalCluster {
+    /// The running nodes.
+    pub nodes: Vec<RunningNode>,
+    /// The testnet they run.
+    pub testnet: Testnet,
+    /// Where it lives.
+    pub dir: PathBuf,
+}
+
+impl LocalCluster {
+    /// Generates an `n`-validator testnet in `dir` (which must not exist or
+    /// be empty), lets `tune` adjust each config, and starts every node.
+    pub async fn start(
+        n: usize,
+        dir: &Path,
+        tune: impl Fn(&mut NodeConfig),
+    ) -> Result<LocalCluster, NodeError> {
+        use rand::SeedableRng as _;
+        let mut rng = rand::rngs::StdRng::try_from_rng(&mut rand::rngs::SysRng)
+            .map_err(|e| NodeError::Keys(format!("no OS randomness: {e}")))?;
+        let testnet = generate(dir, "shieldx-local", free_networks(n)?, &mut rng)?;
+        let mut nodes = Vec::new();
+        for path in &testnet.configs {
+            let mut config = NodeConfig::load(path)?;
+            tune(&mut config);
+            nodes.push(super::start(config).await?);
+        }
+        Ok(LocalCluster {
+            nodes,
+            testnet,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The client API endpoint of node `i`.
+    pub fn api(&self, i: usize) -> String {
+        format!("http://{}", self.nodes[i].addresses.1)
+    }
+
+    /// The metrics address of node `i`.
+    pub fn metrics(&self, i: usize) -> SocketAddr {
+        self.nodes[i].addresses.2
+    }
+
+    /// Stops every node gracefully.
+    pub async fn stop(self) -> Result<(), NodeError> {
+        for node in &self.nodes {
+            node.stop();
+        }
+        let mut result = Ok(());
+        for node in self.nodes {
+            if let Err(e) = node.wait().await
+                && result.is_ok()
+            {
+                result = Err(e);
+            }
+        }
+        result
+    }
+}
