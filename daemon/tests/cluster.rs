@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use shieldx_daemon::proto::client_client::ClientClient;
+use shieldx_daemon::node::api::{self, AuthedClient};
+use shieldx_daemon::node::local::ApiTokens;
 use shieldx_daemon::proto::{
     GetBlockRequest, GetStateRequest, SecurityEvent, StateResponse, SubmitEventsRequest,
 };
@@ -19,6 +20,7 @@ const N: u16 = 4;
 
 struct Cluster {
     dir: PathBuf,
+    tokens: ApiTokens,
     base_port: u16,
     children: Vec<Option<Child>>,
 }
@@ -85,7 +87,9 @@ impl Cluster {
                 .replace("level = \"info\"", "level = \"info,shieldx_daemon=debug\"");
             std::fs::write(&path, text).expect("config");
         }
+        let tokens = ApiTokens::load(&dir.join("api-tokens.toml")).expect("tokens");
         let mut cluster = Cluster {
+            tokens,
             dir,
             base_port,
             children: (0..N).map(|_| None).collect(),
@@ -132,9 +136,9 @@ impl Cluster {
     }
 }
 
-async fn client(url: &str, deadline: Instant) -> ClientClient<tonic::transport::Channel> {
+async fn client(url: &str, token: &str, deadline: Instant) -> AuthedClient {
     loop {
-        if let Ok(client) = ClientClient::connect(url.to_string()).await {
+        if let Ok(client) = api::connect(url, token).await {
             return client;
         }
         assert!(Instant::now() < deadline, "{url} never came up");
@@ -143,7 +147,9 @@ async fn client(url: &str, deadline: Instant) -> ClientClient<tonic::transport::
 }
 
 async fn state(cluster: &Cluster, i: u16) -> Option<StateResponse> {
-    let mut client = ClientClient::connect(cluster.api(i)).await.ok()?;
+    let mut client = api::connect(&cluster.api(i), &cluster.tokens.read)
+        .await
+        .ok()?;
     client
         .get_state(GetStateRequest::default())
         .await
@@ -179,9 +185,10 @@ async fn load(cluster: &Cluster, nodes: &[u16], tag: &str, calls: usize) -> Vec<
     for call in 0..calls {
         let node = nodes[call % nodes.len()];
         let url = cluster.api(node);
+        let token = cluster.tokens.submit.clone();
         let request = events(&format!("{tag}-{call}"), 8);
         tasks.push(tokio::spawn(async move {
-            let mut client = client(&url, deadline).await;
+            let mut client = client(&url, &token, deadline).await;
             loop {
                 match client.submit_events(request.clone()).await {
                     Ok(response) => return response.into_inner(),
@@ -244,8 +251,40 @@ async fn four_processes_commit_survive_kill_9_and_a_primary_failure_and_agree() 
     let mut cluster = Cluster::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     for i in 0..N {
-        client(&cluster.api(i), deadline).await;
+        client(&cluster.api(i), &cluster.tokens.read, deadline).await;
     }
+
+    // The API is authenticated: no token, a wrong token, a token of the
+    // wrong role.
+    let mut anonymous = shieldx_daemon::proto::client_client::ClientClient::connect(cluster.api(0))
+        .await
+        .expect("connect");
+    assert_eq!(
+        anonymous
+            .get_state(GetStateRequest::default())
+            .await
+            .expect_err("no token")
+            .code(),
+        tonic::Code::Unauthenticated
+    );
+    let mut wrong = client(&cluster.api(0), "not-a-token", deadline).await;
+    assert_eq!(
+        wrong
+            .get_state(GetStateRequest::default())
+            .await
+            .expect_err("unknown token")
+            .code(),
+        tonic::Code::Unauthenticated
+    );
+    let mut reader = client(&cluster.api(0), &cluster.tokens.read, deadline).await;
+    assert_eq!(
+        reader
+            .submit_events(events("denied", 1))
+            .await
+            .expect_err("a reader may not submit")
+            .code(),
+        tonic::Code::PermissionDenied
+    );
 
     // Commits under load, submitted to every node.
     let heights = load(&cluster, &[0, 1, 2, 3], "warmup", 200).await;
@@ -288,7 +327,12 @@ async fn four_processes_commit_survive_kill_9_and_a_primary_failure_and_agree() 
     // be held by a quorum (3 of 4) and all holders must agree.
     let mut digests = Vec::new();
     for i in 0..N {
-        let mut client = client(&cluster.api(i), deadline + Duration::from_secs(60)).await;
+        let mut client = client(
+            &cluster.api(i),
+            &cluster.tokens.read,
+            deadline + Duration::from_secs(60),
+        )
+        .await;
         let mut mine = Vec::new();
         for height in 1..=top {
             let block = client

@@ -18,13 +18,12 @@ use shieldx_core::app::{Transaction, TransferLeg};
 use shieldx_core::codec::Encode as _;
 use shieldx_core::consensus::Request;
 use shieldx_core::crypto::ed25519::SigningKey;
+use shieldx_daemon::node::api::{self, AuthedClient};
 use shieldx_daemon::node::local::LocalCluster;
-use shieldx_daemon::proto::client_client::ClientClient;
 use shieldx_daemon::proto::{
     GetBlockRequest, GetStateRequest, SecurityEvent, SubmitEventsRequest, SubmitTransactionRequest,
 };
 use shieldx_sim::workload::{Workload, WorkloadConfig};
-use tonic::transport::Channel;
 
 use super::CliError;
 
@@ -81,11 +80,11 @@ pub(super) fn run(arguments: &DemoArguments, out: &mut dyn Write) -> Result<(), 
     result
 }
 
-async fn connect(url: &str) -> Result<ClientClient<Channel>, CliError> {
+async fn connect(url: &str, token: &str) -> Result<AuthedClient, CliError> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match ClientClient::connect(url.to_string()).await {
-            Ok(client) => return Ok(client.max_decoding_message_size(16 << 20)),
+        match api::connect(url, token).await {
+            Ok(client) => return Ok(client),
             Err(e) if Instant::now() > deadline => return Err(demo_error(e)),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
@@ -93,7 +92,7 @@ async fn connect(url: &str) -> Result<ClientClient<Channel>, CliError> {
 }
 
 async fn submit_signed(
-    client: &mut ClientClient<Channel>,
+    client: &mut AuthedClient,
     chain_id: &[u8],
     key: &SigningKey,
     request_id: u64,
@@ -151,7 +150,7 @@ async fn demo(
     let chain_id = b"shieldx-local".to_vec();
     let mut clients = Vec::new();
     for i in 0..n {
-        clients.push(connect(&cluster.api(i)).await?);
+        clients.push(connect(&cluster.api(i), &cluster.testnet.tokens.admin).await?);
     }
 
     // Credits: the admin mints, then pays a sensor operator.

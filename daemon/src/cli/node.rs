@@ -73,6 +73,8 @@ pub(super) fn run(command: NodeCommand, out: &mut dyn Write) -> Result<(), CliEr
             api_listen,
             metrics_listen,
         } => {
+            let mut rng = os_rng()?;
+            let tokens = local::ApiTokens::generate(&mut rng);
             local::init_node(
                 &home,
                 power,
@@ -81,12 +83,16 @@ pub(super) fn run(command: NodeCommand, out: &mut dyn Write) -> Result<(), CliEr
                     api_listen,
                     metrics_listen,
                 },
-                &mut os_rng()?,
+                &tokens,
+                &mut rng,
             )
             .map_err(node_error)?;
+            tokens
+                .write(&home.join("keys/api-tokens.toml"))
+                .map_err(node_error)?;
             writeln!(
                 out,
-                "initialised {}: keys/ (secret keys, mode 0600), keys/validator.json (add it to the genesis), config.toml",
+                "initialised {}: keys/ (secret keys and keys/api-tokens.toml, mode 0600), keys/validator.json (add it to the genesis), config.toml",
                 home.display()
             )?;
             Ok(())
@@ -127,7 +133,7 @@ fn testnet(
     local::generate(dir, chain_id, networks, &mut os_rng()?).map_err(node_error)?;
     writeln!(
         out,
-        "testnet of {n} validators in {}: node0..node{} (start each with `shieldx node start --config {}/node0/config.toml`), admin.key",
+        "testnet of {n} validators in {}: node0..node{} (start each with `shieldx node start --config {}/node0/config.toml`), admin.key, api-tokens.toml",
         dir.display(),
         n - 1,
         dir.display()

@@ -8,6 +8,7 @@
 //! client that holds its own key submits signed requests instead.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request as GrpcRequest, Response, Status};
 
+use super::auth::{Auth, Principal, Role};
 use super::config::ApiSection;
 use super::keys::NodeKeys;
 use super::{Input, NodeError, Notice, Shared, SignedReply};
@@ -70,6 +72,7 @@ impl Gateway {
 #[derive(Debug, Clone)]
 pub struct ApiService {
     shared: Shared,
+    auth: Arc<Auth>,
 }
 
 fn event_of(event: proto::SecurityEvent) -> Event {
@@ -165,6 +168,7 @@ impl Client for ApiService {
         &self,
         request: GrpcRequest<proto::SubmitEventsRequest>,
     ) -> Result<Response<proto::SubmitResponse>, Status> {
+        self.auth.bearer(request.metadata(), Role::Submit)?;
         let events = request.into_inner().events;
         if events.is_empty() {
             return Err(Status::invalid_argument("no events"));
@@ -207,6 +211,8 @@ impl Client for ApiService {
         let bytes = request.into_inner().request;
         let request = codec::decode_exact::<Request>(&bytes)
             .map_err(|e| Status::invalid_argument(format!("request: {e}")))?;
+        self.auth
+            .charge(&Principal::Client(request.client.to_bytes()))?;
         Transaction::decode_exact(&request.payload)
             .map_err(|e| Status::invalid_argument(format!("transaction: {e}")))?;
         request
@@ -219,6 +225,7 @@ impl Client for ApiService {
         &self,
         request: GrpcRequest<proto::GetStateRequest>,
     ) -> Result<Response<proto::StateResponse>, Status> {
+        self.auth.bearer(request.metadata(), Role::Read)?;
         let account = request.into_inner().account;
         let account = match account.is_empty() {
             true => None,
@@ -239,6 +246,7 @@ impl Client for ApiService {
         &self,
         request: GrpcRequest<proto::GetBlockRequest>,
     ) -> Result<Response<proto::BlockResponse>, Status> {
+        self.auth.bearer(request.metadata(), Role::Read)?;
         let height = request.into_inner().height;
         let block = self
             .shared
@@ -262,6 +270,7 @@ impl Client for ApiService {
         &self,
         request: GrpcRequest<proto::GetAlertRequest>,
     ) -> Result<Response<proto::AlertResponse>, Status> {
+        self.auth.bearer(request.metadata(), Role::Read)?;
         let sequence = request.into_inner().sequence;
         let (tx, rx) = oneshot::channel();
         self.shared
@@ -284,6 +293,7 @@ impl Client for ApiService {
         &self,
         request: GrpcRequest<proto::SubscribeRequest>,
     ) -> Result<Response<NotificationStream>, Status> {
+        self.auth.bearer(request.metadata(), Role::Read)?;
         let wanted = request.into_inner();
         if !wanted.commits && !wanted.alerts {
             return Err(Status::invalid_argument(
@@ -321,9 +331,14 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| NodeError::Transport(e.to_string()))?;
-    let service = proto::client_server::ClientServer::new(ApiService { shared })
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes);
+    let auth = Auth::new(&limits.tokens, limits.requests_per_second, limits.burst)
+        .map_err(NodeError::Config)?;
+    let service = proto::client_server::ClientServer::new(ApiService {
+        shared,
+        auth: Arc::new(auth),
+    })
+    .max_decoding_message_size(limits.max_message_bytes)
+    .max_encoding_message_size(limits.max_message_bytes);
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .max_concurrent_streams(limits.max_concurrent_streams)
@@ -361,4 +376,44 @@ mod tests {
         assert!(decode_result(&[0, 1]).is_err());
         assert!(decode_result(&[7]).is_err());
     }
+}
+
+/// Adds `authorization: Bearer <token>` to every call of a client.
+#[derive(Debug, Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl Bearer {
+    /// For a token; `None` if it is not printable ASCII.
+    pub fn new(token: &str) -> Option<Bearer> {
+        format!("Bearer {token}").parse().ok().map(Bearer)
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: GrpcRequest<()>) -> Result<GrpcRequest<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// A client of the API that presents a bearer token.
+pub type AuthedClient = proto::client_client::ClientClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+>;
+
+/// Connects to `url` (`http://host:port`) with `token`.
+pub async fn connect(url: &str, token: &str) -> Result<AuthedClient, String> {
+    let bearer = Bearer::new(token).ok_or("the token is not printable ASCII")?;
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| e.to_string())?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(
+        proto::client_client::ClientClient::with_interceptor(channel, bearer)
+            .max_decoding_message_size(16 << 20),
+    )
 }

@@ -24,9 +24,13 @@
 //!
 //! [api]
 //! max_message_bytes = 4194304
-//! requests_per_second = 2000   # token bucket per client address
-//! burst = 4000
+//! requests_per_second = 10000  # token bucket per principal
+//! burst = 20000
 //! max_concurrent_streams = 64
+//!
+//! [[api.tokens]]               # one per token; see node::auth
+//! role = "read"                # read, submit or admin
+//! blake3 = "<hash of the token, hex>"
 //!
 //! [log]
 //! format = "text"            # or "json"
@@ -144,15 +148,18 @@ pub struct ApiSection {
     pub burst: u32,
     /// Concurrent streams per connection.
     pub max_concurrent_streams: u32,
+    /// Bearer tokens (their blake3 hashes) and the roles they grant.
+    pub tokens: Vec<super::auth::TokenEntry>,
 }
 
 impl Default for ApiSection {
     fn default() -> ApiSection {
         ApiSection {
             max_message_bytes: 4 << 20,
-            requests_per_second: 2000,
-            burst: 4000,
+            requests_per_second: 10_000,
+            burst: 20_000,
             max_concurrent_streams: 64,
+            tokens: Vec::new(),
         }
     }
 }

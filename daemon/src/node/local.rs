@@ -7,14 +7,69 @@ use std::path::{Path, PathBuf};
 
 use shieldx_core::crypto::ed25519::SigningKey;
 
-use super::config::{NetworkSection, NodeConfig, NodeSection, PeerEntry};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{Role, TokenEntry, generate_token};
+use super::config::{ApiSection, NetworkSection, NodeConfig, NodeSection, PeerEntry};
 use super::keys::NodeKeys;
 use super::{NodeError, RunningNode};
 use crate::genesis::ValidatorsFile;
 
+/// Plaintext API tokens, one per role (the configs hold their hashes).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokens {
+    /// Reads state, blocks and alerts.
+    pub read: String,
+    /// Submits sensor events.
+    pub submit: String,
+    /// Everything.
+    pub admin: String,
+}
+
+impl std::fmt::Debug for ApiTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiTokens(..)")
+    }
+}
+
+impl ApiTokens {
+    /// Fresh random tokens.
+    pub fn generate<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> ApiTokens {
+        ApiTokens {
+            read: generate_token(rng),
+            submit: generate_token(rng),
+            admin: generate_token(rng),
+        }
+    }
+
+    /// The config entries (hashes only).
+    pub fn entries(&self) -> Vec<TokenEntry> {
+        vec![
+            TokenEntry::for_token(Role::Read, &self.read),
+            TokenEntry::for_token(Role::Submit, &self.submit),
+            TokenEntry::for_token(Role::Admin, &self.admin),
+        ]
+    }
+
+    /// Writes the plaintext tokens (mode 0600, never overwritten).
+    pub fn write(&self, path: &Path) -> Result<(), NodeError> {
+        let text = toml::to_string(self).map_err(|e| NodeError::Config(e.to_string()))?;
+        write_secret_file(path, &text)
+    }
+
+    /// Reads a tokens file.
+    pub fn load(path: &Path) -> Result<ApiTokens, NodeError> {
+        let text = std::fs::read_to_string(path).map_err(|e| NodeError::io(path, e))?;
+        toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))
+    }
+}
+
 /// A generated testnet.
 #[derive(Debug)]
 pub struct Testnet {
+    /// The API tokens every node accepts (also in `api-tokens.toml`).
+    pub tokens: ApiTokens,
     /// Each node's config file.
     pub configs: Vec<PathBuf>,
     /// The admin key (also written to `admin.key`, mode 0600).
@@ -41,11 +96,13 @@ fn write(path: &Path, text: &str) -> Result<(), NodeError> {
     std::fs::write(path, text).map_err(|e| NodeError::io(path, e))
 }
 
-/// Initialises one node directory: keys and a config with no peers.
+/// Initialises one node directory: keys and a config with no peers that
+/// accepts `tokens`.
 pub fn init_node<R: rand::CryptoRng + ?Sized>(
     home: &Path,
     power: u64,
     network: NetworkSection,
+    tokens: &ApiTokens,
     rng: &mut R,
 ) -> Result<NodeKeys, NodeError> {
     std::fs::create_dir_all(home).map_err(|e| NodeError::io(home, e))?;
@@ -56,7 +113,10 @@ pub fn init_node<R: rand::CryptoRng + ?Sized>(
         network,
         peers: Vec::new(),
         consensus: Default::default(),
-        api: Default::default(),
+        api: ApiSection {
+            tokens: tokens.entries(),
+            ..Default::default()
+        },
         log: Default::default(),
     };
     write(&home.join("config.toml"), &config.to_toml()?)?;
@@ -77,9 +137,18 @@ pub fn generate<R: rand::CryptoRng + ?Sized>(
             "a testnet has 1 to 256 validators".into(),
         ));
     }
+    std::fs::create_dir_all(dir).map_err(|e| NodeError::io(dir, e))?;
+    let tokens = ApiTokens::generate(rng);
+    tokens.write(&dir.join("api-tokens.toml"))?;
     let mut entries = Vec::new();
     for (i, network) in networks.iter().enumerate() {
-        let keys = init_node(&dir.join(format!("node{i}")), 1, network.clone(), rng)?;
+        let keys = init_node(
+            &dir.join(format!("node{i}")),
+            1,
+            network.clone(),
+            &tokens,
+            rng,
+        )?;
         entries.push(keys.entry(1));
     }
     let admin = SigningKey::generate(rng);
@@ -111,6 +180,7 @@ pub fn generate<R: rand::CryptoRng + ?Sized>(
         configs.push(path);
     }
     Ok(Testnet {
+        tokens,
         configs,
         admin,
         networks,

@@ -24,6 +24,7 @@
 //! certificates stay in `data/consensus.redb`.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod keys;
 pub mod local;
