@@ -1459,6 +1459,9 @@ impl<A: Application> Replica<A> {
                 },
             );
             self.send(Target::All, Message::PrePrepare(signed, batch));
+            // When the primary's own power is a quorum (a one-validator
+            // chain), its pre-prepare alone prepares the slot.
+            self.try_prepared(sequence);
             self.arm_progress_timer(now_ns);
             if !full {
                 // A flush proposes at most one partial batch.

@@ -931,3 +931,13 @@ fn a_restarted_replica_resumes_from_its_own_checkpoint_and_blocks() {
     assert_eq!(replica.stable_checkpoint().sequence, 10);
     assert_eq!(replica.app().state_digest(), expected_digest);
 }
+
+#[test]
+fn a_single_validator_commits_alone() {
+    let mut cluster = Cluster::new(1, |_| {});
+    let alice = client(4);
+    cluster.submit(&alice, 1, b"alone");
+    cluster.run_until(cluster.now_ns + 20 * DELAY_NS);
+    assert_eq!(cluster.replicas[0].last_executed(), 1);
+    assert_eq!(cluster.replies.len(), 1);
+}
