@@ -327,9 +327,17 @@ pub async fn serve(
     limits: ApiSection,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), NodeError> {
+    // Both reflection versions: grpcurl speaks v1, many clients (Python's
+    // grpcio-reflection among them) still speak v1alpha.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
+        .with_service_name("shieldx.v1.Client")
         .build_v1()
+        .map_err(|e| NodeError::Transport(e.to_string()))?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
+        .with_service_name("shieldx.v1.Client")
+        .build_v1alpha()
         .map_err(|e| NodeError::Transport(e.to_string()))?;
     let auth = Auth::new(&limits.tokens, limits.requests_per_second, limits.burst)
         .map_err(NodeError::Config)?;
@@ -343,6 +351,7 @@ pub async fn serve(
         .tcp_nodelay(true)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(service)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
