@@ -108,6 +108,11 @@ pub struct ReplicaConfig {
     pub batch_bytes_max: usize,
     /// How long the primary waits to fill a batch.
     pub batch_timeout_ns: u64,
+    /// Most proposed batches the primary keeps in flight (proposed, not yet
+    /// executed here). Beyond it requests wait and fill the next batch, so
+    /// that under load the per-batch costs (signatures, the BLS commit
+    /// certificate) are spread over many requests instead of many batches.
+    pub proposals_in_flight_max: u64,
     /// Base progress timeout before a view change.
     pub request_timeout_ns: u64,
     /// Cap on the doubling view-change timeout.
@@ -138,7 +143,8 @@ pub enum PlantedBug {
 
 impl ReplicaConfig {
     /// Defaults: K = 100, L = 200, batches of up to 1,000 requests or 1 MiB, 5 ms
-    /// batch timeout, 500 ms progress timeout doubling to 30 s, 100 ms status.
+    /// batch timeout, 8 batches in flight, 500 ms progress timeout doubling to
+    /// 30 s, 100 ms status.
     pub fn new(chain_id: &[u8], validators: ValidatorSet) -> ReplicaConfig {
         ReplicaConfig {
             chain_id: chain_id.to_vec(),
@@ -148,6 +154,7 @@ impl ReplicaConfig {
             batch_requests_max: 1_000,
             batch_bytes_max: 1 << 20,
             batch_timeout_ns: 5_000_000,
+            proposals_in_flight_max: 8,
             request_timeout_ns: 500_000_000,
             view_change_timeout_max_ns: 30_000_000_000,
             status_interval_ns: 100_000_000,
@@ -181,6 +188,9 @@ impl ReplicaConfig {
             || self.batch_requests_max > super::types::BATCH_REQUESTS_MAX
         {
             return invalid("batch_requests_max", "must be 1 to 16,384");
+        }
+        if self.proposals_in_flight_max == 0 {
+            return invalid("proposals_in_flight_max", "must be positive");
         }
         if self.batch_bytes_max < REQUEST_PAYLOAD_MAX {
             return invalid("batch_bytes_max", "must hold at least one maximal request");
@@ -1377,6 +1387,14 @@ impl<A: Application> Replica<A> {
             let can_fill = unproposed >= self.config.batch_requests_max
                 || unproposed_bytes >= self.config.batch_bytes_max;
             if unproposed == 0 || !(can_fill || flush) {
+                break;
+            }
+            // A primary that caught up by state transfer (or resumed from its
+            // disk) may have executed past the sequence it proposes next:
+            // nothing of its own is in flight then.
+            if sequence.saturating_sub(self.last_executed) > self.config.proposals_in_flight_max {
+                // Execution advancing proposes again (with a flush).
+                self.proposal_stalled = true;
                 break;
             }
             let mut requests = Vec::new();
