@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use shieldx_daemon::node::config::{NetworkSection, NodeConfig};
-use shieldx_daemon::node::{self, NodeError, local};
+use shieldx_daemon::node::{self, NodeError, local, tls};
 
 use super::{CliError, os_rng};
 
@@ -75,6 +75,9 @@ pub(super) fn run(command: NodeCommand, out: &mut dyn Write) -> Result<(), CliEr
         } => {
             let mut rng = os_rng()?;
             let tokens = local::ApiTokens::generate(&mut rng);
+            // A node of its own gets a CA of its own; a network shares one
+            // (`node testnet`, or issue certificates from this one).
+            let ca = tls::generate_ca("shieldx").map_err(node_error)?;
             local::init_node(
                 &home,
                 power,
@@ -84,9 +87,11 @@ pub(super) fn run(command: NodeCommand, out: &mut dyn Write) -> Result<(), CliEr
                     metrics_listen,
                 },
                 &tokens,
+                &ca,
                 &mut rng,
             )
             .map_err(node_error)?;
+            local::write_secret_file(&home.join("tls/ca.key"), &ca.key_pem).map_err(node_error)?;
             tokens
                 .write(&home.join("keys/api-tokens.toml"))
                 .map_err(node_error)?;

@@ -18,6 +18,7 @@
 //! [consensus]
 //! batch_requests_max = 1024
 //! batch_timeout_ms = 2
+//! proposals_in_flight_max = 8
 //! request_timeout_ms = 2000
 //! checkpoint_interval = 128
 //! window = 256
@@ -35,6 +36,11 @@
 //! [log]
 //! format = "text"            # or "json"
 //! level = "info"
+//!
+//! [tls]                      # peer mutual TLS; omit for plaintext
+//! ca = "tls/ca.pem"
+//! cert = "tls/node.pem"
+//! key = "tls/node.key"
 //! ```
 
 use std::net::SocketAddr;
@@ -65,6 +71,9 @@ pub struct NodeConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
+    /// Mutual TLS between validators (absent: plaintext peer streams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::tls::TlsSection>,
 }
 
 /// `[node]`.
@@ -116,6 +125,8 @@ pub struct ConsensusSection {
     pub batch_requests_max: usize,
     /// How long a primary waits to fill a batch.
     pub batch_timeout_ms: u64,
+    /// Batches a primary keeps in flight before requests wait for the next.
+    pub proposals_in_flight_max: u64,
     /// Progress timeout before a view change.
     pub request_timeout_ms: u64,
     /// A checkpoint every this many sequences.
@@ -129,6 +140,7 @@ impl Default for ConsensusSection {
         ConsensusSection {
             batch_requests_max: 1024,
             batch_timeout_ms: 2,
+            proposals_in_flight_max: 8,
             request_timeout_ms: 2000,
             checkpoint_interval: 128,
             window: 256,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{Role, TokenEntry, generate_token};
 use super::config::{ApiSection, NetworkSection, NodeConfig, NodeSection, PeerEntry};
 use super::keys::NodeKeys;
+use super::tls::{Ca, TlsSection, generate_ca, issue};
 use super::{NodeError, RunningNode};
 use crate::genesis::ValidatorsFile;
 
@@ -78,7 +79,9 @@ pub struct Testnet {
     pub networks: Vec<NetworkSection>,
 }
 
-fn write_secret_file(path: &Path, text: &str) -> Result<(), NodeError> {
+/// Writes a new file readable by its owner only (mode 0600); never
+/// overwrites.
+pub fn write_secret_file(path: &Path, text: &str) -> Result<(), NodeError> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -103,11 +106,18 @@ pub fn init_node<R: rand::CryptoRng + ?Sized>(
     power: u64,
     network: NetworkSection,
     tokens: &ApiTokens,
+    ca: &Ca,
     rng: &mut R,
 ) -> Result<NodeKeys, NodeError> {
     std::fs::create_dir_all(home).map_err(|e| NodeError::io(home, e))?;
     let keys = NodeKeys::generate(rng);
     keys.write(home, power)?;
+    let tls_dir = home.join("tls");
+    std::fs::create_dir_all(&tls_dir).map_err(|e| NodeError::io(&tls_dir, e))?;
+    let (cert, key) = issue(ca)?;
+    write(&tls_dir.join("ca.pem"), &ca.cert_pem)?;
+    write(&tls_dir.join("node.pem"), &cert)?;
+    write_secret_file(&tls_dir.join("node.key"), &key)?;
     let config = NodeConfig {
         node: NodeSection::default(),
         network,
@@ -118,6 +128,7 @@ pub fn init_node<R: rand::CryptoRng + ?Sized>(
             ..Default::default()
         },
         log: Default::default(),
+        tls: Some(TlsSection::default()),
     };
     write(&home.join("config.toml"), &config.to_toml()?)?;
     Ok(keys)
@@ -140,6 +151,9 @@ pub fn generate<R: rand::CryptoRng + ?Sized>(
     std::fs::create_dir_all(dir).map_err(|e| NodeError::io(dir, e))?;
     let tokens = ApiTokens::generate(rng);
     tokens.write(&dir.join("api-tokens.toml"))?;
+    let ca = generate_ca(chain_id)?;
+    write(&dir.join("ca.pem"), &ca.cert_pem)?;
+    write_secret_file(&dir.join("ca.key"), &ca.key_pem)?;
     let mut entries = Vec::new();
     for (i, network) in networks.iter().enumerate() {
         let keys = init_node(
@@ -147,6 +161,7 @@ pub fn generate<R: rand::CryptoRng + ?Sized>(
             1,
             network.clone(),
             &tokens,
+            &ca,
             rng,
         )?;
         entries.push(keys.entry(1));

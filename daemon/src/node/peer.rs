@@ -222,6 +222,8 @@ pub struct PeerLink {
     pub chain_id: Vec<u8>,
     /// This validator's identity key.
     pub identity: SigningKey,
+    /// Mutual TLS (absent: plaintext).
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -297,8 +299,15 @@ impl PeerLink {
         queue: &mut mpsc::Receiver<PeerFrame>,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), bool> {
-        let channel = tonic::transport::Endpoint::from_shared(self.endpoint.clone())
-            .map_err(|_| false)?
+        let mut endpoint =
+            tonic::transport::Endpoint::from_shared(self.endpoint.clone()).map_err(|_| false)?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(|e| {
+                tracing::warn!(peer = self.peer, %e, "tls configuration refused");
+                false
+            })?;
+        }
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
@@ -348,7 +357,11 @@ impl PeerLink {
                 ended = inbound.next() => {
                     // The server sends nothing after the challenge: any item
                     // or the end means the stream is gone.
-                    let _ = ended;
+                    match ended {
+                        Some(Err(status)) => tracing::debug!(peer = self.peer, %status, "stream closed by the peer"),
+                        Some(Ok(_)) => tracing::debug!(peer = self.peer, "unexpected frame from the peer"),
+                        None => tracing::debug!(peer = self.peer, "stream ended by the peer"),
+                    }
                     break Err(true);
                 }
                 message = queue.recv() => match message {
