@@ -35,6 +35,20 @@ impl Drop for Cluster {
             for i in 0..N {
                 let log = self.dir.join(format!("node{i}.log"));
                 if let Ok(text) = std::fs::read_to_string(&log) {
+                    for line in text
+                        .lines()
+                        .filter(|l| {
+                            l.contains(" WARN ") || l.contains(" ERROR ") || l.contains("panicked")
+                        })
+                        .take(20)
+                    {
+                        eprintln!("node{i}: {line}");
+                    }
+                }
+            }
+            for i in 0..N {
+                let log = self.dir.join(format!("node{i}.log"));
+                if let Ok(text) = std::fs::read_to_string(&log) {
                     let tail: Vec<&str> = text.lines().rev().take(30).collect();
                     eprintln!("--- node{i} log (last lines, newest first) ---");
                     for line in tail {
@@ -236,7 +250,9 @@ async fn wait_height(cluster: &Cluster, i: u16, height: u64, within: Duration) -
 fn http_get(address: SocketAddr, path: &str) -> String {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(address).expect("metrics port");
-    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").expect("request");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .expect("request");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("response");
     response

@@ -5,6 +5,7 @@ use std::io::Write;
 use clap::{Parser, Subcommand};
 use shieldx_core::crypto::CryptoError;
 
+mod bench;
 mod bls;
 mod demo;
 mod detect;
@@ -48,6 +49,9 @@ enum Command {
     /// Evidence of validator misbehaviour: `verify` checks a record offline.
     #[command(subcommand)]
     Evidence(evidence::EvidenceCommand),
+    /// Benchmarks: `cluster` loads a local cluster over gRPC.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// A validator node: `init`, `testnet`, `start`.
     #[command(subcommand)]
     Node(node::NodeCommand),
@@ -126,6 +130,7 @@ pub fn run(arguments: Arguments, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Gen(command) => detect::generate(command, out),
         Command::Evidence(command) => evidence::run(command, out),
         Command::Node(command) => node::run(command, out),
+        Command::Bench(command) => bench::run(command, out),
     }
 }
 

@@ -185,11 +185,16 @@ pub async fn serve_task(
         let metrics = metrics.clone();
         let ready = ready.clone();
         tokio::spawn(async move {
-            let mut buffer = [0u8; 1024];
-            let read =
-                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buffer))
-                    .await;
-            let Ok(Ok(n)) = read else { return };
+            // Read the request head (it may arrive in several segments).
+            let mut buffer = [0u8; 2048];
+            let mut n = 0;
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            while n < buffer.len() && !buffer[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                match tokio::time::timeout_at(deadline, stream.read(&mut buffer[n..])).await {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                    Ok(Ok(read)) => n += read,
+                }
+            }
             let request = String::from_utf8_lossy(&buffer[..n]);
             let path = request.split_whitespace().nth(1).unwrap_or("");
             let (status, content_type, body) = match path {

@@ -31,6 +31,7 @@ pub mod local;
 pub mod metrics;
 pub mod peer;
 pub mod storage;
+pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -241,6 +242,7 @@ fn replica_config(prepared: &Prepared) -> ReplicaConfig {
     let mut config = ReplicaConfig::new(&prepared.chain_id, prepared.validators.clone());
     config.batch_requests_max = c.batch_requests_max;
     config.batch_timeout_ns = c.batch_timeout_ms * 1_000_000;
+    config.proposals_in_flight_max = c.proposals_in_flight_max;
     config.request_timeout_ns = c.request_timeout_ms * 1_000_000;
     config.checkpoint_interval = c.checkpoint_interval;
     config.window = c.window;
@@ -395,6 +397,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
 
     let core_identity = replica_keys(&prepared.keys, prepared.index)?.identity;
     let keys = Arc::new(NodeKeys::load(&prepared.config.node.home)?);
+    let tls = match &prepared.config.tls {
+        Some(section) => Some(tls::TlsMaterial::load(&prepared.config.node.home, section)?),
+        None => None,
+    };
     let gateway = Arc::new(api::Gateway::new(&keys, unix_ms() * 1000));
     let shared = Shared {
         chain_id: prepared.chain_id.clone(),
@@ -416,7 +422,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         let link = peer::PeerLink {
             index: prepared.index,
             peer: peer.validator,
-            endpoint: format!("http://{}", peer.address),
+            endpoint: format!(
+                "{}://{}",
+                if tls.is_some() { "https" } else { "http" },
+                peer.address
+            ),
+            tls: tls.as_ref().map(tls::TlsMaterial::client),
             chain_id: prepared.chain_id.clone(),
             identity: shieldx_core::crypto::ed25519::SigningKey::from_slice(
                 &keys.identity.to_bytes()[..],
@@ -440,8 +451,14 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         metrics: metrics.clone(),
     };
     let mut shutdown = shutdown_rx.clone();
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        server = server
+            .tls_config(tls.server())
+            .map_err(|e| NodeError::Keys(format!("tls: {e}")))?;
+    }
     tasks.push(tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        server
             .tcp_nodelay(true)
             .add_service(
                 proto::peer_server::PeerServer::new(peer_service)
@@ -494,7 +511,18 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         next_heartbeat: Instant::now(),
         last_heartbeat_id: 0,
     };
-    tasks.push(tokio::spawn(core.run(inbox_rx, shutdown_rx)));
+    // A core loop that fails (storage) takes the whole node down: a node
+    // that keeps its streams open without a replica behind them would look
+    // alive to its peers.
+    let stop_all = shutdown_tx.clone();
+    tasks.push(tokio::spawn(async move {
+        let result = core.run(inbox_rx, shutdown_rx).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "core loop failed; stopping the node");
+        }
+        let _ = stop_all.send(true);
+        result
+    }));
 
     Ok(RunningNode {
         shared,

@@ -1,0 +1,209 @@
+//! `shieldx bench cluster`: N real nodes in this process (tonic over
+//! loopback, redb on disk), driven over the gRPC API by concurrent
+//! submitters for a fixed time; reports committed requests per second and
+//! the latency distribution of submissions (API call to committed reply).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use shieldx_daemon::node::api;
+use shieldx_daemon::node::local::LocalCluster;
+use shieldx_daemon::proto::{SecurityEvent, SubmitEventsRequest};
+use shieldx_sim::workload::{Workload, WorkloadConfig};
+
+use super::CliError;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum BenchCommand {
+    /// Load a local cluster over gRPC.
+    Cluster(ClusterArguments),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ClusterArguments {
+    /// Validators.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
+    validators: u16,
+    /// Seconds of load (after a one-second warm-up).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent submitters (spread over the validators).
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Security events per request.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    events_per_request: u64,
+    /// Most requests per consensus batch.
+    #[arg(long, default_value_t = 1024)]
+    batch: usize,
+}
+
+fn error(e: impl std::fmt::Display) -> CliError {
+    CliError::Node(e.to_string())
+}
+
+pub(super) fn run(command: BenchCommand, out: &mut dyn Write) -> Result<(), CliError> {
+    let BenchCommand::Cluster(arguments) = command;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(error)?;
+    let dir = std::env::temp_dir().join(format!("shieldx-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let result = runtime.block_on(bench(&arguments, &dir, out));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+async fn bench(
+    arguments: &ClusterArguments,
+    dir: &std::path::Path,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let n = usize::from(arguments.validators);
+    let batch = arguments.batch;
+    let cluster = LocalCluster::start(n, dir, |config| {
+        config.consensus.batch_requests_max = batch;
+        config.api.requests_per_second = 1_000_000;
+        config.api.burst = 1_000_000;
+        config.api.max_concurrent_streams = 4096;
+    })
+    .await
+    .map_err(super::node::node_error)?;
+    let token = cluster.testnet.tokens.submit.clone();
+    let mut clients = Vec::new();
+    for i in 0..n {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match api::connect(&cluster.api(i), &token).await {
+                Ok(client) => {
+                    clients.push(client);
+                    break;
+                }
+                Err(e) if Instant::now() > deadline => return Err(error(e)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+    let events: Arc<Vec<SecurityEvent>> = Arc::new(
+        Workload::new(WorkloadConfig {
+            seed: 7,
+            malicious_ratio: 0.2,
+        })
+        .take(4096)
+        .map(|e| SecurityEvent {
+            id: e.id,
+            ts: e.ts,
+            source: e.source,
+            sensor: e.sensor,
+            kind: e.kind,
+            payload: e.payload.into_bytes(),
+            headers: Default::default(),
+        })
+        .collect(),
+    );
+    let warmup = Duration::from_secs(1);
+    let duration = Duration::from_secs(arguments.duration.max(1));
+    let started = Instant::now();
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let per_request = arguments.events_per_request as usize;
+    let mut tasks = Vec::new();
+    for worker in 0..arguments.concurrency.max(1) {
+        let mut client = clients[worker % n].clone();
+        let events = events.clone();
+        let measuring = measuring.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failed = 0u64;
+            let mut k = worker * 7919;
+            while !stop.load(Ordering::Relaxed) {
+                let request = SubmitEventsRequest {
+                    events: (0..per_request)
+                        .map(|j| {
+                            let mut e = events[(k + j) % events.len()].clone();
+                            e.id = format!("bench-{worker}-{k}-{j}");
+                            e
+                        })
+                        .collect(),
+                };
+                k += per_request;
+                let sent = Instant::now();
+                let result = client.submit_events(request).await;
+                if measuring.load(Ordering::Relaxed) {
+                    match result {
+                        Ok(_) => latencies.push(sent.elapsed()),
+                        Err(_) => failed += 1,
+                    }
+                }
+            }
+            (latencies, failed)
+        }));
+    }
+    tokio::time::sleep(warmup).await;
+    measuring.store(true, Ordering::Relaxed);
+    let measured_from = Instant::now();
+    tokio::time::sleep(duration).await;
+    measuring.store(false, Ordering::Relaxed);
+    let measured = measured_from.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    for task in tasks {
+        let (mine, f) = task.await.map_err(error)?;
+        latencies.extend(mine);
+        failed += f;
+    }
+    latencies.sort();
+    let committed = latencies.len() as f64 / measured.as_secs_f64();
+    writeln!(
+        out,
+        "bench cluster: {n} validators in one process, {} submitters, {} event(s) per request, batches up to {batch}",
+        arguments.concurrency, arguments.events_per_request
+    )?;
+    writeln!(
+        out,
+        "committed: {} requests in {:.1} s = {:.0} requests/s ({:.0} events/s); {failed} failed",
+        latencies.len(),
+        measured.as_secs_f64(),
+        committed,
+        committed * arguments.events_per_request as f64
+    )?;
+    writeln!(
+        out,
+        "latency: p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms",
+        percentile(&latencies, 50.0).as_secs_f64() * 1e3,
+        percentile(&latencies, 99.0).as_secs_f64() * 1e3,
+        percentile(&latencies, 99.9).as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    )?;
+    let mut reader = api::connect(&cluster.api(0), &cluster.testnet.tokens.read)
+        .await
+        .map_err(error)?;
+    let state = reader
+        .get_state(shieldx_daemon::proto::GetStateRequest::default())
+        .await
+        .map_err(error)?
+        .into_inner();
+    writeln!(
+        out,
+        "batches: height {} at the end, view {}; run took {:.1} s",
+        state.height,
+        state.view,
+        started.elapsed().as_secs_f64()
+    )?;
+    cluster.stop().await.map_err(super::node::node_error)?;
+    Ok(())
+}
