@@ -546,15 +546,7 @@ impl Simulation {
                 let count = 1 + self.workload_rng.below(3) as usize;
                 let events = (0..count)
                     .filter_map(|_| self.sensors.next())
-                    .map(|e| shieldx_core::detect::Event {
-                        id: e.id,
-                        ts: e.ts,
-                        source: e.source,
-                        sensor: e.sensor,
-                        kind: e.kind,
-                        payload: e.payload.into_bytes(),
-                        headers: Vec::new(),
-                    })
+                    .map(crate::workload::LabeledEvent::into_event)
                     .collect();
                 Transaction::SubmitEvents { time_ms, events }
             }

@@ -42,6 +42,21 @@ pub struct LabeledEvent {
     pub severity: Option<&'static str>,
 }
 
+impl LabeledEvent {
+    /// The security event a sensor would submit (the label stays behind).
+    pub fn into_event(self) -> shieldx_core::detect::Event {
+        shieldx_core::detect::Event {
+            id: self.id,
+            ts: self.ts,
+            source: self.source,
+            sensor: self.sensor,
+            kind: self.kind,
+            payload: self.payload.into_bytes(),
+            headers: Vec::new(),
+        }
+    }
+}
+
 /// Generator settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WorkloadConfig {

@@ -84,17 +84,12 @@ async fn bench(
     let token = cluster.testnet.tokens.submit.clone();
     let mut clients = Vec::new();
     for i in 0..n {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match api::connect(&cluster.api(i), &token).await {
-                Ok(client) => {
-                    clients.push(client);
-                    break;
-                }
-                Err(e) if Instant::now() > deadline => return Err(error(e)),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
+        clients.push(
+            cluster
+                .client(i, &token)
+                .await
+                .map_err(super::node::node_error)?,
+        );
     }
     let events: Arc<Vec<SecurityEvent>> = Arc::new(
         Workload::new(WorkloadConfig {
@@ -102,15 +97,7 @@ async fn bench(
             malicious_ratio: 0.2,
         })
         .take(4096)
-        .map(|e| SecurityEvent {
-            id: e.id,
-            ts: e.ts,
-            source: e.source,
-            sensor: e.sensor,
-            kind: e.kind,
-            payload: e.payload.into_bytes(),
-            headers: Default::default(),
-        })
+        .map(|e| api::security_event(e.into_event()))
         .collect(),
     );
     let warmup = Duration::from_secs(1);
@@ -189,9 +176,10 @@ async fn bench(
         percentile(&latencies, 99.9).as_secs_f64() * 1e3,
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     )?;
-    let mut reader = api::connect(&cluster.api(0), &cluster.testnet.tokens.read)
+    let mut reader = cluster
+        .client(0, &cluster.testnet.tokens.read)
         .await
-        .map_err(error)?;
+        .map_err(super::node::node_error)?;
     let state = reader
         .get_state(shieldx_daemon::proto::GetStateRequest::default())
         .await

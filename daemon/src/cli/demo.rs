@@ -80,17 +80,6 @@ pub(super) fn run(arguments: &DemoArguments, out: &mut dyn Write) -> Result<(), 
     result
 }
 
-async fn connect(url: &str, token: &str) -> Result<AuthedClient, CliError> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match api::connect(url, token).await {
-            Ok(client) => return Ok(client),
-            Err(e) if Instant::now() > deadline => return Err(demo_error(e)),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
-
 async fn submit_signed(
     client: &mut AuthedClient,
     chain_id: &[u8],
@@ -150,7 +139,12 @@ async fn demo(
     let chain_id = b"shieldx-local".to_vec();
     let mut clients = Vec::new();
     for i in 0..n {
-        clients.push(connect(&cluster.api(i), &cluster.testnet.tokens.admin).await?);
+        clients.push(
+            cluster
+                .client(i, &cluster.testnet.tokens.admin)
+                .await
+                .map_err(super::node::node_error)?,
+        );
     }
 
     // Credits: the admin mints, then pays a sensor operator.
@@ -199,19 +193,13 @@ async fn demo(
         malicious_ratio: 0.2,
     })
     .take(arguments.events as usize)
-    .map(|e| SecurityEvent {
-        id: e.id,
-        ts: e.ts,
-        source: e.source,
-        sensor: e.sensor,
-        kind: e.kind,
-        payload: e.payload.into_bytes(),
-        headers: [(
-            "x-shieldx-label".to_string(),
-            if e.malicious { "malicious" } else { "benign" }.to_string(),
-        )]
-        .into_iter()
-        .collect(),
+    .map(|e| {
+        let label = if e.malicious { "malicious" } else { "benign" };
+        let mut event = api::security_event(e.into_event());
+        event
+            .headers
+            .insert("x-shieldx-label".to_string(), label.to_string());
+        event
     })
     .collect();
     let malicious = workload

@@ -75,6 +75,19 @@ pub struct ApiService {
     auth: Arc<Auth>,
 }
 
+/// The wire form of a security event (a sensor's side of `event_of`).
+pub fn security_event(event: Event) -> proto::SecurityEvent {
+    proto::SecurityEvent {
+        id: event.id,
+        ts: event.ts,
+        source: event.source,
+        sensor: event.sensor,
+        kind: event.kind,
+        payload: event.payload,
+        headers: event.headers.into_iter().collect(),
+    }
+}
+
 fn event_of(event: proto::SecurityEvent) -> Event {
     let mut headers: Vec<(String, String)> = event
         .headers

@@ -268,6 +268,25 @@ impl LocalCluster {
         format!("http://{}", self.nodes[i].addresses.1)
     }
 
+    /// A client of node `i`'s API presenting `token`, retrying while the
+    /// node comes up (at most 20 s).
+    pub async fn client(
+        &self,
+        i: usize,
+        token: &str,
+    ) -> Result<super::api::AuthedClient, NodeError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match super::api::connect(&self.api(i), token).await {
+                Ok(client) => return Ok(client),
+                Err(e) if std::time::Instant::now() > deadline => {
+                    return Err(NodeError::Transport(e));
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
     /// The metrics address of node `i`.
     pub fn metrics(&self, i: usize) -> SocketAddr {
         self.nodes[i].addresses.2
