@@ -34,6 +34,9 @@ const TRACE_EVENTS_MAX: usize = 2_000_000;
 /// Events at one simulated instant before the run is declared a livelock.
 const EVENTS_AT_ONE_INSTANT_MAX: u64 = 200_000;
 const CHAIN_ID: &[u8] = b"shieldx-sim";
+/// Decoded messages kept for other receivers of the same bytes
+/// ([`Simulation::decode`]); cleared whole when full.
+const DECODED_MEMO_MAX: usize = 4_096;
 /// A client retransmits a request not committed within this time (then with
 /// doubling backoff, up to 8×).
 const CLIENT_RETRY_MS: u64 = 500;
@@ -311,6 +314,12 @@ pub struct Simulation {
     validator_request_ids: Vec<u64>,
     /// Chrome trace-event JSON objects, when tracing.
     trace: Option<Vec<String>>,
+    /// Messages already decoded, by the digest of their bytes. A broadcast is
+    /// delivered as the same bytes to every peer; decoding is a pure function
+    /// of those bytes (and, for BLS votes, costs a square root and a subgroup
+    /// check), so each receiver gets a clone of the one decoding. Bounded by
+    /// [`DECODED_MEMO_MAX`]; a miss only costs a decode.
+    decoded: BTreeMap<Digest, Message>,
     next_flow: u64,
 }
 
@@ -459,6 +468,7 @@ impl Simulation {
             faulted: BTreeSet::new(),
             validator_request_ids: vec![0; usize::from(n)],
             trace: None,
+            decoded: BTreeMap::new(),
             next_flow: 0,
             scenario,
         };
@@ -940,19 +950,25 @@ impl Simulation {
                     self.trace_event(event);
                     self.trace_instant(Some(to), now_ns, &format!("recv {kind} from {from}"));
                 }
+                let digest = Digest::of(&bytes);
                 let mut tag = Vec::with_capacity(36);
                 tag.extend_from_slice(&from.to_le_bytes());
                 tag.extend_from_slice(&to.to_le_bytes());
-                tag.extend_from_slice(Digest::of(&bytes).as_bytes());
+                tag.extend_from_slice(digest.as_bytes());
                 self.record("deliver", now_ns, &tag);
-                let node = &mut self.nodes[usize::from(to)];
-                if node.state != NodeState::Up {
+                if self.nodes[usize::from(to)].state != NodeState::Up {
                     self.stats.messages_dropped += 1;
                     return;
                 }
                 self.stats.messages_delivered += 1;
+                let message = self.decode(digest, &bytes);
+                let node = &mut self.nodes[usize::from(to)];
                 let local = node.local_time(now_ns);
-                let _ = node.replica.handle_bytes(local, from, &bytes);
+                let _ = match message {
+                    Some(message) => node.replica.handle_message(local, from, message),
+                    // Malformed: the replica decodes, rejects and counts it itself.
+                    None => node.replica.handle_bytes(local, from, &bytes),
+                };
                 self.drain(to, now_ns);
             }
             Event::Timer { node } => {
@@ -1335,6 +1351,20 @@ impl Simulation {
             self.nodes[index].timer_at_ns = Some(global);
             self.schedule(global, Event::Timer { node });
         }
+    }
+
+    /// The message `bytes` (whose digest is `digest`) decode to, or `None` if
+    /// they are malformed; memoised across receivers of the same bytes.
+    fn decode(&mut self, digest: Digest, bytes: &[u8]) -> Option<Message> {
+        if let Some(message) = self.decoded.get(&digest) {
+            return Some(message.clone());
+        }
+        let message = decode_message(bytes).ok()?;
+        if self.decoded.len() >= DECODED_MEMO_MAX {
+            self.decoded.clear();
+        }
+        self.decoded.insert(digest, message.clone());
+        Some(message)
     }
 
     fn send(&mut self, from: ReplicaIndex, now_ns: u64, to: Target, message: Message) {
