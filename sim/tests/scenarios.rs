@@ -24,31 +24,61 @@ fn load(path: &Path) -> Scenario {
     Scenario::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[test]
-fn every_scenario_holds_its_invariants_on_every_seed() {
+/// The (scenario, seed) runs are dealt round-robin into this many tests, so
+/// the test harness spreads them over every core.
+const SHARDS: usize = 4;
+
+/// Runs shard `shard` of every (scenario, seed) pair and fails with every
+/// violation found, each with the command that replays it.
+fn run_shard(shard: usize) {
     let files = scenario_files();
     assert!(!files.is_empty(), "no scenarios found");
+    let runs: Vec<(&PathBuf, u64)> = files
+        .iter()
+        .flat_map(|path| SEEDS.iter().map(move |&seed| (path, seed)))
+        .collect();
     let mut failures = Vec::new();
-    for path in &files {
+    let mut ran = 0;
+    for &(path, seed) in runs.iter().skip(shard).step_by(SHARDS) {
         let scenario = load(path);
-        for &seed in SEEDS {
-            let report = Simulation::new(scenario.clone(), seed).run();
-            if !report.passed() {
-                failures.push(format!(
-                    "{} seed {seed}: {:?}\n  replay: cargo run --release -- sim run --scenario {} --seed {seed}",
-                    scenario.name,
-                    report.violations,
-                    path.display()
-                ));
-            }
-            assert!(
-                report.committed_height > 0 || scenario.workload.requests_per_client == 0,
-                "{}: nothing committed",
-                scenario.name
-            );
+        let report = Simulation::new(scenario.clone(), seed).run();
+        ran += 1;
+        if !report.passed() {
+            failures.push(format!(
+                "{} seed {seed}: {:?}\n  replay: cargo run --release -- sim run --scenario {} --seed {seed}",
+                scenario.name,
+                report.violations,
+                path.display()
+            ));
         }
+        assert!(
+            report.committed_height > 0 || scenario.workload.requests_per_client == 0,
+            "{}: nothing committed",
+            scenario.name
+        );
     }
+    assert!(ran > 0, "shard {shard} ran nothing");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_scenario_holds_its_invariants_on_every_seed_shard_0() {
+    run_shard(0);
+}
+
+#[test]
+fn every_scenario_holds_its_invariants_on_every_seed_shard_1() {
+    run_shard(1);
+}
+
+#[test]
+fn every_scenario_holds_its_invariants_on_every_seed_shard_2() {
+    run_shard(2);
+}
+
+#[test]
+fn every_scenario_holds_its_invariants_on_every_seed_shard_3() {
+    run_shard(3);
 }
 
 #[test]
