@@ -829,6 +829,15 @@ impl Simulation {
                 at_ns: end_ns,
             });
         }
+        if let Some(max) = self.scenario.expect.view_changes_max
+            && self.stats.view_changes > max
+        {
+            violations.push(Violation {
+                invariant: "at most the expected view changes",
+                detail: format!("{} > {max}", self.stats.view_changes),
+                at_ns: end_ns,
+            });
+        }
         let unsent: usize = self.backlog.iter().map(VecDeque::len).sum();
         if unsent > 0 {
             violations.push(Violation {

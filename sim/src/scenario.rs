@@ -394,6 +394,11 @@ pub struct Expectations {
     pub view_changes_min: u64,
     /// At least this many distinct evidence records are produced.
     pub evidence_min: u64,
+    /// At most this many view changes happen: a fault the protocol should
+    /// absorb in its view (a primary restarting within the request timeout)
+    /// must not cost one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_changes_max: Option<u64>,
 }
 
 impl Default for Expectations {
@@ -402,6 +407,7 @@ impl Default for Expectations {
             liveness_bound_ms: 5_000,
             view_changes_min: 0,
             evidence_min: 0,
+            view_changes_max: None,
         }
     }
 }
@@ -428,6 +434,14 @@ impl Scenario {
         }
         if !self.powers.is_empty() && self.powers.len() != usize::from(n) {
             return fail("powers must list one power per validator".into());
+        }
+        if let Some(max) = self.expect.view_changes_max
+            && max < self.expect.view_changes_min
+        {
+            return fail(format!(
+                "expect.view_changes_max ({max}) is below expect.view_changes_min ({})",
+                self.expect.view_changes_min
+            ));
         }
         let node_ok = |node: u16| node < n;
         for assignment in &self.byzantine {
