@@ -1397,6 +1397,17 @@ impl<A: Application> Replica<A> {
                 self.proposal_stalled = true;
                 break;
             }
+            if self
+                .signed
+                .contains_key(&(self.view, sequence, Phase::PrePrepare))
+            {
+                // A primary restarted from its records signed this slot before
+                // the crash but lost the batch: it may not sign another digest
+                // here. The backups hold what it sent (or a view change fills
+                // the gap), so it proposes at the next sequence instead.
+                self.next_sequence += 1;
+                continue;
+            }
             let mut requests = Vec::new();
             let mut bytes = 0usize;
             let mut full = false;
@@ -1463,6 +1474,8 @@ impl<A: Application> Replica<A> {
                 digest: batch.digest(),
             };
             if !self.record_signature(header.view, sequence, Phase::PrePrepare, header.digest) {
+                // Unreachable: slots signed before are skipped above. Never
+                // sign a second digest for one slot, whatever the bookkeeping.
                 return;
             }
             self.next_sequence += 1;
