@@ -11,7 +11,7 @@ use shieldx_core::consensus::{
     ReplicaIndex, ReplicaKeys, Request, Sequence, Signed, Target, Validator, ValidatorSet, Vote,
 };
 use shieldx_core::crypto::Digest;
-use shieldx_core::crypto::bls::BlsSecretKey;
+use shieldx_core::crypto::bls::{BlsSecretKey, BlsSignature};
 use shieldx_core::crypto::ed25519::SigningKey;
 use shieldx_core::crypto::vrf::VrfSecretKey;
 use shieldx_core::ledger::memory::MemoryStore;
@@ -1436,10 +1436,27 @@ impl Simulation {
                 _ => targets.iter().map(|t| (*t, plain.clone())).collect(),
             },
             Some(ByzantineRole::Forger) => {
-                let mut corrupted = (*plain).clone();
-                if let Some(last) = corrupted.last_mut() {
-                    *last ^= 0x5a;
-                }
+                let corrupted = match &message {
+                    // A flipped byte would make the BLS signature an invalid
+                    // point, rejected at decoding; a forger that wants its
+                    // vote counted sends a valid point that is the wrong
+                    // signature (here twice its own), which only the
+                    // signature check catches.
+                    Message::Commit(vote) => {
+                        let mut forged = *vote;
+                        forged.signature =
+                            BlsSignature::aggregate(&[vote.signature, vote.signature])
+                                .unwrap_or(vote.signature);
+                        Message::Commit(forged).to_encoded()
+                    }
+                    _ => {
+                        let mut corrupted = (*plain).clone();
+                        if let Some(last) = corrupted.last_mut() {
+                            *last ^= 0x5a;
+                        }
+                        corrupted
+                    }
+                };
                 let corrupted = Rc::new(corrupted);
                 targets.iter().map(|t| (*t, corrupted.clone())).collect()
             }
