@@ -378,8 +378,11 @@ impl Simulation {
                 config.request_timeout_ns = settings.request_timeout_ms * MS;
                 config.status_interval_ns = settings.status_interval_ms * MS;
                 #[cfg(feature = "planted-bugs")]
-                if settings.planted_bug.as_deref() == Some("quorum-off-by-one") {
-                    config.planted_bug = Some(shieldx_core::consensus::PlantedBug::QuorumOffByOne);
+                {
+                    config.planted_bug = settings
+                        .planted_bug
+                        .as_deref()
+                        .and_then(shieldx_core::consensus::PlantedBug::from_name);
                 }
                 let keys = ReplicaKeys {
                     index: i,

@@ -78,10 +78,23 @@ pub struct ConsensusSettings {
     pub request_timeout_ms: u64,
     /// Status interval.
     pub status_interval_ms: u64,
-    /// A deliberately planted protocol bug (`"quorum-off-by-one"`); accepted only
-    /// when the simulator is built with the test-only `planted-bugs` feature.
+    /// A deliberately planted protocol bug (a name from `PlantedBug::name`,
+    /// such as `"quorum-off-by-one"`); accepted only when the simulator is
+    /// built with the test-only `planted-bugs` feature.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub planted_bug: Option<String>,
+}
+
+/// True when `name` is a planted bug this build can switch on (only builds
+/// with the test-only `planted-bugs` feature know any).
+fn planted_bug_known(name: &str) -> bool {
+    #[cfg(feature = "planted-bugs")]
+    return shieldx_core::consensus::PlantedBug::from_name(name).is_some();
+    #[cfg(not(feature = "planted-bugs"))]
+    {
+        let _ = name;
+        false
+    }
 }
 
 impl Default for ConsensusSettings {
@@ -488,7 +501,7 @@ impl Scenario {
             }
         }
         if let Some(bug) = &self.consensus.planted_bug
-            && (!cfg!(feature = "planted-bugs") || bug != "quorum-off-by-one")
+            && !planted_bug_known(bug)
         {
             return fail(format!(
                 "planted bug {bug:?} needs the test-only planted-bugs feature and a known name"

@@ -132,13 +132,69 @@ pub struct ReplicaConfig {
     pub planted_bug: Option<PlantedBug>,
 }
 
-/// Protocol bugs the simulator must be able to catch (test-only).
+/// Protocol bugs the simulator must be able to catch (test-only): the
+/// catalogue `shieldx sim swarm --planted-bug` measures its bug-finding power
+/// against. Each is one small, plausible slip in the replica.
 #[cfg(feature = "planted-bugs")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PlantedBug {
-    /// "Prepared" needs one unit of power less than a quorum.
+    /// Prepare and commit quorums need one unit of power less than 2/3.
     QuorumOffByOne,
+    /// Signatures are recorded in memory but never persisted, so a replica
+    /// restarted from its records may sign a second digest for a slot.
+    NoPersistBeforeVote,
+    /// Backups never arm the progress timer: a failed primary is never
+    /// replaced.
+    NoProgressTimer,
+    /// Detected equivocations produce no evidence.
+    SuppressedEvidence,
+    /// A commit certificate is formed from the matching votes without
+    /// verifying the aggregate signature.
+    UnverifiedCommitCertificate,
+    /// Execution skips the exactly-once check, so a request ordered twice
+    /// executes twice.
+    ExactlyOnceSkipped,
+    /// The NEW-VIEW plan keeps, per sequence, the digest prepared in the
+    /// lowest view instead of the highest.
+    LowestViewInNewView,
+    /// VIEW-CHANGE messages carry no prepared certificates, so the new view
+    /// may fill a slot some replica already committed with another batch.
+    ViewChangeDropsPrepared,
+}
+
+#[cfg(feature = "planted-bugs")]
+impl PlantedBug {
+    /// Every planted bug, in catalogue order.
+    pub const ALL: [PlantedBug; 8] = [
+        PlantedBug::QuorumOffByOne,
+        PlantedBug::NoPersistBeforeVote,
+        PlantedBug::NoProgressTimer,
+        PlantedBug::SuppressedEvidence,
+        PlantedBug::UnverifiedCommitCertificate,
+        PlantedBug::ExactlyOnceSkipped,
+        PlantedBug::LowestViewInNewView,
+        PlantedBug::ViewChangeDropsPrepared,
+    ];
+
+    /// The bug's name in scenarios and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlantedBug::QuorumOffByOne => "quorum-off-by-one",
+            PlantedBug::NoPersistBeforeVote => "no-persist-before-vote",
+            PlantedBug::NoProgressTimer => "no-progress-timer",
+            PlantedBug::SuppressedEvidence => "suppressed-evidence",
+            PlantedBug::UnverifiedCommitCertificate => "unverified-commit-certificate",
+            PlantedBug::ExactlyOnceSkipped => "exactly-once-skipped",
+            PlantedBug::LowestViewInNewView => "lowest-view-in-new-view",
+            PlantedBug::ViewChangeDropsPrepared => "view-change-drops-prepared",
+        }
+    }
+
+    /// The bug called `name`, if any.
+    pub fn from_name(name: &str) -> Option<PlantedBug> {
+        PlantedBug::ALL.into_iter().find(|bug| bug.name() == name)
+    }
 }
 
 impl ReplicaConfig {
@@ -1847,8 +1903,12 @@ impl<A: Application> Replica<A> {
             return;
         }
         let chain = &self.config.chain_id;
+        #[cfg(feature = "planted-bugs")]
+        let skip_check = self.config.planted_bug == Some(PlantedBug::UnverifiedCommitCertificate);
+        #[cfg(not(feature = "planted-bugs"))]
+        let skip_check = false;
         let certificate = CommitCertificate::aggregate(validators.len(), &matching)
-            .filter(|c| c.verify_with_quorum(chain, validators, quorum).is_ok());
+            .filter(|c| skip_check || c.verify_with_quorum(chain, validators, quorum).is_ok());
         let certificate = match certificate {
             Some(certificate) => certificate,
             None => {
@@ -1952,7 +2012,11 @@ impl<A: Application> Replica<A> {
                 self.proposed_bytes -= removed.payload.len();
             }
         }
-        if !is_fresh(&self.clients, &client, request.request_id) {
+        #[cfg(feature = "planted-bugs")]
+        let skip_check = self.planted(PlantedBug::ExactlyOnceSkipped);
+        #[cfg(not(feature = "planted-bugs"))]
+        let skip_check = false;
+        if !skip_check && !is_fresh(&self.clients, &client, request.request_id) {
             return;
         }
         let result = self.app.execute(sequence, request);
@@ -2010,11 +2074,25 @@ impl<A: Application> Replica<A> {
         self.mode == Mode::ChangingView || self.has_outstanding_work()
     }
 
+    /// The planted NEW-VIEW bug (always false in production builds).
+    fn lowest_view_bug(&self) -> bool {
+        #[cfg(feature = "planted-bugs")]
+        return self.planted(PlantedBug::LowestViewInNewView);
+        #[cfg(not(feature = "planted-bugs"))]
+        false
+    }
+
+    /// True when the test-only planted bug `bug` is switched on.
+    #[cfg(feature = "planted-bugs")]
+    fn planted(&self, bug: PlantedBug) -> bool {
+        self.config.planted_bug == Some(bug)
+    }
+
     /// The power of a prepare or commit quorum: more than 2/3 (or, with the
     /// planted test bug, one unit less).
     fn quorum_power(&self) -> u64 {
         #[cfg(feature = "planted-bugs")]
-        if self.config.planted_bug == Some(PlantedBug::QuorumOffByOne) {
+        if self.planted(PlantedBug::QuorumOffByOne) {
             return self.config.validators.quorum_power() - 1;
         }
         self.config.validators.quorum_power()
@@ -2042,6 +2120,10 @@ impl<A: Application> Replica<A> {
     /// `wants_progress_timer`). Late messages about executed slots must not
     /// arm it: an idle replica in a working view never suspects its primary.
     fn arm_progress_timer(&mut self, now_ns: u64) {
+        #[cfg(feature = "planted-bugs")]
+        if self.planted(PlantedBug::NoProgressTimer) && !self.is_primary() {
+            return;
+        }
         if self.progress_deadline_ns.is_none() && self.wants_progress_timer() {
             self.progress_deadline_ns = Some(now_ns + self.current_timeout_ns());
         }
@@ -2199,7 +2281,8 @@ impl<A: Application> Replica<A> {
         self.outputs
             .push_back(Output::Persist(DurableRecord::View(new_view)));
         let low = self.stable_checkpoint.sequence;
-        let body = ViewChange {
+        #[allow(unused_mut)]
+        let mut body = ViewChange {
             new_view,
             checkpoint: self.stable_checkpoint.clone(),
             prepared: self
@@ -2208,6 +2291,10 @@ impl<A: Application> Replica<A> {
                 .map(|(_, c)| c.clone())
                 .collect(),
         };
+        #[cfg(feature = "planted-bugs")]
+        if self.planted(PlantedBug::ViewChangeDropsPrepared) {
+            body.prepared.clear();
+        }
         let signed = self.sign(body);
         self.outputs
             .push_back(Output::Persist(DurableRecord::ViewChange(signed.clone())));
@@ -2328,7 +2415,7 @@ impl<A: Application> Replica<A> {
             return;
         }
         let view_changes: Vec<Signed<ViewChange>> = received.values().cloned().collect();
-        let (_, plan) = compute_new_view_plan(&view_changes);
+        let (_, plan) = compute_new_view_plan(&view_changes, self.lowest_view_bug());
         let mut pre_prepares = Vec::with_capacity(plan.len());
         for (sequence, digest) in plan {
             let header = PrePrepare {
@@ -2391,7 +2478,7 @@ impl<A: Application> Replica<A> {
         {
             return Err(Rejection::BadNewView("V lacks a quorum"));
         }
-        let (_, plan) = compute_new_view_plan(&body.view_changes);
+        let (_, plan) = compute_new_view_plan(&body.view_changes, self.lowest_view_bug());
         let matches = plan.len() == body.pre_prepares.len()
             && plan
                 .iter()
@@ -2422,7 +2509,8 @@ impl<A: Application> Replica<A> {
     /// Enters the view of a verified NEW-VIEW and processes its `O`.
     fn enter_new_view(&mut self, now_ns: u64, signed: Signed<NewView>) {
         let view = signed.body.view;
-        let (checkpoint, _) = compute_new_view_plan(&signed.body.view_changes);
+        let (checkpoint, _) =
+            compute_new_view_plan(&signed.body.view_changes, self.lowest_view_bug());
         if view != self.view || self.mode == Mode::Normal {
             self.outputs
                 .push_back(Output::Persist(DurableRecord::View(view)));
@@ -2814,6 +2902,10 @@ impl<A: Application> Replica<A> {
             Some(_) => true,
             None => {
                 self.signed.insert((view, sequence, phase), digest);
+                #[cfg(feature = "planted-bugs")]
+                if self.planted(PlantedBug::NoPersistBeforeVote) {
+                    return true;
+                }
                 self.outputs
                     .push_back(Output::Persist(DurableRecord::Signed {
                         view,
@@ -2947,6 +3039,10 @@ impl<A: Application> Replica<A> {
     }
 
     fn emit_evidence(&mut self, evidence: Evidence) {
+        #[cfg(feature = "planted-bugs")]
+        if self.planted(PlantedBug::SuppressedEvidence) {
+            return;
+        }
         if self.evidence_ids.insert(evidence.id()) {
             self.outputs.push_back(Output::Evidence(evidence));
         }
@@ -2966,6 +3062,7 @@ impl<A: Application> Replica<A> {
 /// intersection to contain an equivocator whose prepares were accepted twice).
 fn compute_new_view_plan(
     view_changes: &[Signed<ViewChange>],
+    lowest_view_bug: bool,
 ) -> (Option<CheckpointCertificate>, Vec<(Sequence, Digest)>) {
     let checkpoint = view_changes
         .iter()
@@ -2984,7 +3081,12 @@ fn compute_new_view_plan(
             chosen
                 .entry(sequence)
                 .and_modify(|best| {
-                    if candidate.0 > best.0 || (candidate.0 == best.0 && candidate.1 < best.1) {
+                    let later = if lowest_view_bug {
+                        candidate.0 < best.0
+                    } else {
+                        candidate.0 > best.0
+                    };
+                    if later || (candidate.0 == best.0 && candidate.1 < best.1) {
                         *best = candidate;
                     }
                 })
