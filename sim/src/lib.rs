@@ -25,5 +25,5 @@ pub mod shrink;
 pub mod swarm;
 pub mod workload;
 
-pub use runner::{RunReport, Simulation};
+pub use runner::{Progress, ProgressSink, RunReport, Simulation};
 pub use scenario::Scenario;

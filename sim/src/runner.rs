@@ -271,6 +271,26 @@ impl RunReport {
     }
 }
 
+/// How far a run has got, for a progress display ([`Simulation::with_progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Simulated time reached, in nanoseconds.
+    pub simulated_ns: u64,
+    /// Simulated time the run ends at, in nanoseconds.
+    pub end_ns: u64,
+    /// Events processed so far.
+    pub events: u64,
+    /// The highest sequence any honest node has committed.
+    pub committed_height: Sequence,
+}
+
+/// Receives [`Progress`] every [`PROGRESS_EVERY_EVENTS`] events. It observes
+/// and cannot change the run.
+pub type ProgressSink = Box<dyn FnMut(Progress)>;
+
+/// How often a progress sink hears from the run, in processed events.
+pub const PROGRESS_EVERY_EVENTS: u64 = 4_096;
+
 /// A simulation of one scenario under one seed.
 #[derive(Debug)]
 pub struct Simulation {
@@ -321,6 +341,16 @@ pub struct Simulation {
     /// [`DECODED_MEMO_MAX`]; a miss only costs a decode.
     decoded: BTreeMap<Digest, Message>,
     next_flow: u64,
+    progress: Option<ProgressHook>,
+}
+
+/// The progress sink, wrapped so [`Simulation`] keeps its `Debug`.
+struct ProgressHook(ProgressSink);
+
+impl std::fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHook")
+    }
 }
 
 fn node_key_seed(index: u16, purpose: &str) -> [u8; 32] {
@@ -472,6 +502,7 @@ impl Simulation {
             validator_request_ids: vec![0; usize::from(n)],
             trace: None,
             decoded: BTreeMap::new(),
+            progress: None,
             next_flow: 0,
             scenario,
         };
@@ -618,6 +649,14 @@ impl Simulation {
             micros(at_ns)
         );
         self.trace_event(event);
+    }
+
+    /// Reports progress to `sink` while the run goes (for a progress bar on
+    /// long runs). The sink only observes: the run, its trace and its digest
+    /// are the same with or without it.
+    pub fn with_progress(mut self, sink: ProgressSink) -> Simulation {
+        self.progress = Some(ProgressHook(sink));
+        self
     }
 
     /// Keeps every event's running digest, to locate the first divergence.
@@ -809,6 +848,16 @@ impl Simulation {
             }
             self.stats.events += 1;
             self.process(at_ns, event);
+            if self.stats.events.is_multiple_of(PROGRESS_EVERY_EVENTS)
+                && let Some(ProgressHook(sink)) = &mut self.progress
+            {
+                sink(Progress {
+                    simulated_ns: at_ns,
+                    end_ns,
+                    events: self.stats.events,
+                    committed_height: self.checker.committed_height(),
+                });
+            }
         }
         let healthy: Vec<ReplicaIndex> = self
             .nodes

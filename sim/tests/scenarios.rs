@@ -230,3 +230,30 @@ fn a_validator_that_goes_down_is_jailed_and_released_automatically() {
         );
     }
 }
+
+#[test]
+fn a_progress_sink_observes_without_changing_the_run() {
+    let scenario =
+        load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/heavy-loss-n4.toml"));
+    let plain = Simulation::new(scenario.clone(), 3).run();
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink_seen = seen.clone();
+    let watched = Simulation::new(scenario, 3)
+        .with_progress(Box::new(move |progress| {
+            sink_seen.borrow_mut().push(progress)
+        }))
+        .run();
+    assert_eq!(plain.trace_digest, watched.trace_digest);
+    let seen = seen.borrow();
+    assert!(!seen.is_empty(), "a run of this length reports progress");
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0].simulated_ns <= w[1].simulated_ns
+                && w[0].events < w[1].events
+                && w[0].committed_height <= w[1].committed_height),
+        "progress only moves forward"
+    );
+    let last = seen.last().expect("non-empty");
+    assert!(last.simulated_ns <= last.end_ns);
+    assert!(last.committed_height <= watched.committed_height);
+}

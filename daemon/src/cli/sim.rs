@@ -70,7 +70,23 @@ pub(super) fn run(command: SimCommand, out: &mut dyn Write) -> Result<(), CliErr
             if trace.is_some() {
                 simulation = simulation.with_trace();
             }
+            let bar = terminal_progress_bar(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} simulated ms  {msg}",
+            );
+            if let Some(bar) = bar.clone() {
+                simulation = simulation.with_progress(Box::new(move |progress| {
+                    bar.set_length(progress.end_ns / 1_000_000);
+                    bar.set_position(progress.simulated_ns / 1_000_000);
+                    bar.set_message(format!(
+                        "height {}, {} events",
+                        progress.committed_height, progress.events
+                    ));
+                }));
+            }
             let report = simulation.run();
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
             if let (Some(file), Some(json)) = (&trace, &report.trace) {
                 std::fs::write(file, json)
                     .map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
@@ -154,9 +170,17 @@ fn swarm(
     let base = Scenario::from_toml(&text)
         .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
     let mut failed = 0usize;
+    let bar = terminal_progress_bar("{elapsed_precise} [{bar:30}] {pos}/{len} seeds  {msg}");
+    if let Some(bar) = &bar {
+        bar.set_length(seeds);
+    }
     for seed in from..from.saturating_add(seeds) {
         let scenario = shieldx_sim::swarm::derive(&base, seed);
         let report = Simulation::new(scenario.clone(), seed).run();
+        if let Some(bar) = &bar {
+            bar.inc(1);
+            bar.set_message(format!("{failed} failed before seed {seed}"));
+        }
         if report.passed() {
             writeln!(
                 out,
@@ -184,12 +208,29 @@ fn swarm(
             writeln!(out, "    {line}")?;
         }
     }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     writeln!(out, "swarm: {} seeds, {failed} failed", seeds)?;
     if failed > 0 {
         Err(CliError::InvariantViolated(failed))
     } else {
         Ok(())
     }
+}
+
+/// A progress bar on stderr with `template`, or `None` when stderr is not a
+/// terminal (pipes, CI and tests get the plain report only).
+fn terminal_progress_bar(template: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let style = indicatif::ProgressStyle::with_template(template)
+        .ok()?
+        .progress_chars("=> ");
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(style);
+    Some(bar)
 }
 
 fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
