@@ -31,6 +31,8 @@ pub fn derive(base: &Scenario, seed: u64) -> Scenario {
     scenario.expect.liveness_bound_ms = scenario.run.duration_ms - faults_stop_ms;
     scenario.expect.view_changes_min = 0;
     scenario.expect.evidence_min = 0;
+    // The seed's own faults decide how many view changes are fair.
+    scenario.expect.view_changes_max = None;
     // Each fault kind is switched on by its own coin, as swarm testing does.
     scenario.random_faults = RandomFaults {
         loss_per_mille: if rng.chance(1, 2) { rng.below(301) } else { 0 },
