@@ -699,11 +699,15 @@ enum Seen {
 /// one). Executed requests inside the window keep their replies.
 pub const CLIENT_WINDOW: u64 = 32;
 
-/// One executed request, kept for re-sending its reply.
+/// One executed request, kept for re-sending its reply. Replicated state:
+/// it holds only what the committed log determines. The view a replica's
+/// certificate for the slot carries is not (one batch may commit at one
+/// sequence under certificates of different views at different replicas), so
+/// a re-sent reply carries the replica's current view instead (scenario
+/// regression-checkpoint-digest-covers-the-commit-view).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Executed {
     sequence: Sequence,
-    view: View,
     result: Vec<u8>,
 }
 
@@ -771,7 +775,6 @@ fn encode_clients(clients: &BTreeMap<[u8; 32], ClientEntry>) -> Vec<u8> {
         for (id, executed) in &entry.executed {
             out.extend_from_slice(&id.to_le_bytes());
             out.extend_from_slice(&executed.sequence.to_le_bytes());
-            out.extend_from_slice(&executed.view.to_le_bytes());
             codec::put_bytes(&mut out, &executed.result);
         }
     }
@@ -801,7 +804,6 @@ fn decode_clients(
             let id = reader.u64("request id")?;
             let executed = Executed {
                 sequence: reader.u64("sequence")?,
-                view: reader.u64("view")?,
                 result: reader.bytes("result", REQUEST_PAYLOAD_MAX)?,
             };
             if entry.newest() >= id {
@@ -843,12 +845,12 @@ fn decode_clients(
 /// and the leader beacon's seed.
 fn checkpoint_digest(app_digest: Digest, clients: &[u8], seed: &[u8; 32]) -> Digest {
     Digest::of_parts(
-        "shieldx checkpoint state v2",
+        "shieldx checkpoint state v3",
         &[app_digest.as_bytes(), Digest::of(clients).as_bytes(), seed],
     )
 }
 
-const SNAPSHOT_VERSION: u8 = 2;
+const SNAPSHOT_VERSION: u8 = 3;
 
 /// A replica snapshot: beacon seed, application state and reply cache.
 fn encode_snapshot(seed: &[u8; 32], app_digest: Digest, app: &[u8], clients: &[u8]) -> Vec<u8> {
@@ -1374,7 +1376,7 @@ impl<A: Application> Replica<A> {
                 Standing::Executed(executed) => {
                     // A retry gets its cached reply again.
                     let reply = Reply {
-                        view: executed.view,
+                        view: self.view,
                         sequence: executed.sequence,
                         client: request.client,
                         request_id: request.request_id,
@@ -2039,14 +2041,10 @@ impl<A: Application> Replica<A> {
                 self.clients.remove(&oldest);
             }
         }
-        self.clients.entry(client).or_default().record(
-            request.request_id,
-            Executed {
-                sequence,
-                view,
-                result,
-            },
-        );
+        self.clients
+            .entry(client)
+            .or_default()
+            .record(request.request_id, Executed { sequence, result });
         self.outputs.push_back(Output::Reply(reply));
     }
 
