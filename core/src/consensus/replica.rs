@@ -133,8 +133,8 @@ pub struct ReplicaConfig {
 }
 
 /// Protocol bugs the simulator must be able to catch (test-only): the
-/// catalogue `shieldx sim swarm --planted-bug` measures its bug-finding power
-/// against. Each is one small, plausible slip in the replica.
+/// catalogue `sim/examples/planted_catalogue.rs` measures the swarm's
+/// bug-finding power against. Each is one small, plausible slip in the replica.
 #[cfg(feature = "planted-bugs")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
