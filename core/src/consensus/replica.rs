@@ -562,6 +562,11 @@ pub enum Rejection {
     /// Already have it.
     #[error("duplicate")]
     Duplicate,
+    /// A vote of a later view for a sequence this replica already holds a
+    /// commit certificate for; the certificate stands (state transfer serves
+    /// it to replicas that missed the commit).
+    #[error("sequence {0} already committed")]
+    AlreadyCommitted(Sequence),
     /// Conflicts with something the sender signed before (evidence was emitted).
     #[error("equivocation by {0}")]
     Equivocation(ReplicaIndex),
@@ -619,6 +624,7 @@ impl Rejection {
             Rejection::ChangingView => "changing_view",
             Rejection::OutOfWindow(_) => "out_of_window",
             Rejection::Duplicate => "duplicate",
+            Rejection::AlreadyCommitted(_) => "already_committed",
             Rejection::Equivocation(_) => "equivocation",
             Rejection::DigestMismatch => "digest_mismatch",
             Rejection::TooLarge(_) => "too_large",
@@ -1580,6 +1586,34 @@ impl<A: Application> Replica<A> {
 
     // ----- Normal case -----
 
+    /// Refuses a vote of `view` for a sequence committed in another view.
+    fn check_not_committed(&self, sequence: Sequence, view: View) -> Result<(), Rejection> {
+        match self.slots.get(&sequence) {
+            Some(slot) if slot.view != view && slot.certificate.is_some() => {
+                Err(Rejection::AlreadyCommitted(sequence))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The slot at `sequence`, emptied for `view` if it holds an older view's
+    /// votes. A slot with a commit certificate is never emptied: the
+    /// certificate is the proof state transfer hands to replicas that missed
+    /// the commit, and it stays until a stable checkpoint covers the sequence.
+    /// (The certificate may be of an older view than the one a NEW-VIEW
+    /// re-proposed the slot in; both certify the same digest.)
+    fn slot_in_view(&mut self, sequence: Sequence, view: View) -> Result<&mut Slot, Rejection> {
+        self.check_not_committed(sequence, view)?;
+        let slot = self.slots.entry(sequence).or_default();
+        if slot.view != view {
+            *slot = Slot {
+                view,
+                ..Slot::default()
+            };
+        }
+        Ok(slot)
+    }
+
     fn check_view_and_window(&self, view: View, sequence: Sequence) -> Result<(), Rejection> {
         if view < self.view {
             return Err(Rejection::StaleView(view));
@@ -1645,6 +1679,7 @@ impl<A: Application> Replica<A> {
             Seen::PrePrepare(header.clone()),
             body.digest,
         )?;
+        self.check_not_committed(body.sequence, body.view)?;
         if let Some(existing) = self.slots.get(&body.sequence).and_then(Slot::digest)
             && self
                 .slots
@@ -1684,13 +1719,10 @@ impl<A: Application> Replica<A> {
     /// Installs a verified pre-prepare for the current view and prepares it.
     fn accept_pre_prepare(&mut self, now_ns: u64, header: Signed<PrePrepare>) {
         let body = header.body;
-        let slot = self.slots.entry(body.sequence).or_default();
-        if slot.view != body.view {
-            *slot = Slot {
-                view: body.view,
-                ..Slot::default()
-            };
-        }
+        let Ok(slot) = self.slot_in_view(body.sequence, body.view) else {
+            // Both callers skip committed slots first.
+            return;
+        };
         slot.pre_prepare = Some(header);
         // Prepares that arrived first stay only if they match.
         slot.prepares.retain(|_, p| p.body.digest == body.digest);
@@ -1744,13 +1776,7 @@ impl<A: Application> Replica<A> {
             Seen::Prepare(vote.clone()),
             body.digest,
         )?;
-        let slot = self.slots.entry(body.sequence).or_default();
-        if slot.view != body.view {
-            *slot = Slot {
-                view: body.view,
-                ..Slot::default()
-            };
-        }
+        let slot = self.slot_in_view(body.sequence, body.view)?;
         if slot.prepares.contains_key(&from) {
             return Err(Rejection::Duplicate);
         }
@@ -1869,13 +1895,7 @@ impl<A: Application> Replica<A> {
                 Seen::Commit(vote),
             );
         }
-        let slot = self.slots.entry(vote.sequence).or_default();
-        if slot.view != vote.view {
-            *slot = Slot {
-                view: vote.view,
-                ..Slot::default()
-            };
-        }
+        let slot = self.slot_in_view(vote.sequence, vote.view)?;
         if slot.commits.contains_key(&from) {
             return Err(Rejection::Duplicate);
         }
