@@ -52,6 +52,16 @@
 //! - **Accountability:** two validly signed, conflicting messages from one
 //!   validator for the same `(view, sequence, phase)` yield [`Evidence`] that a
 //!   third party can verify with the validator set alone.
+//! - **Certificates persist:** a commit certificate, once formed or received,
+//!   stays with its slot until a stable checkpoint covers the sequence; votes of
+//!   later views for that sequence never replace it. State transfer serves
+//!   these certificates, so a replica that missed a commit can always catch up
+//!   from one that saw it.
+//! - **Liveness of view changes:** a replica's view-change timer runs only while
+//!   validators with a quorum of power ask for its view or a later one (Castro
+//!   and Liskov, section 4.5.2); a replica alone in a view change waits rather
+//!   than climbing views by itself. Timeouts double per failed attempt up to
+//!   a cap and return to the base once a request executes.
 //! - **Bounded state:** every queue, log and map has an explicit limit
 //!   ([`ReplicaConfig`] and the `*_MAX` constants); input beyond a limit is
 //!   rejected with a reason, never buffered without bound.

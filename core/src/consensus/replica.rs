@@ -1112,7 +1112,8 @@ impl<A: Application> Replica<A> {
         if replica.view > 0 {
             replica.mode = Mode::ChangingView;
             replica.pinned_primary = None;
-            replica.progress_deadline_ns = Some(now_ns + replica.current_timeout_ns());
+            // The timer starts once peers' view changes make a quorum.
+            replica.arm_view_change_timer(now_ns);
         }
         // Announce ourselves at once so peers retransmit what we lack.
         replica.broadcast_status();
@@ -2089,7 +2090,48 @@ impl<A: Application> Replica<A> {
     /// the view change forever (scenario
     /// regression-restarted-replicas-stuck-in-view-change).
     fn wants_progress_timer(&self) -> bool {
-        self.mode == Mode::ChangingView || self.has_outstanding_work()
+        match self.mode {
+            Mode::ChangingView => self.view_change_quorum(),
+            Mode::Normal => self.has_outstanding_work(),
+        }
+    }
+
+    /// Whether validators with a quorum of power (this replica included) ask
+    /// for the view this replica is changing to or a later one. Only then does
+    /// its view-change timer run (Castro and Liskov, section 4.5.2): a replica
+    /// alone in a view change waits there instead of timing out view after
+    /// view, so peers in lower views can reach it (scenario
+    /// regression-lone-replica-races-ahead-in-view-changes).
+    ///
+    /// A view change for a later view counts too: its sender has given up on
+    /// this one. Without that, a replica whose quorum timed out into the next
+    /// view while it missed one of their view changes for this view would
+    /// wait forever, since nobody sends those again.
+    fn view_change_quorum(&self) -> bool {
+        let mut senders: BTreeSet<ReplicaIndex> = self
+            .view_changes
+            .range(self.view..)
+            .flat_map(|(_, received)| received.keys().copied())
+            .collect();
+        if self
+            .own_view_change
+            .as_ref()
+            .is_some_and(|own| own.body.new_view == self.view)
+        {
+            senders.insert(self.keys.index);
+        }
+        self.config.validators.power_of(senders.iter().copied())
+            >= self.config.validators.quorum_power()
+    }
+
+    /// Starts the view-change timer once a quorum asks for this view.
+    fn arm_view_change_timer(&mut self, now_ns: u64) {
+        if self.mode == Mode::ChangingView
+            && self.progress_deadline_ns.is_none()
+            && self.view_change_quorum()
+        {
+            self.progress_deadline_ns = Some(now_ns + self.current_timeout_ns());
+        }
     }
 
     /// The planted NEW-VIEW bug (always false in production builds).
@@ -2323,7 +2365,8 @@ impl<A: Application> Replica<A> {
             .insert(self.keys.index, signed.clone());
         self.view_changes = self.view_changes.split_off(&new_view);
         self.send(Target::All, Message::ViewChange(signed));
-        self.progress_deadline_ns = Some(now_ns + self.current_timeout_ns());
+        self.progress_deadline_ns = None;
+        self.arm_view_change_timer(now_ns);
         self.try_new_view(now_ns);
     }
 
@@ -2366,6 +2409,7 @@ impl<A: Application> Replica<A> {
             .or_default()
             .insert(from, signed);
         self.join_view_change(now_ns);
+        self.arm_view_change_timer(now_ns);
         if self.mode == Mode::ChangingView && new_view == self.view {
             self.try_new_view(now_ns);
         }
