@@ -1652,14 +1652,6 @@ impl<A: Application> Replica<A> {
         if batch.requests.len() > self.config.batch_requests_max {
             return Err(Rejection::TooLarge("batch requests"));
         }
-        if let Some(proof) = &batch.leader_proof
-            && (proof.proposer != from
-                || !body
-                    .sequence
-                    .is_multiple_of(self.config.checkpoint_interval))
-        {
-            return Err(Rejection::BadLeaderProof);
-        }
         if batch
             .requests
             .iter()
@@ -1692,6 +1684,21 @@ impl<A: Application> Replica<A> {
             } else {
                 Err(Rejection::Equivocation(from))
             };
+        }
+        // A batch the NEW-VIEW re-proposed keeps the leader proof of the view
+        // it was first proposed in (its digest is fixed by a prepared
+        // certificate); a fresh proposal carries its proposer's own proof.
+        let reproposed = self
+            .accepted_new_view
+            .as_ref()
+            .is_some_and(|nv| nv.body.view == body.view && nv.body.pre_prepares.contains(&header));
+        if let Some(proof) = &batch.leader_proof
+            && ((proof.proposer != from && !reproposed)
+                || !body
+                    .sequence
+                    .is_multiple_of(self.config.checkpoint_interval))
+        {
+            return Err(Rejection::BadLeaderProof);
         }
         if batch.digest() != body.digest {
             return Err(Rejection::DigestMismatch);
