@@ -7,8 +7,9 @@ use std::rc::Rc;
 use shieldx_core::app::{App, AppConfig, Transaction, TransferLeg};
 use shieldx_core::codec::{self, Encode};
 use shieldx_core::consensus::{
-    Batch, CLIENT_WINDOW, DurableRecord, Message, Output, PrePrepare, Replica, ReplicaConfig,
-    ReplicaIndex, ReplicaKeys, Request, Sequence, Signed, Target, Validator, ValidatorSet, Vote,
+    Batch, CLIENT_WINDOW, CommitVote, DurableRecord, Message, NewView, Output, PrePrepare, Replica,
+    ReplicaConfig, ReplicaIndex, ReplicaKeys, Request, Sequence, Signed, Status, Target, Validator,
+    ValidatorSet, Vote,
 };
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::{BlsSecretKey, BlsSignature};
@@ -447,10 +448,11 @@ impl Simulation {
             .collect::<Vec<Node>>();
         let mut nodes = nodes;
         let genesis_primary = nodes[0].replica.primary();
+        let schedule = &nodes[0].replica;
         let roles: BTreeMap<u16, ByzantineRole> = scenario
             .byzantine
             .iter()
-            .map(|b| (b.node.resolve(genesis_primary), b.role))
+            .map(|b| (b.node.resolve(|view| schedule.primary_of(view)), b.role))
             .collect();
         for (node, role) in &roles {
             nodes[usize::from(*node)].role = Some(*role);
@@ -889,6 +891,29 @@ impl Simulation {
                 detail: format!("{} > {max}", self.stats.view_changes),
                 at_ns: end_ns,
             });
+        }
+        for (kind, min) in &self.scenario.expect.rejections_min {
+            let rejected: u64 = self
+                .nodes
+                .iter()
+                .filter(|node| node.role.is_none())
+                .filter_map(|node| {
+                    node.replica
+                        .rejections()
+                        .iter()
+                        .find(|(k, _)| k == kind)
+                        .map(|(_, count)| count)
+                })
+                .sum();
+            if rejected < *min {
+                violations.push(Violation {
+                    invariant: "expected rejections",
+                    detail: format!(
+                        "honest nodes rejected {rejected} {kind} inputs, expected at least {min}"
+                    ),
+                    at_ns: end_ns,
+                });
+            }
         }
         let unsent: usize = self.backlog.iter().map(VecDeque::len).sum();
         if unsent > 0 {
@@ -1516,6 +1541,30 @@ impl Simulation {
                 extra_delay_ns = 200 * MS;
                 targets.iter().map(|t| (*t, plain.clone())).collect()
             }
+            Some(ByzantineRole::Impersonator) => {
+                let victim = (from + 1) % n;
+                if let Some(forged) = self.impersonate(from, victim, &message) {
+                    let forged = Rc::new(forged.to_encoded());
+                    let kind = message.kind();
+                    for target in targets.iter().filter(|t| **t != victim) {
+                        self.trace_instant(
+                            Some(from),
+                            now_ns,
+                            &format!("impersonate {victim}: {kind} to {target}"),
+                        );
+                        self.transmit(victim, *target, now_ns, forged.clone(), kind);
+                    }
+                }
+                targets.iter().map(|t| (*t, plain.clone())).collect()
+            }
+            Some(ByzantineRole::WrongNewView) => match &message {
+                Message::NewView(signed) if signed.signer == from => {
+                    let wrong = self.wrong_new_view(from, &signed.body);
+                    let wrong = Rc::new(Message::NewView(wrong).to_encoded());
+                    targets.iter().map(|t| (*t, wrong.clone())).collect()
+                }
+                _ => targets.iter().map(|t| (*t, plain.clone())).collect(),
+            },
             Some(ByzantineRole::Replayer) => {
                 let history = &mut self.nodes[usize::from(from)].history;
                 let mut out: Vec<(ReplicaIndex, Rc<Vec<u8>>)> =
@@ -1537,6 +1586,80 @@ impl Simulation {
         for (target, bytes) in per_target {
             self.transmit(from, target, now_ns + extra_delay_ns, bytes, kind);
         }
+    }
+
+    /// A conflicting copy of `message` in `victim`'s name, signed with
+    /// `from`'s keys (it has no others), or `None` for kinds it leaves alone.
+    /// Votes name another digest, so a replica that took the copy as the
+    /// victim's would see the victim equivocate; a status claims the victim
+    /// is far ahead, to draw state requests.
+    fn impersonate(
+        &self,
+        from: ReplicaIndex,
+        victim: ReplicaIndex,
+        message: &Message,
+    ) -> Option<Message> {
+        let identity = &self.nodes[usize::from(from)].identity;
+        let other = |digest: Digest| Digest::of_parts("impersonated", &[digest.as_bytes()]);
+        match message {
+            Message::Prepare(vote) => {
+                let body = Vote {
+                    digest: other(vote.body.digest),
+                    ..vote.body
+                };
+                Some(Message::Prepare(Signed::sign(
+                    CHAIN_ID, victim, identity, body,
+                )))
+            }
+            // The impersonator's own BLS signature, relabelled: a valid point
+            // that is the wrong signature for the victim and the new digest.
+            Message::Commit(vote) => Some(Message::Commit(CommitVote {
+                replica: victim,
+                digest: other(vote.digest),
+                ..*vote
+            })),
+            Message::ViewChange(signed) => Some(Message::ViewChange(Signed::sign(
+                CHAIN_ID,
+                victim,
+                identity,
+                signed.body.clone(),
+            ))),
+            Message::Status(signed) => {
+                let body = Status {
+                    last_executed: signed.body.last_executed + 1_000,
+                    ..signed.body
+                };
+                Some(Message::Status(Signed::sign(
+                    CHAIN_ID, victim, identity, body,
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    /// The NEW-VIEW `new_view` with an `O` that `V` does not determine: its
+    /// last pre-prepare dropped, or, when `O` is empty, a null pre-prepare
+    /// added after the highest checkpoint in `V`. Signed properly by `from`.
+    fn wrong_new_view(&self, from: ReplicaIndex, new_view: &NewView) -> Signed<NewView> {
+        let identity = &self.nodes[usize::from(from)].identity;
+        let mut body = new_view.clone();
+        if body.pre_prepares.pop().is_none() {
+            let sequence = body
+                .view_changes
+                .iter()
+                .map(|v| v.body.checkpoint.sequence)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            let header = PrePrepare {
+                view: body.view,
+                sequence,
+                digest: Batch::null().digest(),
+            };
+            body.pre_prepares
+                .push(Signed::sign(CHAIN_ID, from, identity, header));
+        }
+        Signed::sign(CHAIN_ID, from, identity, body)
     }
 
     /// Feeds every consensus signature an honest node sends to the checker, which

@@ -3,6 +3,8 @@
 //! expectations. Every field has a default, so a scenario states only what it
 //! is about.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Why a scenario file was rejected.
@@ -261,7 +263,8 @@ pub struct ClockModel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ByzantineAssignment {
-    /// The node: an index, or `"genesis-primary"` for the primary of view 0
+    /// The node: an index, `"genesis-primary"` for the primary of view 0 or
+    /// `"view-1-primary"` for the primary of view 1
     /// (the leader schedule is a VRF draw, so its index is not obvious).
     pub node: NodeRef,
     /// What it does.
@@ -284,14 +287,18 @@ pub enum NodeRef {
 pub enum NamedNode {
     /// The primary of view 0.
     GenesisPrimary,
+    /// The primary of view 1: the first NEW-VIEW's sender.
+    #[serde(rename = "view-1-primary")]
+    ViewOnePrimary,
 }
 
 impl NodeRef {
-    /// The index, given the primary of view 0.
-    pub fn resolve(self, genesis_primary: u16) -> u16 {
+    /// The index, given the genesis leader schedule (`primary_of(view)`).
+    pub fn resolve(self, primary_of: impl Fn(u64) -> u16) -> u16 {
         match self {
             NodeRef::Index(index) => index,
-            NodeRef::Named(NamedNode::GenesisPrimary) => genesis_primary,
+            NodeRef::Named(NamedNode::GenesisPrimary) => primary_of(0),
+            NodeRef::Named(NamedNode::ViewOnePrimary) => primary_of(1),
         }
     }
 }
@@ -312,6 +319,16 @@ pub enum ByzantineRole {
     Forger,
     /// Also re-sends old messages it sent earlier.
     Replayer,
+    /// Also sends, to every other peer, a conflicting copy of each vote,
+    /// pre-prepare, view change and status in the name of the next validator:
+    /// that validator's index as signer and as transport sender (a spoofed
+    /// link), under the impersonator's own keys. Honest replicas must reject
+    /// every copy, and never accuse the impersonated validator.
+    Impersonator,
+    /// As the primary of a new view, sends a NEW-VIEW whose `O` is not the one
+    /// `V` determines (its last pre-prepare dropped, or a null one added),
+    /// properly signed. Honest replicas must refuse it and move to the next view.
+    WrongNewView,
 }
 
 /// One timed fault.
@@ -412,6 +429,12 @@ pub struct Expectations {
     /// must not cost one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub view_changes_max: Option<u64>,
+    /// Inputs of each named kind (a `Rejection` kind, e.g. `bad_new_view`)
+    /// the honest nodes together must have rejected by the end: proof that a
+    /// Byzantine role's attack reached them and was refused. A kind no
+    /// replica ever reports fails the run, so a misspelling cannot pass.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rejections_min: BTreeMap<String, u64>,
 }
 
 impl Default for Expectations {
@@ -421,6 +444,7 @@ impl Default for Expectations {
             view_changes_min: 0,
             evidence_min: 0,
             view_changes_max: None,
+            rejections_min: BTreeMap::new(),
         }
     }
 }

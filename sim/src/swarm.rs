@@ -8,13 +8,15 @@ use crate::scenario::{
     TimedFault,
 };
 
-const ROLES: [ByzantineRole; 6] = [
+const ROLES: [ByzantineRole; 8] = [
     ByzantineRole::EquivocatingPrimary,
     ByzantineRole::DoubleVoter,
     ByzantineRole::Silent,
     ByzantineRole::Delayer,
     ByzantineRole::Forger,
     ByzantineRole::Replayer,
+    ByzantineRole::Impersonator,
+    ByzantineRole::WrongNewView,
 ];
 
 /// The scenario that seed `seed` runs: `base` with randomised faults. The same
@@ -33,6 +35,7 @@ pub fn derive(base: &Scenario, seed: u64) -> Scenario {
     scenario.expect.evidence_min = 0;
     // The seed's own faults decide how many view changes are fair.
     scenario.expect.view_changes_max = None;
+    scenario.expect.rejections_min.clear();
     // Each fault kind is switched on by its own coin, as swarm testing does.
     scenario.random_faults = RandomFaults {
         loss_per_mille: if rng.chance(1, 2) { rng.below(301) } else { 0 },
