@@ -145,7 +145,9 @@ struct Node {
     skew_ns: i64,
     drift_ppm: i64,
     identity: SigningKey,
-    synced: Vec<DurableRecord>,
+    /// The node's disk: each synced durable record as stored
+    /// ([`DurableRecord::to_stored`], checksummed).
+    synced: Vec<Vec<u8>>,
     unsynced: Vec<DurableRecord>,
     history: VecDeque<Rc<Vec<u8>>>,
 }
@@ -192,6 +194,8 @@ pub struct RunStats {
     pub requests: u64,
     /// Ledger writes made to fail (storage faults injected).
     pub ledger_write_failures: u64,
+    /// Restarts refused because a stored durable record failed its checksum.
+    pub corruptions_detected: u64,
     /// Replicas that halted on a storage failure (and were restarted).
     pub halts: u64,
     /// Client retransmissions of requests not committed in time.
@@ -329,6 +333,8 @@ pub struct Simulation {
     /// Nodes the run took down or cut off (crash, halt, pause, isolation,
     /// partition, one-way block, clog): liveness jailing may hit these.
     faulted: BTreeSet<ReplicaIndex>,
+    /// Nodes whose disk holds a corrupted record not yet read back.
+    corrupted: BTreeSet<ReplicaIndex>,
     /// (reporter, accused) pairs already submitted: one report each.
     evidence_reported: BTreeSet<(ReplicaIndex, ReplicaIndex)>,
     /// Each validator's next request id for its own transactions.
@@ -501,6 +507,7 @@ impl Simulation {
             },
             evidence_reported: BTreeSet::new(),
             faulted: BTreeSet::new(),
+            corrupted: BTreeSet::new(),
             validator_request_ids: vec![0; usize::from(n)],
             trace: None,
             decoded: BTreeMap::new(),
@@ -892,6 +899,16 @@ impl Simulation {
                 at_ns: end_ns,
             });
         }
+        if self.stats.corruptions_detected < self.scenario.expect.corruptions_detected_min {
+            violations.push(Violation {
+                invariant: "expected corrupted reads detected",
+                detail: format!(
+                    "{} < {}",
+                    self.stats.corruptions_detected, self.scenario.expect.corruptions_detected_min
+                ),
+                at_ns: end_ns,
+            });
+        }
         for (kind, min) in &self.scenario.expect.rejections_min {
             let rejected: u64 = self
                 .nodes
@@ -1196,6 +1213,7 @@ impl Simulation {
             }
             FaultAction::Ring => self.faulted.extend(0..n),
             FaultAction::Restart { .. }
+            | FaultAction::Corrupt { .. }
             | FaultAction::Resume { .. }
             | FaultAction::Heal
             | FaultAction::CrashPrimary
@@ -1237,7 +1255,37 @@ impl Simulation {
                     vrf_key: vrf_key(node),
                 };
                 let local = self.nodes[index].local_time(now_ns);
-                let records = self.nodes[index].synced.clone();
+                let records: Result<Vec<DurableRecord>, _> = self.nodes[index]
+                    .synced
+                    .iter()
+                    .map(|stored| DurableRecord::from_stored(stored))
+                    .collect();
+                let corrupted = self.corrupted.remove(&node);
+                let records = match records {
+                    Ok(records) => {
+                        if corrupted {
+                            self.extra_violations.push(Violation {
+                                invariant: "every corrupted read is detected",
+                                detail: format!("node {node} restarted from a corrupted record"),
+                                at_ns: now_ns,
+                            });
+                        }
+                        records
+                    }
+                    Err(error) => {
+                        // Fail-stop: the node stays down rather than act on
+                        // records it cannot trust.
+                        self.stats.corruptions_detected += 1;
+                        self.faulted.insert(node);
+                        self.trace_instant(
+                            Some(node),
+                            now_ns,
+                            &format!("restart refused: {error}"),
+                        );
+                        self.record("restart refused", now_ns, &node.to_le_bytes());
+                        return;
+                    }
+                };
                 let app = new_app(self.admin, &config.validators, &self.scenario.staking);
                 self.nodes[index].replica =
                     Replica::recover(config, keys, Box::new(VrfSchedule), app, &records, local)
@@ -1247,6 +1295,21 @@ impl Simulation {
                 self.views_entered[index] = 0;
                 self.checker.on_restart(node);
                 self.drain(node, now_ns);
+            }
+            FaultAction::Corrupt { node } => {
+                let disk = &mut self.nodes[usize::from(node)].synced;
+                if disk.is_empty() {
+                    return;
+                }
+                let record = self.fault_rng.below(disk.len() as u64) as usize;
+                let bit = self.fault_rng.below(disk[record].len() as u64 * 8) as usize;
+                disk[record][bit / 8] ^= 1 << (bit % 8);
+                self.corrupted.insert(node);
+                self.trace_instant(
+                    Some(node),
+                    now_ns,
+                    &format!("corrupt: bit {bit} of stored record {record}"),
+                );
             }
             FaultAction::Pause { node } => self.nodes[usize::from(node)].state = NodeState::Paused,
             FaultAction::Resume { node } => {
@@ -1357,7 +1420,9 @@ impl Simulation {
                     // The durability contract: sync before any later output.
                     let target_node = &mut self.nodes[index];
                     let records = std::mem::take(&mut target_node.unsynced);
-                    target_node.synced.extend(records);
+                    target_node
+                        .synced
+                        .extend(records.iter().map(DurableRecord::to_stored));
                     self.send(node, now_ns, to, message);
                 }
                 Output::Committed(committed) => {

@@ -356,6 +356,14 @@ pub enum FaultAction {
         /// The node.
         node: u16,
     },
+    /// One bit of one of the node's synced durable records flips on its disk
+    /// (chosen by the fault stream). The node reads its records only when it
+    /// restarts: it must detect the corruption there and refuse to start,
+    /// since a silently wrong signing record could make it sign twice.
+    Corrupt {
+        /// The node.
+        node: u16,
+    },
     /// The node stops processing (messages to it are lost) but keeps its state.
     Pause {
         /// The node.
@@ -435,6 +443,10 @@ pub struct Expectations {
     /// replica ever reports fails the run, so a misspelling cannot pass.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rejections_min: BTreeMap<String, u64>,
+    /// At least this many restarts refused because a stored record failed
+    /// its checksum (proof that a `corrupt` fault was read back and caught).
+    #[serde(default)]
+    pub corruptions_detected_min: u64,
 }
 
 impl Default for Expectations {
@@ -445,6 +457,7 @@ impl Default for Expectations {
             evidence_min: 0,
             view_changes_max: None,
             rejections_min: BTreeMap::new(),
+            corruptions_detected_min: 0,
         }
     }
 }
@@ -498,6 +511,7 @@ impl Scenario {
             let nodes: Vec<u16> = match &fault.action {
                 FaultAction::Crash { node }
                 | FaultAction::Restart { node }
+                | FaultAction::Corrupt { node }
                 | FaultAction::Pause { node }
                 | FaultAction::Resume { node }
                 | FaultAction::Isolate { node }

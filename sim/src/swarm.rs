@@ -36,6 +36,7 @@ pub fn derive(base: &Scenario, seed: u64) -> Scenario {
     // The seed's own faults decide how many view changes are fair.
     scenario.expect.view_changes_max = None;
     scenario.expect.rejections_min.clear();
+    scenario.expect.corruptions_detected_min = 0;
     // Each fault kind is switched on by its own coin, as swarm testing does.
     scenario.random_faults = RandomFaults {
         loss_per_mille: if rng.chance(1, 2) { rng.below(301) } else { 0 },

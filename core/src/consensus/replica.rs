@@ -386,6 +386,58 @@ impl codec::Decode for DurableRecord {
     }
 }
 
+/// Why stored bytes are not a durable record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Shorter than the checksum that must precede every record.
+    #[error("stored durable record is {0} bytes, shorter than its checksum")]
+    Truncated(usize),
+    /// The bytes changed after they were written.
+    #[error("stored durable record fails its checksum: the storage corrupted it")]
+    ChecksumMismatch,
+    /// The checksum holds but the record does not decode (written by an
+    /// incompatible version).
+    #[error("stored durable record does not decode: {0}")]
+    Malformed(CodecError),
+}
+
+/// Bytes of the checksum in front of each stored record (blake3, truncated).
+const RECORD_CHECKSUM_BYTES: usize = 16;
+
+fn record_checksum(encoded: &[u8]) -> [u8; RECORD_CHECKSUM_BYTES] {
+    let digest = Digest::of_parts("shieldx durable record", &[encoded]);
+    let mut checksum = [0; RECORD_CHECKSUM_BYTES];
+    checksum.copy_from_slice(&digest.as_bytes()[..RECORD_CHECKSUM_BYTES]);
+    checksum
+}
+
+impl DurableRecord {
+    /// The record as a driver stores it: a checksum, then the encoding. A
+    /// corrupted record can decode to a plausible but different one (a
+    /// flipped bit in a signed digest), and a replica recovered from it could
+    /// sign twice for one slot; the checksum makes every such read fail.
+    pub fn to_stored(&self) -> Vec<u8> {
+        let encoded = codec::Encode::to_encoded(self);
+        let mut stored = Vec::with_capacity(RECORD_CHECKSUM_BYTES + encoded.len());
+        stored.extend_from_slice(&record_checksum(&encoded));
+        stored.extend_from_slice(&encoded);
+        stored
+    }
+
+    /// Reads a record written by [`DurableRecord::to_stored`], refusing any
+    /// bytes that changed since.
+    pub fn from_stored(stored: &[u8]) -> Result<DurableRecord, RecordError> {
+        if stored.len() < RECORD_CHECKSUM_BYTES {
+            return Err(RecordError::Truncated(stored.len()));
+        }
+        let (checksum, encoded) = stored.split_at(RECORD_CHECKSUM_BYTES);
+        if checksum != record_checksum(encoded) {
+            return Err(RecordError::ChecksumMismatch);
+        }
+        codec::decode_exact(encoded).map_err(RecordError::Malformed)
+    }
+}
+
 /// A committed, executed batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {

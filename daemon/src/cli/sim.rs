@@ -257,6 +257,13 @@ fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> 
         report.evidence,
         report.checks
     )?;
+    if stats.ledger_write_failures + stats.corruptions_detected > 0 {
+        writeln!(
+            out,
+            "storage faults: {} failed ledger writes ({} halts), {} corrupted records detected at restart",
+            stats.ledger_write_failures, stats.halts, stats.corruptions_detected
+        )?;
+    }
     for (index, node) in report.nodes.iter().enumerate() {
         writeln!(
             out,

@@ -122,11 +122,10 @@ impl NodeStore {
                 .last()
                 .map_err(storage)?
                 .map_or(0, |(k, _)| k.value() + 1);
-            let mut bytes = Vec::new();
             for (key, record) in (next..).zip(&batch.records) {
-                bytes.clear();
-                record.encode(&mut bytes);
-                records.insert(key, bytes.as_slice()).map_err(storage)?;
+                records
+                    .insert(key, record.to_stored().as_slice())
+                    .map_err(storage)?;
             }
             if let Some((certificate, snapshot)) = &batch.stable {
                 let mut meta = tx.open_table(META).map_err(storage)?;
@@ -141,7 +140,9 @@ impl NodeStore {
                     .map_err(storage)?
                     .filter_map(Result::ok)
                     .filter_map(|(k, v)| {
-                        let record = codec::decode_exact::<DurableRecord>(v.value()).ok()?;
+                        // A record that fails its checksum is kept: recovery
+                        // must see it and refuse to start.
+                        let record = DurableRecord::from_stored(v.value()).ok()?;
                         let below = match record {
                             DurableRecord::Signed { sequence, .. } => {
                                 sequence <= certificate.sequence
@@ -193,8 +194,7 @@ impl NodeStore {
         for item in table.iter().map_err(storage)? {
             let (_, v) = item.map_err(storage)?;
             records.push(
-                codec::decode_exact::<DurableRecord>(v.value())
-                    .map_err(|e| corrupt("durable record", e))?,
+                DurableRecord::from_stored(v.value()).map_err(|e| corrupt("durable record", e))?,
             );
         }
         let meta = tx.open_table(META).map_err(storage)?;
