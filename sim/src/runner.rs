@@ -50,12 +50,9 @@ const GENESIS_STAKE_PER_POWER: u64 = 1_000;
 /// rules and snapshots as the daemon.
 pub type SimApp = App<MemoryStore>;
 
-/// The account of simulated client `c` (its ed25519 public key).
-fn client_account(c: u16) -> [u8; 32] {
-    SigningKey::from_slice(&node_key_seed(c, "client"))
-        .expect("32-byte seed")
-        .verifying_key()
-        .to_bytes()
+/// The account of a simulated client: its ed25519 public key.
+fn account_of(client: &SigningKey) -> [u8; 32] {
+    client.verifying_key().to_bytes()
 }
 
 fn shieldx_sim_workload(seed: u64) -> crate::workload::Workload {
@@ -404,7 +401,7 @@ impl Simulation {
         let clients: Vec<SigningKey> = (0..scenario.workload.clients)
             .map(|c| SigningKey::from_slice(&node_key_seed(c, "client")).expect("32-byte seed"))
             .collect();
-        let admin = client_account(0);
+        let admin = account_of(&clients[0]);
         let nodes = (0..n)
             .map(|i| {
                 let mut config = ReplicaConfig::new(CHAIN_ID, validators.clone());
@@ -531,10 +528,15 @@ impl Simulation {
         }
     }
 
+    /// The account of simulated client `client`.
+    fn client_account(&self, client: u16) -> [u8; 32] {
+        account_of(&self.clients[usize::from(client)])
+    }
+
     /// Sends a client's due requests while every uncommitted one stays
     /// within the client window of the newest sent (the replicas' contract).
     fn pump_client(&mut self, client: u16, now_ns: u64) {
-        let account = client_account(client);
+        let account = self.client_account(client);
         while let Some(&request_id) = self.backlog[usize::from(client)].front() {
             let oldest = self
                 .outstanding
@@ -590,7 +592,7 @@ impl Simulation {
             return Transaction::Mint {
                 time_ms,
                 key,
-                to: client_account((request_id - 1) as u16),
+                to: self.client_account((request_id - 1) as u16),
                 amount: 1_000,
             };
         }
@@ -603,14 +605,18 @@ impl Simulation {
                     .collect();
                 Transaction::SubmitEvents { time_ms, events }
             }
-            5..=8 => Transaction::Transfer {
-                time_ms,
-                key,
-                legs: vec![TransferLeg {
-                    to: client_account(self.workload_rng.below(u64::from(clients)) as u16),
-                    amount: 1 + self.workload_rng.below(400),
-                }],
-            },
+            5..=8 => {
+                // Draw order (recipient, then amount) is part of every trace.
+                let to = self.workload_rng.below(u64::from(clients)) as u16;
+                Transaction::Transfer {
+                    time_ms,
+                    key,
+                    legs: vec![TransferLeg {
+                        to: self.client_account(to),
+                        amount: 1 + self.workload_rng.below(400),
+                    }],
+                }
+            }
             _ => Transaction::Stake {
                 time_ms,
                 amount: 1 + self.workload_rng.below(50),
@@ -1128,7 +1134,7 @@ impl Simulation {
                 request_id,
                 attempt,
             } => {
-                let account = client_account(client);
+                let account = self.client_account(client);
                 let Some(request) = self.outstanding.get(&(account, request_id)).cloned() else {
                     return;
                 };
@@ -1432,8 +1438,11 @@ impl Simulation {
                             .outstanding
                             .remove(&(account, request.request_id))
                             .is_some()
-                            && let Some(client) = (0..self.backlog.len() as u16)
-                                .find(|c| client_account(*c) == account)
+                            && let Some(client) = self
+                                .clients
+                                .iter()
+                                .position(|c| account_of(c) == account)
+                                .map(|c| c as u16)
                             && !self.backlog[usize::from(client)].is_empty()
                         {
                             self.schedule(now_ns, Event::Pump { client });

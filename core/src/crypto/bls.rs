@@ -19,10 +19,7 @@
 
 use core::fmt;
 
-use bls12_381::hash_to_curve::{ExpandMsgXmd, HashToCurve};
-use bls12_381::{
-    G1Affine, G1Projective, G2Affine, G2Prepared, G2Projective, Gt, Scalar, multi_miller_loop,
-};
+use bls12_381::Scalar;
 use hkdf::Hkdf;
 use rand_core::CryptoRng;
 use sha2::{Digest as _, Sha256};
@@ -32,6 +29,17 @@ use super::CryptoError;
 use super::hex_fmt::{fixed, write_hex};
 
 pub mod threshold;
+
+// The group arithmetic. A build with the test-only `simulated-signatures`
+// feature compiles `bls/simulated.rs` in its place (same functions, scalar-field
+// stand-ins); every other build uses BLS12-381.
+#[cfg(not(feature = "simulated-signatures"))]
+mod group;
+#[cfg(feature = "simulated-signatures")]
+#[path = "bls/simulated.rs"]
+mod group;
+
+use group::{PublicPoint, SignaturePoint};
 
 /// Domain separation tag for message signatures.
 pub const SIGNATURE_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
@@ -44,16 +52,16 @@ pub struct BlsSecretKey(Scalar);
 
 /// A BLS public key in G1 that passed `KeyValidate`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct BlsPublicKey(G1Affine);
+pub struct BlsPublicKey(PublicPoint);
 
 /// A BLS signature (or proof of possession) in G2, subgroup-checked.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct BlsSignature(G2Affine);
+pub struct BlsSignature(SignaturePoint);
 
 /// The sum of several public keys, for verifying a signature aggregated over one
 /// message. Only sound when every summand's proof of possession was verified.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct AggregatePublicKey(G1Affine);
+pub struct AggregatePublicKey(PublicPoint);
 
 impl BlsSecretKey {
     /// Length of the encoding in bytes.
@@ -126,18 +134,18 @@ impl BlsSecretKey {
 
     /// `SkToPk`.
     pub fn public_key(&self) -> BlsPublicKey {
-        BlsPublicKey(G1Affine::from(G1Affine::generator() * self.0))
+        BlsPublicKey(group::public_of(&self.0))
     }
 
     /// `Sign(SK, message)`.
     pub fn sign(&self, message: &[u8]) -> BlsSignature {
-        BlsSignature(G2Affine::from(hash_to_g2(message, SIGNATURE_DST) * self.0))
+        BlsSignature(group::sign(&self.0, message, SIGNATURE_DST))
     }
 
     /// `PopProve(SK)`: a signature over the public key's encoding under [`POP_DST`].
     pub fn prove_possession(&self) -> BlsSignature {
         let public = self.public_key().to_bytes();
-        BlsSignature(G2Affine::from(hash_to_g2(&public, POP_DST) * self.0))
+        BlsSignature(group::sign(&self.0, &public, POP_DST))
     }
 }
 
@@ -157,32 +165,32 @@ impl BlsPublicKey {
     pub fn from_slice(bytes: &[u8]) -> Result<BlsPublicKey, CryptoError> {
         const WHAT: &str = "BLS public key";
         let bytes = fixed::<48>(WHAT, bytes)?;
-        let unchecked = Option::<G1Affine>::from(G1Affine::from_compressed_unchecked(&bytes))
-            .ok_or(CryptoError::InvalidPoint { what: WHAT })?;
-        if bool::from(unchecked.is_identity()) {
-            return Err(CryptoError::IdentityPoint { what: WHAT });
-        }
-        if !bool::from(unchecked.is_torsion_free()) {
-            return Err(CryptoError::NotInSubgroup { what: WHAT });
-        }
-        Ok(BlsPublicKey(unchecked))
+        group::decode_public(&bytes, WHAT).map(BlsPublicKey)
     }
 
     /// The 48-byte compressed encoding.
     pub fn to_bytes(&self) -> [u8; 48] {
-        self.0.to_compressed()
+        group::encode_public(&self.0)
     }
 
     /// `Verify(PK, message, signature)`.
     pub fn verify(&self, message: &[u8], signature: &BlsSignature) -> Result<(), CryptoError> {
-        let hashed = G2Affine::from(hash_to_g2(message, SIGNATURE_DST));
-        pairing_check(&[(&self.0, &hashed)], &signature.0, "BLS signature")
+        group::verify(
+            &[(&self.0, message)],
+            SIGNATURE_DST,
+            &signature.0,
+            "BLS signature",
+        )
     }
 
     /// `PopVerify(PK, proof)`.
     pub fn verify_possession(&self, proof: &BlsSignature) -> Result<(), CryptoError> {
-        let hashed = G2Affine::from(hash_to_g2(&self.to_bytes(), POP_DST));
-        pairing_check(&[(&self.0, &hashed)], &proof.0, "BLS proof of possession")
+        group::verify(
+            &[(&self.0, &self.to_bytes())],
+            POP_DST,
+            &proof.0,
+            "BLS proof of possession",
+        )
     }
 }
 
@@ -203,17 +211,12 @@ impl BlsSignature {
     pub fn from_slice(bytes: &[u8]) -> Result<BlsSignature, CryptoError> {
         const WHAT: &str = "BLS signature";
         let bytes = fixed::<96>(WHAT, bytes)?;
-        let unchecked = Option::<G2Affine>::from(G2Affine::from_compressed_unchecked(&bytes))
-            .ok_or(CryptoError::InvalidPoint { what: WHAT })?;
-        if !bool::from(unchecked.is_torsion_free()) {
-            return Err(CryptoError::NotInSubgroup { what: WHAT });
-        }
-        Ok(BlsSignature(unchecked))
+        group::decode_signature(&bytes, WHAT).map(BlsSignature)
     }
 
     /// The 96-byte compressed encoding.
     pub fn to_bytes(&self) -> [u8; 96] {
-        self.0.to_compressed()
+        group::encode_signature(&self.0)
     }
 
     /// `Aggregate(signatures)`: the sum of the points. Fails on an empty list.
@@ -223,10 +226,9 @@ impl BlsSignature {
                 what: "BLS signature aggregation",
             });
         }
-        let sum = signatures
-            .iter()
-            .fold(G2Projective::identity(), |acc, signature| acc + signature.0);
-        Ok(BlsSignature(G2Affine::from(sum)))
+        Ok(BlsSignature(group::weighted_sum(
+            signatures.iter().map(|s| (&s.0, Scalar::one())),
+        )))
     }
 }
 
@@ -244,30 +246,28 @@ impl AggregatePublicKey {
         publics: impl IntoIterator<Item = &'a BlsPublicKey>,
     ) -> Result<AggregatePublicKey, CryptoError> {
         let mut count = 0usize;
-        let sum = publics
-            .into_iter()
-            .fold(G1Projective::identity(), |acc, public| {
-                count += 1;
-                acc.add_mixed(&public.0)
-            });
+        let sum = group::sum_publics(publics.into_iter().map(|public| {
+            count += 1;
+            &public.0
+        }));
         if count == 0 {
             return Err(CryptoError::Empty {
                 what: "BLS public key aggregation",
             });
         }
-        Ok(AggregatePublicKey(G1Affine::from(sum)))
+        Ok(AggregatePublicKey(sum))
     }
 
     /// Verifies a signature aggregated over one message by every summand.
     pub fn verify(&self, message: &[u8], signature: &BlsSignature) -> Result<(), CryptoError> {
-        if bool::from(self.0.is_identity()) {
+        if group::is_identity(&self.0) {
             return Err(CryptoError::IdentityPoint {
                 what: "BLS aggregate public key",
             });
         }
-        let hashed = G2Affine::from(hash_to_g2(message, SIGNATURE_DST));
-        pairing_check(
-            &[(&self.0, &hashed)],
+        group::verify(
+            &[(&self.0, message)],
+            SIGNATURE_DST,
             &signature.0,
             "BLS aggregate signature",
         )
@@ -277,7 +277,7 @@ impl AggregatePublicKey {
 impl fmt::Debug for AggregatePublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("AggregatePublicKey(")?;
-        write_hex(f, &self.0.to_compressed())?;
+        write_hex(f, &group::encode_public(&self.0))?;
         f.write_str(")")
     }
 }
@@ -310,44 +310,17 @@ pub fn aggregate_verify(
     if publics.is_empty() {
         return Err(CryptoError::Empty { what: WHAT });
     }
-    let hashed: Vec<G2Affine> = messages
+    let terms: Vec<(&PublicPoint, &[u8])> = publics
         .iter()
-        .map(|m| G2Affine::from(hash_to_g2(m, SIGNATURE_DST)))
+        .map(|p| &p.0)
+        .zip(messages.iter().copied())
         .collect();
-    let pairs: Vec<(&G1Affine, &G2Affine)> =
-        publics.iter().map(|p| &p.0).zip(hashed.iter()).collect();
-    pairing_check(&pairs, &signature.0, "BLS aggregate signature")
-}
-
-/// Checks `prod e(P_i, Q_i) == e(g1, signature)` with one multi-Miller loop and one
-/// final exponentiation, as `prod e(P_i, Q_i) * e(-g1, signature) == 1`.
-fn pairing_check(
-    pairs: &[(&G1Affine, &G2Affine)],
-    signature: &G2Affine,
-    what: &'static str,
-) -> Result<(), CryptoError> {
-    let prepared: Vec<G2Prepared> = pairs
-        .iter()
-        .map(|(_, q)| G2Prepared::from(**q))
-        .chain(core::iter::once(G2Prepared::from(*signature)))
-        .collect();
-    let minus_generator = -G1Affine::generator();
-    let terms: Vec<(&G1Affine, &G2Prepared)> = pairs
-        .iter()
-        .map(|(p, _)| *p)
-        .chain(core::iter::once(&minus_generator))
-        .zip(prepared.iter())
-        .collect();
-    if multi_miller_loop(&terms).final_exponentiation() == Gt::identity() {
-        Ok(())
-    } else {
-        Err(CryptoError::VerificationFailed { what })
-    }
-}
-
-/// `hash_to_curve` onto G2 with `expand_message_xmd(SHA-256)` (RFC 9380 section 8.8.2).
-fn hash_to_g2(message: &[u8], dst: &[u8]) -> G2Projective {
-    <G2Projective as HashToCurve<ExpandMsgXmd<sha2_v010::Sha256>>>::hash_to_curve([message], dst)
+    group::verify(
+        &terms,
+        SIGNATURE_DST,
+        &signature.0,
+        "BLS aggregate signature",
+    )
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 
 use core::fmt;
 
+#[cfg(not(feature = "simulated-signatures"))]
 use ed25519_dalek::Signer as _;
 use rand_core::CryptoRng;
 
@@ -57,7 +58,13 @@ impl SigningKey {
 
     /// Signs `message` (PureEdDSA; deterministic).
     pub fn sign(&self, message: &[u8]) -> Signature {
-        Signature(self.0.sign(message))
+        #[cfg(not(feature = "simulated-signatures"))]
+        return Signature(self.0.sign(message));
+        #[cfg(feature = "simulated-signatures")]
+        return Signature(ed25519_dalek::Signature::from_bytes(&simulated::sign(
+            self.0.verifying_key().as_bytes(),
+            message,
+        )));
     }
 }
 
@@ -98,11 +105,16 @@ impl VerifyingKey {
     /// Verifies `signature` on `message` strictly (RFC 8032 section 5.1.7 plus
     /// rejection of small-order `R` and non-canonical `s`).
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), CryptoError> {
-        self.0
+        const WHAT: &str = "ed25519 signature";
+        #[cfg(not(feature = "simulated-signatures"))]
+        return self
+            .0
             .verify_strict(message, &signature.0)
-            .map_err(|_| CryptoError::VerificationFailed {
-                what: "ed25519 signature",
-            })
+            .map_err(|_| CryptoError::VerificationFailed { what: WHAT });
+        #[cfg(feature = "simulated-signatures")]
+        return (simulated::sign(self.0.as_bytes(), message) == signature.0.to_bytes())
+            .then_some(())
+            .ok_or(CryptoError::VerificationFailed { what: WHAT });
     }
 }
 
@@ -163,10 +175,43 @@ pub fn verify_batch(
     if messages.is_empty() {
         return Ok(());
     }
-    let signatures: Vec<ed25519_dalek::Signature> = signatures.iter().map(|s| s.0).collect();
-    let keys: Vec<ed25519_dalek::VerifyingKey> = keys.iter().map(|k| k.0).collect();
-    ed25519_dalek::verify_batch(messages, &signatures, &keys)
-        .map_err(|_| CryptoError::VerificationFailed { what: WHAT })
+    #[cfg(not(feature = "simulated-signatures"))]
+    {
+        let signatures: Vec<ed25519_dalek::Signature> = signatures.iter().map(|s| s.0).collect();
+        let keys: Vec<ed25519_dalek::VerifyingKey> = keys.iter().map(|k| k.0).collect();
+        ed25519_dalek::verify_batch(messages, &signatures, &keys)
+            .map_err(|_| CryptoError::VerificationFailed { what: WHAT })
+    }
+    #[cfg(feature = "simulated-signatures")]
+    {
+        let all_valid = messages
+            .iter()
+            .zip(signatures)
+            .zip(keys)
+            .all(|((message, signature), key)| key.verify(message, signature).is_ok());
+        all_valid
+            .then_some(())
+            .ok_or(CryptoError::VerificationFailed { what: WHAT })
+    }
+}
+
+/// Test-only stand-in for ed25519 signing, compiled under the
+/// `simulated-signatures` feature: a signature is 64 bytes of blake3 output
+/// derived from the *public* key and the message. Anyone can compute it for
+/// any key, so it is no signature at all; it stands in for ed25519 only
+/// against the simulator's Byzantine roles, which sign with their own keys and
+/// forge by corrupting bytes. The node refuses to start in such a build
+/// ([`super::SIMULATED_SIGNATURES`]).
+#[cfg(feature = "simulated-signatures")]
+mod simulated {
+    pub(super) fn sign(public: &[u8; 32], message: &[u8]) -> [u8; 64] {
+        let mut hasher = blake3::Hasher::new_derive_key("shieldx simulated signatures: ed25519");
+        hasher.update(public);
+        hasher.update(message);
+        let mut signature = [0u8; 64];
+        hasher.finalize_xof().fill(&mut signature);
+        signature
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,10 @@
 //!   `BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_`, on `bls12_381`, with aggregation,
 //!   proofs of possession and t-of-n threshold signing.
 //!
+//! A build with the test-only `simulated-signatures` feature replaces the
+//! ed25519 and BLS arithmetic with fast stand-ins that authenticate nothing
+//! ([`SIMULATED_SIGNATURES`]); the ECVRF and blake3 are never replaced.
+//!
 //! Secret types zeroize on drop and never print their contents in `Debug`.
 //! Functions that need randomness take a caller-supplied [`rand_core::CryptoRng`]:
 //! this crate never reaches for OS randomness itself.
@@ -23,6 +27,12 @@ pub mod vrf;
 mod hex_fmt;
 
 pub use digest::Digest;
+
+/// Whether this build replaced ed25519 and BLS signatures with the simulator's
+/// test-only stand-ins (feature `simulated-signatures`; see `bls/simulated.rs`).
+/// Such a build authenticates nothing: a node must refuse to run in it, and
+/// the simulator says so in every summary. The ECVRF and blake3 stay real.
+pub const SIMULATED_SIGNATURES: bool = cfg!(feature = "simulated-signatures");
 
 /// Why a cryptographic input was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -169,6 +169,9 @@ fn swarm(
         .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
     let base = Scenario::from_toml(&text)
         .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+    if let Some(line) = signature_notice() {
+        writeln!(out, "{line}")?;
+    }
     let mut failed = 0usize;
     let bar = terminal_progress_bar("{elapsed_precise} [{bar:30}] {pos}/{len} seeds  {msg}");
     if let Some(bar) = &bar {
@@ -200,7 +203,8 @@ fn swarm(
         }
         writeln!(
             out,
-            "  replay: shieldx sim swarm --scenario {} --seeds 1 --from {seed}",
+            "  replay: {} sim swarm --scenario {} --seeds 1 --from {seed}",
+            replay_program(),
             path.display()
         )?;
         writeln!(out, "  derived scenario:")?;
@@ -217,6 +221,23 @@ fn swarm(
     } else {
         Ok(())
     }
+}
+
+/// The command that replays a seed: a run in the test-only fast-signature build
+/// replays only in that build (its signatures, and so its digests, differ).
+fn replay_program() -> &'static str {
+    if shieldx_core::crypto::SIMULATED_SIGNATURES {
+        "cargo run --release -p shieldx-daemon --features fast-signatures --"
+    } else {
+        "shieldx"
+    }
+}
+
+/// Says so when this build's signatures are the simulator's stand-ins.
+fn signature_notice() -> Option<&'static str> {
+    shieldx_core::crypto::SIMULATED_SIGNATURES.then_some(
+        "signatures: simulated stand-ins (test-only build with --features fast-signatures)",
+    )
 }
 
 /// A progress bar on stderr with `template`, or `None` when stderr is not a
@@ -236,6 +257,9 @@ fn terminal_progress_bar(template: &str) -> Option<indicatif::ProgressBar> {
 fn write_report(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
     let stats = &report.stats;
     writeln!(out, "scenario: {} (seed {})", report.scenario, report.seed)?;
+    if let Some(line) = signature_notice() {
+        writeln!(out, "{line}")?;
+    }
     writeln!(
         out,
         "simulated: {:.3} s, events {}, messages sent {} delivered {} dropped {} duplicated {}",

@@ -94,6 +94,13 @@ pub enum NodeError {
     /// The gRPC server failed.
     #[error("transport: {0}")]
     Transport(String),
+    /// This binary was built with the simulator's test-only stand-in
+    /// signatures, which authenticate nothing.
+    #[error(
+        "this build has the test-only feature simulated-signatures and authenticates nothing; \
+         rebuild without --features fast-signatures to run a node"
+    )]
+    SimulatedSignatures,
 }
 
 impl NodeError {
@@ -370,6 +377,9 @@ async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, NodeError>
 
 /// Starts a node from its configuration (inside a tokio runtime).
 pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
+    if shieldx_core::crypto::SIMULATED_SIGNATURES {
+        return Err(NodeError::SimulatedSignatures);
+    }
     let prepared = prepare(config)?;
     let started = Instant::now();
     let store = Arc::new(NodeStore::open(&prepared.data.join("consensus.redb"))?);

@@ -11,7 +11,7 @@
 //! signature can be checked against its public share before combination, so a
 //! bad share is attributable.
 
-use bls12_381::{G2Affine, G2Projective, Scalar};
+use bls12_381::Scalar;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -165,12 +165,12 @@ pub fn combine(threshold: u32, partials: &[PartialSignature]) -> Result<BlsSigna
         .iter()
         .map(|p| Scalar::from(u64::from(p.index)))
         .collect();
-    let mut combined = G2Projective::identity();
-    for (i, partial) in chosen.iter().enumerate() {
-        let lambda = lagrange_at_zero(&xs, i);
-        combined += G2Projective::from(partial.signature.0) * lambda;
-    }
-    Ok(BlsSignature(G2Affine::from(combined)))
+    Ok(BlsSignature(super::group::weighted_sum(
+        chosen
+            .iter()
+            .enumerate()
+            .map(|(i, partial)| (&partial.signature.0, lagrange_at_zero(&xs, i))),
+    )))
 }
 
 /// `lambda_i(0) = prod_{j != i} x_j / (x_j - x_i)`; the x values are distinct.
