@@ -98,6 +98,10 @@ enum Event {
     Timer {
         node: ReplicaIndex,
     },
+    /// The timer of a node's twin ([`ByzantineRole::Twin`]).
+    TwinTimer {
+        node: ReplicaIndex,
+    },
     Submit {
         client: u16,
         request_id: u64,
@@ -136,6 +140,9 @@ enum NodeState {
 #[derive(Debug)]
 struct Node {
     replica: Replica<SimApp>,
+    /// The second replica of a [`ByzantineRole::Twin`] validator: the same
+    /// keys, its own memory, no disk. It shares the node's state and clock.
+    twin: Option<Twin>,
     state: NodeState,
     timer_at_ns: Option<u64>,
     role: Option<ByzantineRole>,
@@ -147,6 +154,19 @@ struct Node {
     synced: Vec<Vec<u8>>,
     unsynced: Vec<DurableRecord>,
     history: VecDeque<Rc<Vec<u8>>>,
+}
+
+#[derive(Debug)]
+struct Twin {
+    replica: Replica<SimApp>,
+    timer_at_ns: Option<u64>,
+}
+
+/// Which replicas of a node a delivery reaches.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    original: bool,
+    twin: bool,
 }
 
 impl Node {
@@ -402,41 +422,48 @@ impl Simulation {
             .map(|c| SigningKey::from_slice(&node_key_seed(c, "client")).expect("32-byte seed"))
             .collect();
         let admin = account_of(&clients[0]);
+        let start_local_ns = |i: u16| {
+            let clock = scenario.clocks.iter().find(|c| c.node == i);
+            clock.map_or(0, |c| c.skew_ms * MS as i64).max(0) as u64
+        };
+        let build_replica = |i: u16| {
+            let mut config = ReplicaConfig::new(CHAIN_ID, validators.clone());
+            config.checkpoint_interval = settings.checkpoint_interval;
+            config.window = settings.window;
+            config.batch_requests_max = settings.batch_requests_max;
+            config.batch_timeout_ns = settings.batch_timeout_ms * MS;
+            config.request_timeout_ns = settings.request_timeout_ms * MS;
+            config.status_interval_ns = settings.status_interval_ms * MS;
+            #[cfg(feature = "planted-bugs")]
+            {
+                config.planted_bug = settings
+                    .planted_bug
+                    .as_deref()
+                    .and_then(shieldx_core::consensus::PlantedBug::from_name);
+            }
+            let keys = ReplicaKeys {
+                index: i,
+                identity: identity(i),
+                vote_key: vote_keys[usize::from(i)].clone(),
+                vrf_key: vrf_key(i),
+            };
+            Replica::new(
+                config,
+                keys,
+                Box::new(VrfSchedule),
+                new_app(admin, &validators, &scenario.staking),
+                start_local_ns(i),
+            )
+            .expect("scenario settings are valid")
+        };
         let nodes = (0..n)
             .map(|i| {
-                let mut config = ReplicaConfig::new(CHAIN_ID, validators.clone());
-                config.checkpoint_interval = settings.checkpoint_interval;
-                config.window = settings.window;
-                config.batch_requests_max = settings.batch_requests_max;
-                config.batch_timeout_ns = settings.batch_timeout_ms * MS;
-                config.request_timeout_ns = settings.request_timeout_ms * MS;
-                config.status_interval_ns = settings.status_interval_ms * MS;
-                #[cfg(feature = "planted-bugs")]
-                {
-                    config.planted_bug = settings
-                        .planted_bug
-                        .as_deref()
-                        .and_then(shieldx_core::consensus::PlantedBug::from_name);
-                }
-                let keys = ReplicaKeys {
-                    index: i,
-                    identity: identity(i),
-                    vote_key: vote_keys[usize::from(i)].clone(),
-                    vrf_key: vrf_key(i),
-                };
                 let clock = scenario.clocks.iter().find(|c| c.node == i);
                 let skew_ns = clock.map_or(0, |c| c.skew_ms * MS as i64);
                 let drift_ppm = clock.map_or(0, |c| c.drift_ppm);
-                let start_local_ns = skew_ns.max(0) as u64;
                 Node {
-                    replica: Replica::new(
-                        config,
-                        keys,
-                        Box::new(VrfSchedule),
-                        new_app(admin, &validators, &scenario.staking),
-                        start_local_ns,
-                    )
-                    .expect("scenario settings are valid"),
+                    replica: build_replica(i),
+                    twin: None,
                     state: NodeState::Up,
                     timer_at_ns: None,
                     role: None,
@@ -458,7 +485,14 @@ impl Simulation {
             .map(|b| (b.node.resolve(|view| schedule.primary_of(view)), b.role))
             .collect();
         for (node, role) in &roles {
-            nodes[usize::from(*node)].role = Some(*role);
+            let target = &mut nodes[usize::from(*node)];
+            target.role = Some(*role);
+            if *role == ByzantineRole::Twin {
+                target.twin = Some(Twin {
+                    replica: build_replica(*node),
+                    timer_at_ns: None,
+                });
+            }
         }
         let colliding = roles.len() < scenario.byzantine.len();
         let checker = Checker::new(
@@ -519,12 +553,48 @@ impl Simulation {
     /// Hands `request` to every replica that is up.
     fn broadcast_request(&mut self, request: &Request, now_ns: u64) {
         for node in 0..self.nodes.len() as u16 {
+            if self.nodes[usize::from(node)].state != NodeState::Up {
+                continue;
+            }
+            let route = self.route(node);
             let target = &mut self.nodes[usize::from(node)];
-            if target.state == NodeState::Up {
-                let local = target.local_time(now_ns);
+            let local = target.local_time(now_ns);
+            if route.original {
                 let _ = target.replica.handle_request(local, request.clone());
                 self.drain(node, now_ns);
             }
+            if route.twin {
+                let twin = self.nodes[usize::from(node)].twin.as_mut();
+                if let Some(twin) = twin {
+                    let _ = twin.replica.handle_request(local, request.clone());
+                }
+                self.drain_twin(node, now_ns);
+            }
+        }
+    }
+
+    /// Which of `node`'s replicas an input reaches: the only one, or for a
+    /// twin pair one or both, a third each (network stream).
+    fn route(&mut self, node: ReplicaIndex) -> Route {
+        if self.nodes[usize::from(node)].twin.is_none() {
+            return Route {
+                original: true,
+                twin: false,
+            };
+        }
+        match self.network_rng.below(3) {
+            0 => Route {
+                original: true,
+                twin: false,
+            },
+            1 => Route {
+                original: false,
+                twin: true,
+            },
+            _ => Route {
+                original: true,
+                twin: true,
+            },
         }
     }
 
@@ -838,6 +908,7 @@ impl Simulation {
         self.schedule(self.scenario.run.faults_stop_ms * MS, Event::FaultsStop);
         for node in 0..self.nodes.len() as u16 {
             self.reschedule_timer(node);
+            self.drain_twin(node, 0);
         }
     }
 
@@ -1071,14 +1142,27 @@ impl Simulation {
                 }
                 self.stats.messages_delivered += 1;
                 let message = self.decode(digest, &bytes);
+                let route = self.route(to);
                 let node = &mut self.nodes[usize::from(to)];
                 let local = node.local_time(now_ns);
-                let _ = match message {
-                    Some(message) => node.replica.handle_message(local, from, message),
-                    // Malformed: the replica decodes, rejects and counts it itself.
-                    None => node.replica.handle_bytes(local, from, &bytes),
-                };
-                self.drain(to, now_ns);
+                if route.twin
+                    && let Some(twin) = node.twin.as_mut()
+                {
+                    let _ = match message.clone() {
+                        Some(message) => twin.replica.handle_message(local, from, message),
+                        None => twin.replica.handle_bytes(local, from, &bytes),
+                    };
+                    self.drain_twin(to, now_ns);
+                }
+                if route.original {
+                    let node = &mut self.nodes[usize::from(to)];
+                    let _ = match message {
+                        Some(message) => node.replica.handle_message(local, from, message),
+                        // Malformed: the replica decodes, rejects and counts it itself.
+                        None => node.replica.handle_bytes(local, from, &bytes),
+                    };
+                    self.drain(to, now_ns);
+                }
             }
             Event::Timer { node } => {
                 let index = usize::from(node);
@@ -1092,6 +1176,23 @@ impl Simulation {
                 let local = self.nodes[index].local_time(now_ns);
                 self.nodes[index].replica.handle_timeout(local);
                 self.drain(node, now_ns);
+            }
+            Event::TwinTimer { node } => {
+                let index = usize::from(node);
+                let due = self.nodes[index]
+                    .twin
+                    .as_ref()
+                    .is_some_and(|twin| twin.timer_at_ns == Some(now_ns));
+                if !due || self.nodes[index].state != NodeState::Up {
+                    return;
+                }
+                self.record("twin-timer", now_ns, &node.to_le_bytes());
+                let local = self.nodes[index].local_time(now_ns);
+                if let Some(twin) = self.nodes[index].twin.as_mut() {
+                    twin.timer_at_ns = None;
+                    twin.replica.handle_timeout(local);
+                }
+                self.drain_twin(node, now_ns);
             }
             Event::Submit { client, request_id } => {
                 self.maybe_fail_a_ledger_write();
@@ -1501,6 +1602,35 @@ impl Simulation {
         self.reschedule_timer(node);
     }
 
+    /// Sends what a node's twin sends, under the node's name; the rest of its
+    /// output (commits, replies, evidence, records) is the Byzantine
+    /// validator's own business and reaches neither clients nor checkers.
+    fn drain_twin(&mut self, node: ReplicaIndex, now_ns: u64) {
+        let index = usize::from(node);
+        let mut sends = Vec::new();
+        let Some(twin) = self.nodes[index].twin.as_mut() else {
+            return;
+        };
+        while let Some(output) = twin.replica.poll_output() {
+            if let Output::Send { to, message } = output {
+                sends.push((to, message));
+            }
+        }
+        let local = twin.replica.poll_timeout();
+        for (to, message) in sends {
+            self.send(node, now_ns, to, message);
+        }
+        let global = self.nodes[index]
+            .global_time(local)
+            .max(self.queue.now_ns());
+        if let Some(twin) = self.nodes[index].twin.as_mut()
+            && twin.timer_at_ns != Some(global)
+        {
+            twin.timer_at_ns = Some(global);
+            self.schedule(global, Event::TwinTimer { node });
+        }
+    }
+
     fn reschedule_timer(&mut self, node: ReplicaIndex) {
         let index = usize::from(node);
         let local = self.nodes[index].replica.poll_timeout();
@@ -1654,7 +1784,9 @@ impl Simulation {
                 }
                 out
             }
-            None => targets.iter().map(|t| (*t, plain.clone())).collect(),
+            None | Some(ByzantineRole::Twin) => {
+                targets.iter().map(|t| (*t, plain.clone())).collect()
+            }
         };
         let kind = message.kind();
         for (target, bytes) in per_target {

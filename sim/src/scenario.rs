@@ -329,6 +329,13 @@ pub enum ByzantineRole {
     /// `V` determines (its last pre-prepare dropped, or a null one added),
     /// properly signed. Honest replicas must refuse it and move to the next view.
     WrongNewView,
+    /// Twins (Bano et al., "Twins: BFT Systems Made Robust", OPODIS 2021):
+    /// the validator runs as two honest replicas holding the same keys. Each
+    /// message and request for it reaches one twin or both (the network
+    /// stream decides, a third each), so the twins see different histories
+    /// and may sign conflicting proposals and votes in good faith. Together
+    /// they are one Byzantine validator.
+    Twin,
 }
 
 /// One timed fault.

@@ -8,7 +8,7 @@ use crate::scenario::{
     TimedFault,
 };
 
-const ROLES: [ByzantineRole; 8] = [
+const ROLES: [ByzantineRole; 9] = [
     ByzantineRole::EquivocatingPrimary,
     ByzantineRole::DoubleVoter,
     ByzantineRole::Silent,
@@ -17,6 +17,7 @@ const ROLES: [ByzantineRole; 8] = [
     ByzantineRole::Replayer,
     ByzantineRole::Impersonator,
     ByzantineRole::WrongNewView,
+    ByzantineRole::Twin,
 ];
 
 /// The scenario that seed `seed` runs: `base` with randomised faults. The same
