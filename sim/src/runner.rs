@@ -347,6 +347,8 @@ pub struct Simulation {
     views_entered: Vec<u64>,
     /// Violations found by the driver itself (for example, an overflowing queue).
     extra_violations: Vec<Violation>,
+    /// (node, view) pairs already reported as led by an ineligible primary.
+    leader_violations: BTreeSet<(ReplicaIndex, u64)>,
     /// Nodes the run took down or cut off (crash, halt, pause, isolation,
     /// partition, one-way block, clog): liveness jailing may hit these.
     faulted: BTreeSet<ReplicaIndex>,
@@ -537,6 +539,7 @@ impl Simulation {
                 Vec::new()
             },
             evidence_reported: BTreeSet::new(),
+            leader_violations: BTreeSet::new(),
             faulted: BTreeSet::new(),
             corrupted: BTreeSet::new(),
             validator_request_ids: vec![0; usize::from(n)],
@@ -784,11 +787,17 @@ impl Simulation {
         );
     }
 
-    /// A tombstoned validator leads no view: when an honest node enters a
-    /// view, its primary must not have been tombstoned at or before the
-    /// checkpoint the node draws leaders from.
-    fn check_leader_eligible(&mut self, node: ReplicaIndex, view: u64) {
+    /// A tombstoned validator leads no view: whenever an honest node works
+    /// in a view (after every step, not only on entering it), its primary
+    /// must not have been tombstoned, or jailed and not yet released, at or
+    /// before the checkpoint the node draws leaders from. Reported once per
+    /// node and view.
+    fn check_leader_eligible(&mut self, node: ReplicaIndex) {
         let replica = &self.nodes[usize::from(node)].replica;
+        let view = replica.view();
+        if replica.is_changing_view() || self.leader_violations.contains(&(node, view)) {
+            return;
+        }
         let primary = replica.primary();
         let anchor = replica.schedule_anchor().sequence;
         let account = replica
@@ -800,13 +809,14 @@ impl Simulation {
         let tombstoned_at = account.and_then(|a| state.tombstoned.get(&a).copied());
         let jailed =
             account.and_then(|a| Some((*state.jailed_since.get(&a)?, *state.jailed.get(&a)?)));
+        let reported = self.extra_violations.len();
         if let Some(at) = tombstoned_at
             && at <= anchor
         {
             self.checker_violation(
                 "a tombstoned validator leads no view",
                 format!(
-                    "node {node} entered view {view} led by {primary}, tombstoned at {at}, anchor {anchor}"
+                    "node {node} works in view {view} led by {primary}, tombstoned at {at}, anchor {anchor}"
                 ),
             );
         }
@@ -817,9 +827,12 @@ impl Simulation {
             self.checker_violation(
                 "a jailed validator leads no view until released",
                 format!(
-                    "node {node} entered view {view} led by {primary}, jailed {since}..{until}, anchor {anchor}"
+                    "node {node} works in view {view} led by {primary}, jailed {since}..{until}, anchor {anchor}"
                 ),
             );
+        }
+        if self.extra_violations.len() > reported {
+            self.leader_violations.insert((node, view));
         }
     }
 
@@ -1592,12 +1605,14 @@ impl Simulation {
                 {
                     self.trace_instant(Some(node), now_ns, &format!("enter view {view}"));
                     self.views_entered[index] = view;
-                    self.check_leader_eligible(node, view);
                     self.stats.view_changes += 1;
                     self.stats.max_view = self.stats.max_view.max(view);
                 }
                 _ => {}
             }
+        }
+        if self.nodes[index].role.is_none() && self.nodes[index].state == NodeState::Up {
+            self.check_leader_eligible(node);
         }
         self.reschedule_timer(node);
     }
