@@ -62,6 +62,12 @@
 //!   and Liskov, section 4.5.2); a replica alone in a view change waits rather
 //!   than climbing views by itself. Timeouts double per failed attempt up to
 //!   a cap and return to the base once a request executes.
+//! - **No ineligible primary keeps a view:** a view's primary is drawn from the
+//!   stable checkpoint's leader anchor when the view begins. Once a replica's
+//!   stable anchor gives that primary no weight (tombstoned, or jailed), the
+//!   replica leaves the view; every replica stabilising the same checkpoint
+//!   does, so the next primary comes from the anchor that excludes it
+//!   (scenario regression-tombstoned-primary-keeps-its-view).
 //! - **Bounded state:** every queue, log and map has an explicit limit
 //!   ([`ReplicaConfig`] and the `*_MAX` constants); input beyond a limit is
 //!   rejected with a reason, never buffered without bound.

@@ -1391,8 +1391,26 @@ impl<A: Application> Replica<A> {
                 Message::StateResponse(transfer) => self.on_state_response(now_ns, from, *transfer),
             }
         };
+        self.retire_ineligible_primary(now_ns);
         self.count(&result);
         result
+    }
+
+    /// A view keeps the primary it began with, drawn from the stable anchor
+    /// of that moment. When a later stable checkpoint's anchor makes that
+    /// primary ineligible (tombstoned, or jailed and not released) while this
+    /// replica works in its view, the replica leaves the view as it would a
+    /// silent primary. Every replica that stabilises the same checkpoint holds
+    /// the same anchor and does the same, and the next view's primary is drawn
+    /// from the anchor that excludes the old one.
+    fn retire_ineligible_primary(&mut self, now_ns: u64) {
+        if self.mode != Mode::Normal {
+            return;
+        }
+        let primary = self.primary();
+        if !self.schedule.eligible(primary, &self.anchor) {
+            self.start_view_change(now_ns, self.view + 1);
+        }
     }
 
     /// Time passes; fires every deadline at or before `now_ns`.

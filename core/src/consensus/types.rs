@@ -188,6 +188,15 @@ pub trait LeaderSchedule: std::fmt::Debug + Send + Sync {
         anchor: &ScheduleAnchor,
         validators: &ValidatorSet,
     ) -> ReplicaIndex;
+
+    /// Whether validator `index` may lead views drawn from `anchor`. A
+    /// replica whose newly stable anchor makes its current primary
+    /// ineligible leaves the view (see the module docs of `consensus`).
+    /// Every validator is eligible unless a schedule says otherwise.
+    fn eligible(&self, index: ReplicaIndex, anchor: &ScheduleAnchor) -> bool {
+        let _ = (index, anchor);
+        true
+    }
 }
 
 /// `primary(v) = v mod n`.

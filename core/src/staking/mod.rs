@@ -177,6 +177,16 @@ impl LeaderSchedule for VrfSchedule {
             .filter(|&index| usize::from(index) < validators.len())
             .unwrap_or((view % validators.len() as u64) as ReplicaIndex)
     }
+
+    /// Eligible: a positive weight at the anchor, or nobody has one (the
+    /// `view mod n` fallback then leads).
+    fn eligible(&self, index: ReplicaIndex, anchor: &ScheduleAnchor) -> bool {
+        anchor
+            .weights
+            .get(usize::from(index))
+            .is_some_and(|w| *w > 0)
+            || anchor.weights.iter().all(|w| *w == 0)
+    }
 }
 
 /// The kinds of offence, in the order of their default severity.

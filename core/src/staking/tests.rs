@@ -137,6 +137,24 @@ fn vrf_schedule_falls_back_when_nobody_is_eligible() {
     assert!((0..50).all(|v| VrfSchedule.primary(v, &anchor, &set) == 3));
 }
 
+#[test]
+fn eligibility_follows_the_anchor_weights() {
+    let anchor = |weights: Vec<u64>| ScheduleAnchor {
+        sequence: 20,
+        seed: [1; 32],
+        weights,
+    };
+    let tombstoned_one = anchor(vec![3, 0, 5, 1]);
+    assert!(VrfSchedule.eligible(0, &tombstoned_one));
+    assert!(!VrfSchedule.eligible(1, &tombstoned_one));
+    assert!(!VrfSchedule.eligible(9, &tombstoned_one));
+    // Nobody eligible: the view-mod-n fallback leads, so nobody is retired.
+    let nobody = anchor(vec![0; 4]);
+    assert!((0..4).all(|i| VrfSchedule.eligible(i, &nobody)));
+    // The round robin schedule ignores weights altogether.
+    assert!(crate::consensus::RoundRobin.eligible(1, &tombstoned_one));
+}
+
 /// The bias-resistance claim of the module docs: whatever the proposer of
 /// a checkpoint does, the next seed is one of two values — the honest VRF
 /// mix or the fallback — both fixed before it acts.
