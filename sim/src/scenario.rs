@@ -426,6 +426,11 @@ pub struct RunSettings {
     /// When random faults stop and the liveness phase begins (global stabilisation).
     /// Timed faults after it are rejected.
     pub faults_stop_ms: u64,
+    /// Seeds `cargo test` runs this scenario under besides 1-3: for a
+    /// regression scenario, the seeds the bug was found failing under, when
+    /// no schedule of timed faults reproduces it under every seed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<u64>,
 }
 
 /// What must hold at the end.

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use shieldx_sim::{Scenario, Simulation};
 
-/// The seeds every scenario runs under in `cargo test`.
+/// The seeds every scenario runs under in `cargo test`, besides the
+/// scenario's own `[run] seeds`.
 const SEEDS: &[u64] = &[1, 2, 3];
 
 fn scenario_files() -> Vec<PathBuf> {
@@ -35,7 +36,14 @@ fn run_shard(shard: usize) {
     assert!(!files.is_empty(), "no scenarios found");
     let runs: Vec<(&PathBuf, u64)> = files
         .iter()
-        .flat_map(|path| SEEDS.iter().map(move |&seed| (path, seed)))
+        .flat_map(|path| {
+            let pinned = load(path).run.seeds;
+            SEEDS
+                .iter()
+                .copied()
+                .chain(pinned.into_iter().filter(|seed| !SEEDS.contains(seed)))
+                .map(move |seed| (path, seed))
+        })
         .collect();
     let mut failures = Vec::new();
     let mut ran = 0;
