@@ -2392,7 +2392,17 @@ impl<A: Application> Replica<A> {
         self.signed.retain(|(_, s, _), _| *s > sequence);
         self.seen.retain(|(_, _, s, _), _| *s > sequence);
         self.forwarded.retain(|(_, _, s, _, _)| *s > sequence);
-        let live: BTreeSet<Digest> = self.slots.values().filter_map(Slot::digest).collect();
+        // A batch stays while a slot refers to it or this replica holds a
+        // prepared certificate for it: a later NEW-VIEW may re-propose a
+        // prepared digest after the slot itself was reset, and then some
+        // replica must still be able to serve the batch (scenario
+        // regression-pruned-batch-of-a-prepared-digest).
+        let live: BTreeSet<Digest> = self
+            .slots
+            .values()
+            .filter_map(Slot::digest)
+            .chain(self.prepared.values().map(|c| c.pre_prepare.body.digest))
+            .collect();
         self.batches.retain(|digest, _| live.contains(digest));
         self.wanted_batches.retain(|digest| live.contains(digest));
         if self.next_sequence <= sequence {
