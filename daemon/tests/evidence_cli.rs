@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use shieldx_core::codec::Encode as _;
-use shieldx_core::consensus::{Evidence, Signed, Vote};
+use shieldx_core::consensus::{Evidence, NewView, PrePrepare, Signed, Vote};
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::BlsSecretKey;
 use shieldx_core::crypto::ed25519::SigningKey;
@@ -124,6 +124,50 @@ fn a_double_vote_verifies_offline_with_the_validator_set_alone() {
         out.contains(&format!("evidence id: {}", evidence.id())),
         "{out}"
     );
+}
+
+#[test]
+fn a_wrong_new_view_verifies_offline_and_its_honest_form_does_not() {
+    let files = Files::new("new-view");
+    let validators = files.write(
+        "validators.json",
+        &serde_json::to_string(&validators_file(CHAIN)).expect("json"),
+    );
+    let chain = CHAIN.as_bytes();
+    // An empty V determines an empty O; this O holds a pre-prepare.
+    let pre_prepare = Signed::sign(
+        chain,
+        1,
+        &identity(1),
+        PrePrepare {
+            view: 5,
+            sequence: 1,
+            digest: Digest::of(b"smuggled"),
+        },
+    );
+    let wrong = NewView {
+        view: 5,
+        view_changes: Vec::new(),
+        pre_prepares: vec![pre_prepare],
+    };
+    let evidence = Evidence::WrongNewView(Box::new(Signed::sign(chain, 1, &identity(1), wrong)));
+    let record = files.write("wrong.hex", &hex::encode(evidence.to_encoded()));
+    let (code, out, err) = verify(&validators, &record);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("valid: validator 1") && out.contains("NEW-VIEW for view 5"),
+        "{out}"
+    );
+    let consistent = NewView {
+        view: 5,
+        view_changes: Vec::new(),
+        pre_prepares: Vec::new(),
+    };
+    let honest = Evidence::WrongNewView(Box::new(Signed::sign(chain, 1, &identity(1), consistent)));
+    let record = files.write("honest.hex", &hex::encode(honest.to_encoded()));
+    let (code, _, err) = verify(&validators, &record);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("O is the one V determines"), "{err}");
 }
 
 #[test]

@@ -215,6 +215,31 @@ fn equivocators_are_slashed_and_tombstoned_through_the_log() {
 }
 
 #[test]
+fn a_wrong_new_view_is_slashed_as_an_invalid_proposal() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/wrong-new-view-n7.toml");
+    let report = Simulation::new(load(&path), 1).run();
+    assert!(report.passed(), "{:?}", report.violations);
+    assert!(
+        report.evidence >= 1,
+        "the wrong NEW-VIEW yielded no evidence"
+    );
+    let byzantine = report
+        .nodes
+        .iter()
+        .position(|n| n.state.contains('('))
+        .expect("one Byzantine node");
+    for (index, node) in report.nodes.iter().enumerate() {
+        if index == byzantine || node.last_executed == 0 {
+            continue;
+        }
+        // 5% of the 1,000 genesis stake, once, and no tombstone: an invalid
+        // proposal is not equivocation.
+        assert_eq!(node.stakes[byzantine], 950, "node {index}");
+        assert!(node.tombstoned.is_empty(), "node {index}");
+    }
+}
+
+#[test]
 fn a_validator_that_goes_down_is_jailed_and_released_automatically() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../scenarios/validator-down-jailed-released-n7.toml");

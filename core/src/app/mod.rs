@@ -900,7 +900,15 @@ impl<S: EventStore> App<S> {
                 }
                 let stake = s.stakes.get(&offender).copied().unwrap_or(0);
                 let prior = s.offences.get(&offender).copied().unwrap_or(0) as usize;
-                let bps = self.config.slashing.bps(Offence::Equivocation, prior);
+                // Equivocation is slashed at its own tier and tombstones; a
+                // wrong NEW-VIEW is an invalid proposal (the repeated tier
+                // once the validator has an offence on record).
+                let offence = if evidence.is_equivocation() {
+                    Offence::Equivocation
+                } else {
+                    Offence::InvalidProposal
+                };
+                let bps = self.config.slashing.bps(offence, prior);
                 let amount = SlashingPolicy::amount(stake, bps);
                 plan.events.push((
                     stream_of(&offender),
@@ -908,7 +916,7 @@ impl<S: EventStore> App<S> {
                     DomainEvent::Slashed {
                         validator: offender,
                         amount,
-                        reason: Offence::Equivocation.name().into(),
+                        reason: offence.name().into(),
                         evidence: id,
                     },
                 ));

@@ -1,15 +1,21 @@
-//! Evidence of equivocation: two validly signed, conflicting messages from one
-//! validator for the same `(view, sequence, phase)`.
+//! Evidence of misbehaviour, verifiable by anyone with the chain id and the
+//! validator set ([`Evidence::verify`]):
 //!
-//! A record carries both signed messages, so anyone with the chain id and the
-//! validator set can verify it offline ([`Evidence::verify`]). Honest replicas
-//! never produce such pairs (see the durability rules in `replica`), so valid
-//! evidence always names a faulty validator.
+//! - **Equivocation:** two validly signed, conflicting messages from one
+//!   validator for the same `(view, sequence, phase)`. Honest replicas never
+//!   produce such pairs (see the durability rules in `replica`).
+//! - **A wrong NEW-VIEW** (an invalid proposal): a validly signed NEW-VIEW
+//!   whose `O` is not the one its own `V` determines. An honest primary
+//!   computes `O` from `V` with one deterministic function, the same one
+//!   verification runs, whatever `V` holds; so a mismatch convicts its signer
+//!   without trusting `V` at all.
+//!
+//! Valid evidence therefore always names a faulty validator.
 
 use crate::codec::{CodecError, Decode, Encode, Reader};
 use crate::crypto::Digest;
 
-use super::message::{CommitVote, PrePrepare, Signed, Vote};
+use super::message::{CommitVote, NewView, PrePrepare, Signed, Vote};
 use super::types::{ReplicaIndex, Sequence, ValidatorSet, View};
 
 /// The protocol phase a signed message belongs to.
@@ -34,9 +40,13 @@ pub enum EvidenceError {
     /// A signature does not verify.
     #[error("invalid signature: {0}")]
     Signature(#[from] crate::crypto::CryptoError),
+    /// The NEW-VIEW's `O` is the one its `V` determines: no offence.
+    #[error("the NEW-VIEW is consistent: {0}")]
+    Consistent(&'static str),
 }
 
-/// Proof that one validator signed two different digests for one slot.
+/// Proof that one validator signed two different digests for one slot, or a
+/// NEW-VIEW its own contents refute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Evidence {
@@ -46,6 +56,9 @@ pub enum Evidence {
     ConflictingPrepare(Signed<Vote>, Signed<Vote>),
     /// Two commit votes from one validator (boxed: BLS points make them large).
     ConflictingCommit(Box<CommitVote>, Box<CommitVote>),
+    /// A NEW-VIEW whose `O` differs from the one its `V` determines (a
+    /// pre-prepare dropped, added, changed, or signed by someone else).
+    WrongNewView(Box<Signed<NewView>>),
 }
 
 impl Evidence {
@@ -55,7 +68,14 @@ impl Evidence {
             Evidence::ConflictingPrePrepare(a, _) => a.signer,
             Evidence::ConflictingPrepare(a, _) => a.signer,
             Evidence::ConflictingCommit(a, _) => a.replica,
+            Evidence::WrongNewView(new_view) => new_view.signer,
         }
+    }
+
+    /// Whether this is equivocation (two conflicting signed messages), the
+    /// offence that tombstones; otherwise it is an invalid proposal.
+    pub fn is_equivocation(&self) -> bool {
+        !matches!(self, Evidence::WrongNewView(_))
     }
 
     /// `(view, sequence, phase)` of the offence.
@@ -66,6 +86,18 @@ impl Evidence {
             }
             Evidence::ConflictingPrepare(a, _) => (a.body.view, a.body.sequence, Phase::Prepare),
             Evidence::ConflictingCommit(a, _) => (a.view, a.sequence, Phase::Commit),
+            // O is the new primary's set of pre-prepares, from the highest
+            // stable checkpoint in V on.
+            Evidence::WrongNewView(new_view) => {
+                let checkpoint = new_view
+                    .body
+                    .view_changes
+                    .iter()
+                    .map(|v| v.body.checkpoint.sequence)
+                    .max()
+                    .unwrap_or(0);
+                (new_view.body.view, checkpoint, Phase::PrePrepare)
+            }
         }
     }
 
@@ -76,6 +108,12 @@ impl Evidence {
             Evidence::ConflictingPrePrepare(a, b) => (a.to_encoded(), b.to_encoded()),
             Evidence::ConflictingPrepare(a, b) => (a.to_encoded(), b.to_encoded()),
             Evidence::ConflictingCommit(a, b) => (a.to_encoded(), b.to_encoded()),
+            Evidence::WrongNewView(new_view) => {
+                return Digest::of_parts(
+                    "shieldx evidence id v1: wrong new-view",
+                    &[&new_view.to_encoded()],
+                );
+            }
         };
         let (low, high) = if first <= second {
             (first, second)
@@ -88,7 +126,8 @@ impl Evidence {
         )
     }
 
-    /// Verifies both signatures and that the messages truly conflict.
+    /// Verifies both signatures and that the messages truly conflict; for a
+    /// NEW-VIEW, its signature and that its `O` is not the one `V` determines.
     pub fn verify(&self, chain_id: &[u8], validators: &ValidatorSet) -> Result<(), EvidenceError> {
         match self {
             Evidence::ConflictingPrePrepare(a, b) => {
@@ -120,6 +159,12 @@ impl Evidence {
                 )?;
                 a.verify(chain_id, validators)?;
                 b.verify(chain_id, validators)?;
+            }
+            Evidence::WrongNewView(new_view) => {
+                new_view.verify(chain_id, validators)?;
+                if super::replica::new_view_follows_from_v(new_view, false) {
+                    return Err(EvidenceError::Consistent("O is the one V determines"));
+                }
             }
         }
         Ok(())
@@ -165,6 +210,10 @@ impl Encode for Evidence {
                 a.encode(out);
                 b.encode(out);
             }
+            Evidence::WrongNewView(new_view) => {
+                out.push(4);
+                new_view.encode(out);
+            }
         }
     }
 }
@@ -179,6 +228,7 @@ impl Decode for Evidence {
                 Box::new(CommitVote::decode(reader)?),
                 Box::new(CommitVote::decode(reader)?),
             ),
+            4 => Evidence::WrongNewView(Box::new(Signed::decode(reader)?)),
             tag => {
                 return Err(CodecError::InvalidTag {
                     what: "evidence kind",

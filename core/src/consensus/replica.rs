@@ -2627,21 +2627,10 @@ impl<A: Application> Replica<A> {
         {
             return Err(Rejection::BadNewView("V lacks a quorum"));
         }
-        let (_, plan) = compute_new_view_plan(&body.view_changes, self.lowest_view_bug());
-        let matches = plan.len() == body.pre_prepares.len()
-            && plan
-                .iter()
-                .zip(&body.pre_prepares)
-                .all(|((sequence, digest), p)| {
-                    p.body
-                        == PrePrepare {
-                            view,
-                            sequence: *sequence,
-                            digest: *digest,
-                        }
-                        && p.signer == from
-                });
-        if !matches {
+        if !new_view_follows_from_v(&signed, self.lowest_view_bug()) {
+            // Signed by the primary, yet refuted by its own V: an invalid
+            // proposal anyone can check (`Evidence::WrongNewView`).
+            self.emit_evidence(Evidence::WrongNewView(Box::new(signed.clone())));
             return Err(Rejection::BadNewView(
                 "O differs from the one computed from V",
             ));
@@ -3209,6 +3198,27 @@ impl<A: Application> Replica<A> {
 /// Deterministic: ties in view resolve to the smallest digest (two certificates
 /// for one sequence and view with different digests would need a quorum
 /// intersection to contain an equivocator whose prepares were accepted twice).
+/// Whether a NEW-VIEW's `O` is exactly the one an honest primary computes
+/// from its `V`: one pre-prepare per planned sequence, in order, for the
+/// planned digest, in the new view, signed by the NEW-VIEW's signer.
+pub(super) fn new_view_follows_from_v(signed: &Signed<NewView>, lowest_view_bug: bool) -> bool {
+    let body = &signed.body;
+    let (_, plan) = compute_new_view_plan(&body.view_changes, lowest_view_bug);
+    plan.len() == body.pre_prepares.len()
+        && plan
+            .iter()
+            .zip(&body.pre_prepares)
+            .all(|((sequence, digest), p)| {
+                p.body
+                    == PrePrepare {
+                        view: body.view,
+                        sequence: *sequence,
+                        digest: *digest,
+                    }
+                    && p.signer == signed.signer
+            })
+}
+
 fn compute_new_view_plan(
     view_changes: &[Signed<ViewChange>],
     lowest_view_bug: bool,

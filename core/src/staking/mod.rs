@@ -47,6 +47,10 @@
 //! # Offences and slashing
 //! [`SlashingPolicy`] has four tiers (basis points of bonded stake):
 //! liveness 1%, invalid proposal 5%, repeated offence 10%, equivocation 50%.
+//! Evidence of equivocation (two conflicting signed votes or pre-prepares)
+//! is slashed at its tier; evidence of a wrong NEW-VIEW (an `O` its own `V`
+//! refutes) is an invalid proposal, and the repeated tier applies to any
+//! offence but equivocation once the validator has one on record.
 //! Equivocation also tombstones the validator for good. Liveness faults jail
 //! it until a release height (default current + 1,000); **the release is
 //! automatic** — a jailed validator becomes eligible again at the first

@@ -63,10 +63,17 @@ fn verify(arguments: &VerifyArguments, out: &mut dyn Write) -> Result<(), CliErr
         Phase::Commit => "commit",
         _ => "unknown",
     };
-    writeln!(
-        out,
-        "valid: validator {validator} ({identity}) signed two digests at view {view}, sequence {sequence}, phase {phase}"
-    )?;
+    if evidence.is_equivocation() {
+        writeln!(
+            out,
+            "valid: validator {validator} ({identity}) signed two digests at view {view}, sequence {sequence}, phase {phase}"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "valid: validator {validator} ({identity}) signed a NEW-VIEW for view {view} whose O is not the one its V determines (checkpoint {sequence})"
+        )?;
+    }
     writeln!(out, "evidence id: {}", evidence.id())?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::codec::Encode as _;
+use crate::consensus::EvidenceError;
 use crate::consensus::types::{RoundRobin, Validator};
 use crate::crypto::bls::BlsSecretKey;
 use crate::crypto::ed25519::SigningKey;
@@ -631,6 +632,7 @@ fn a_new_view_with_a_wrong_o_is_rejected() {
     cluster.submit(&alice, 1, b"x");
     cluster.run_until(200 * DELAY_NS);
     let mut new_view = captured.borrow().clone().expect("a new view was sent");
+    let honest = new_view.clone();
     // Forge O with an extra pre-prepare and re-sign as the new primary.
     let extra = Signed::sign(
         CHAIN,
@@ -650,12 +652,42 @@ fn a_new_view_with_a_wrong_o_is_rejected() {
     let mut fresh = Cluster::new(4, |_| {});
     let replica = &mut fresh.replicas[2];
     assert_eq!(
-        replica.handle_message(0, 1, Message::NewView(forged)),
+        replica.handle_message(0, 1, Message::NewView(forged.clone())),
         Err(Rejection::BadNewView(
             "O differs from the one computed from V"
         ))
     );
     assert_eq!(replica.view(), 0);
+    // The refusal yields evidence against the signer that a third party with
+    // only the validator set verifies, and that survives the codec.
+    let mut evidence = None;
+    while let Some(output) = replica.poll_output() {
+        if let Output::Evidence(found) = output {
+            evidence = Some(found);
+        }
+    }
+    let evidence = evidence.expect("a wrong NEW-VIEW is evidence");
+    assert_eq!(evidence, Evidence::WrongNewView(Box::new(forged)));
+    assert_eq!(evidence.validator(), 1);
+    assert!(!evidence.is_equivocation());
+    let validators = validator_set(4);
+    assert_eq!(evidence.verify(CHAIN, &validators), Ok(()));
+    let decoded: Evidence = crate::codec::decode_exact(&evidence.to_encoded()).expect("round trip");
+    assert_eq!(decoded, evidence);
+    // The honest NEW-VIEW is no evidence, and neither is a wrong one whose
+    // signature is not the named signer's.
+    assert_eq!(
+        Evidence::WrongNewView(Box::new(honest.clone())).verify(CHAIN, &validators),
+        Err(EvidenceError::Consistent("O is the one V determines"))
+    );
+    // Validator 2 signs a wrong NEW-VIEW in validator 1's name.
+    let mut body = honest.body.clone();
+    body.pre_prepares.clear();
+    let framed = Signed::sign(CHAIN, 1, &keys(2).identity, body);
+    assert!(matches!(
+        Evidence::WrongNewView(Box::new(framed)).verify(CHAIN, &validators),
+        Err(EvidenceError::Signature(_))
+    ));
 }
 
 #[test]
