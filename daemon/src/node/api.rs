@@ -10,7 +10,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shieldx_core::app::Transaction;
 use shieldx_core::codec::{self, Encode as _};
@@ -157,7 +157,7 @@ impl ApiService {
             .send(Input::Submit {
                 request: Box::new(request),
                 reply: tx,
-                received: Instant::now(),
+                received: tokio::time::Instant::now(),
             })
             .await
             .map_err(|_| Status::unavailable("the node is shutting down"))?;
@@ -191,7 +191,7 @@ impl Client for ApiService {
                 "at most {EVENTS_PER_CALL_MAX} events per call"
             )));
         }
-        let time_ms = super::unix_ms();
+        let time_ms = self.shared.host.clock.unix_ms();
         let payload = Transaction::SubmitEvents {
             time_ms,
             events: events.into_iter().map(event_of).collect(),
@@ -335,7 +335,7 @@ impl Client for ApiService {
 
 /// Serves the API and reflection until shutdown.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    incoming: super::host::Incoming,
     shared: Shared,
     limits: ApiSection,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -361,17 +361,13 @@ pub async fn serve(
     .max_decoding_message_size(limits.max_message_bytes)
     .max_encoding_message_size(limits.max_message_bytes);
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
-            },
-        )
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
         .await
         .map_err(|e| NodeError::Transport(e.to_string()))
 }
@@ -427,13 +423,19 @@ pub type AuthedClient = proto::client_client::ClientClient<
 
 /// Connects to `url` (`http://host:port`) with `token`.
 pub async fn connect(url: &str, token: &str) -> Result<AuthedClient, String> {
+    connect_on(&super::host::Host::os(), url, token).await
+}
+
+/// Connects to `url` with `token` over `host`'s network.
+pub async fn connect_on(
+    host: &super::host::Host,
+    url: &str,
+    token: &str,
+) -> Result<AuthedClient, String> {
     let bearer = Bearer::new(token).ok_or("the token is not printable ASCII")?;
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
-        .map_err(|e| e.to_string())?
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| e.to_string())?;
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(url.to_string()).map_err(|e| e.to_string())?;
+    let channel = host.channel(endpoint).await.map_err(|e| e.to_string())?;
     Ok(
         proto::client_client::ClientClient::with_interceptor(channel, bearer)
             .max_decoding_message_size(16 << 20),

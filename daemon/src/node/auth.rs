@@ -15,9 +15,9 @@
 //!   key of a signed request): `requests_per_second` sustained, `burst` at
 //!   once.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tonic::Status;
@@ -56,7 +56,7 @@ impl TokenEntry {
 }
 
 /// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Principal {
     /// A bearer token (its hash).
     Token([u8; 32]),
@@ -76,7 +76,7 @@ pub struct Auth {
     tokens: Vec<(Role, [u8; 32])>,
     rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<Principal, Bucket>>,
+    buckets: Mutex<BTreeMap<Principal, Bucket>>,
 }
 
 const BUCKETS_MAX: usize = 100_000;
@@ -101,7 +101,7 @@ impl Auth {
             tokens,
             rate: f64::from(requests_per_second.max(1)),
             burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(BTreeMap::new()),
         })
     }
 

@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_stream::StreamExt as _;
 
 /// A severity label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -168,7 +169,7 @@ impl Metrics {
 /// Serves `/metrics`, `/healthz` (the process runs) and `/readyz` (the node
 /// has caught up and knows a primary) over HTTP/1.0 until `shutdown`.
 pub async fn serve_task(
-    listener: tokio::net::TcpListener,
+    mut incoming: super::host::Incoming,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -177,14 +178,14 @@ pub async fn serve_task(
         let accepted = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
-            accepted = listener.accept() => accepted,
+            accepted = incoming.next() => accepted,
         };
-        let Ok((mut stream, _)) = accepted else {
+        let Some(Ok(mut stream)) = accepted else {
             continue;
         };
         let metrics = metrics.clone();
         let ready = ready.clone();
-        tokio::spawn(async move {
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
             // Read the request head (it may arrive in several segments).
             let mut buffer = [0u8; 2048];
             let mut n = 0;
@@ -220,6 +221,6 @@ pub async fn serve_task(
             );
             let _ = stream.write_all(response.as_bytes()).await;
             let _ = stream.shutdown().await;
-        });
+        }));
     }
 }

@@ -26,6 +26,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod host;
 pub mod keys;
 pub mod local;
 pub mod metrics;
@@ -33,12 +34,12 @@ pub mod peer;
 pub mod storage;
 pub mod tls;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use shieldx_core::app::{App, AppConfig, Transaction};
 use shieldx_core::codec::{self, Encode as _};
@@ -50,6 +51,7 @@ use shieldx_core::crypto::ed25519::VerifyingKey;
 use shieldx_core::ledger::{DomainEvent, EventRecord, EventStore as _};
 use shieldx_core::staking::VrfSchedule;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use crate::genesis::{GenesisError, ValidatorsFile};
 use crate::proto::{self, PeerFrame, peer_frame::Frame};
@@ -189,12 +191,8 @@ pub struct Shared {
     pub keys: Arc<NodeKeys>,
     /// The gateway pool.
     pub gateway: Arc<api::Gateway>,
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    /// The machine the node runs on.
+    pub host: host::Host,
 }
 
 /// Everything read at start, before any task runs.
@@ -369,41 +367,53 @@ impl RunningNode {
     }
 }
 
-async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {
-    tokio::net::TcpListener::bind(address)
+async fn bind(
+    host: &host::Host,
+    address: SocketAddr,
+) -> Result<(host::Incoming, SocketAddr), NodeError> {
+    host.network
+        .listen(address)
         .await
         .map_err(|source| NodeError::Listen { address, source })
 }
 
-/// Starts a node from its configuration (inside a tokio runtime).
+fn spawn_in<F>(span: &tracing::Span, task: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(tracing::Instrument::instrument(task, span.clone()))
+}
+
+/// Starts a node from its configuration (inside a tokio runtime), on the
+/// real machine.
 pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
+    start_on(config, host::Host::os()).await
+}
+
+/// Starts a node on `host`: its network, wall clock and entropy.
+pub async fn start_on(config: NodeConfig, host: host::Host) -> Result<RunningNode, NodeError> {
     if shieldx_core::crypto::SIMULATED_SIGNATURES {
         return Err(NodeError::SimulatedSignatures);
     }
     let prepared = prepare(config)?;
+    // Every task of this node logs inside it: several nodes in one
+    // process (the demo, the deterministic tests) stay apart in the log.
+    let span = tracing::info_span!("node", validator = prepared.index);
     let started = Instant::now();
     let store = Arc::new(NodeStore::open(&prepared.data.join("consensus.redb"))?);
-    let replica = open_replica(&prepared, &store, started)?;
+    let replica = span.in_scope(|| open_replica(&prepared, &store, started))?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (inbox_tx, inbox_rx) = mpsc::channel::<Input>(16_384);
     let (notices, _) = broadcast::channel(4096);
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
-    let peer_listener = bind(prepared.config.network.peer_listen).await?;
-    let api_listener = bind(prepared.config.network.api_listen).await?;
-    let metrics_listener = bind(prepared.config.network.metrics_listen).await?;
-    let addresses = (
-        peer_listener
-            .local_addr()
-            .map_err(|e| NodeError::Transport(e.to_string()))?,
-        api_listener
-            .local_addr()
-            .map_err(|e| NodeError::Transport(e.to_string()))?,
-        metrics_listener
-            .local_addr()
-            .map_err(|e| NodeError::Transport(e.to_string()))?,
-    );
+    let (peer_listener, peer_address) = bind(&host, prepared.config.network.peer_listen).await?;
+    let (api_listener, api_address) = bind(&host, prepared.config.network.api_listen).await?;
+    let (metrics_listener, metrics_address) =
+        bind(&host, prepared.config.network.metrics_listen).await?;
+    let addresses = (peer_address, api_address, metrics_address);
 
     let core_identity = replica_keys(&prepared.keys, prepared.index)?.identity;
     let keys = Arc::new(NodeKeys::load(&prepared.config.node.home)?);
@@ -411,7 +421,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         Some(section) => Some(tls::TlsMaterial::load(&prepared.config.node.home, section)?),
         None => None,
     };
-    let gateway = Arc::new(api::Gateway::new(&keys, unix_ms() * 1000));
+    let gateway = Arc::new(api::Gateway::new(&keys, host.clock.unix_ms() * 1000));
     let shared = Shared {
         chain_id: prepared.chain_id.clone(),
         inbox: inbox_tx.clone(),
@@ -421,6 +431,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         ready: ready.clone(),
         keys: keys.clone(),
         gateway,
+        host: host.clone(),
     };
 
     let mut tasks = Vec::new();
@@ -444,9 +455,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             )
             .map_err(|e| NodeError::Keys(e.to_string()))?,
             metrics: metrics.clone(),
+            host: host.clone(),
         };
         let shutdown = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(spawn_in(&span, async move {
             link.run(rx, shutdown).await;
             Ok(())
         }));
@@ -459,47 +471,53 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         validators: Arc::new(prepared.validators.clone()),
         inbox: inbox_tx.clone(),
         metrics: metrics.clone(),
+        host: host.clone(),
+        span: span.clone(),
     };
     let mut shutdown = shutdown_rx.clone();
-    let mut server = tonic::transport::Server::builder();
+    let mut server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(peer::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(peer::KEEPALIVE_TIMEOUT));
     if let Some(tls) = &tls {
         server = server
             .tls_config(tls.server())
             .map_err(|e| NodeError::Keys(format!("tls: {e}")))?;
     }
-    tasks.push(tokio::spawn(async move {
+    tasks.push(spawn_in(&span, async move {
         server
-            .tcp_nodelay(true)
             .add_service(
                 proto::peer_server::PeerServer::new(peer_service)
                     .max_decoding_message_size(peer::FRAME_BYTES_MAX)
                     .max_encoding_message_size(peer::FRAME_BYTES_MAX),
             )
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(peer_listener).with_nodelay(Some(true)),
-                async move {
-                    let _ = shutdown.wait_for(|stop| *stop).await;
-                },
-            )
+            .serve_with_incoming_shutdown(peer_listener, async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
             .await
             .map_err(|e| NodeError::Transport(e.to_string()))
     }));
 
     // The client API.
-    tasks.push(tokio::spawn(api::serve(
-        api_listener,
-        shared.clone(),
-        prepared.config.api.clone(),
-        shutdown_rx.clone(),
-    )));
+    tasks.push(spawn_in(
+        &span,
+        api::serve(
+            api_listener,
+            shared.clone(),
+            prepared.config.api.clone(),
+            shutdown_rx.clone(),
+        ),
+    ));
 
     // Metrics and health.
-    tasks.push(tokio::spawn(metrics::serve_task(
-        metrics_listener,
-        metrics.clone(),
-        ready.clone(),
-        shutdown_rx.clone(),
-    )));
+    tasks.push(spawn_in(
+        &span,
+        metrics::serve_task(
+            metrics_listener,
+            metrics.clone(),
+            ready.clone(),
+            shutdown_rx.clone(),
+        ),
+    ));
 
     // The core loop.
     let core = CoreLoop {
@@ -509,14 +527,15 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         identity: core_identity,
         index: prepared.index,
         peers: peer_queues,
-        waiting: HashMap::new(),
-        admitted_at: HashMap::new(),
+        waiting: BTreeMap::new(),
+        admitted_at: BTreeMap::new(),
         notices,
         metrics,
         ready,
         started,
         ledger_seen: 0,
-        event_labels: HashMap::new(),
+        event_labels: BTreeMap::new(),
+        clock: host.clock.clone(),
         last_view: 0,
         next_heartbeat: Instant::now(),
         last_heartbeat_id: 0,
@@ -525,7 +544,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     // that keeps its streams open without a replica behind them would look
     // alive to its peers.
     let stop_all = shutdown_tx.clone();
-    tasks.push(tokio::spawn(async move {
+    tasks.push(spawn_in(&span, async move {
         let result = core.run(inbox_rx, shutdown_rx).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "core loop failed; stopping the node");
@@ -559,8 +578,8 @@ struct CoreLoop {
     identity: shieldx_core::crypto::ed25519::SigningKey,
     index: u16,
     peers: BTreeMap<u16, mpsc::Sender<PeerFrame>>,
-    waiting: HashMap<([u8; 32], u64), Waiter>,
-    admitted_at: HashMap<([u8; 32], u64), Instant>,
+    waiting: BTreeMap<([u8; 32], u64), Waiter>,
+    admitted_at: BTreeMap<([u8; 32], u64), Instant>,
     notices: broadcast::Sender<Notice>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
@@ -568,7 +587,9 @@ struct CoreLoop {
     /// The last ledger sequence scanned for alerts and slashing.
     ledger_seen: u64,
     /// Labels of submitted events (event id -> malicious?), until scanned.
-    event_labels: HashMap<String, bool>,
+    event_labels: BTreeMap<String, bool>,
+    /// Wall time, for heartbeat request ids.
+    clock: Arc<dyn host::WallClock>,
     last_view: u64,
     next_heartbeat: Instant,
     last_heartbeat_id: u64,
@@ -609,7 +630,7 @@ impl CoreLoop {
                     self.handle(inputs);
                     tracing::trace!(count, micros = at.elapsed().as_micros() as u64, "inputs handled");
                 }
-                () = tokio::time::sleep_until(deadline.into()) => {
+                () = tokio::time::sleep_until(deadline) => {
                     let now = self.now_ns();
                     self.replica.handle_timeout(now);
                     if Instant::now() >= self.next_heartbeat {
@@ -634,7 +655,7 @@ impl CoreLoop {
 
     fn heartbeat(&mut self) {
         self.next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
-        let time_ms = unix_ms();
+        let time_ms = self.clock.unix_ms();
         // Request ids are wall-clock milliseconds, so they keep increasing
         // across restarts (a repeated id would be answered from the cache).
         let id = time_ms.max(self.last_heartbeat_id + 1);

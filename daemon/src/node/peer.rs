@@ -32,6 +32,7 @@ use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Input;
+use super::host::Host;
 use super::metrics::Metrics;
 use crate::proto::peer_client::PeerClient;
 use crate::proto::peer_frame::Frame;
@@ -45,6 +46,14 @@ const BACKOFF_BASE: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 const BREAKER_THRESHOLD: u32 = 8;
 const BREAKER_OPEN: Duration = Duration::from_secs(10);
+/// HTTP/2 pings on every peer connection, both ends: a link that dies
+/// without a reset (a partition, a peer host that vanished, a middlebox
+/// that dropped its state) is noticed within interval + timeout, and the
+/// dialer reconnects. PBFT cannot wait for TCP's own minutes-long timeout:
+/// a silent link to the next primary stalls the view change.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a ping may go unanswered before the connection is dropped.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The largest frame: a state transfer with a full snapshot.
 pub const FRAME_BYTES_MAX: usize = shieldx_core::consensus::SNAPSHOT_BYTES_MAX + (4 << 20);
 
@@ -70,14 +79,19 @@ pub struct PeerService {
     pub inbox: mpsc::Sender<Input>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Entropy for challenges.
+    pub host: Host,
+    /// The node's span, for the tasks the service spawns.
+    pub span: tracing::Span,
 }
 
 type FrameStream = Pin<Box<dyn Stream<Item = Result<PeerFrame, Status>> + Send + 'static>>;
 
-fn nonce() -> Result<[u8; 32], Status> {
+fn nonce(host: &Host) -> Result<[u8; 32], Status> {
     let mut nonce = [0u8; 32];
-    rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut nonce)
-        .map_err(|e| Status::unavailable(format!("no OS randomness: {e}")))?;
+    host.entropy
+        .fill(&mut nonce)
+        .map_err(|e| Status::unavailable(format!("no randomness: {e}")))?;
     Ok(nonce)
 }
 
@@ -90,7 +104,7 @@ impl Peer for PeerService {
         request: Request<Streaming<PeerFrame>>,
     ) -> Result<Response<FrameStream>, Status> {
         let mut inbound = request.into_inner();
-        let nonce = nonce()?;
+        let nonce = nonce(&self.host)?;
         let (tx, rx) = mpsc::channel(4);
         tx.send(Ok(PeerFrame {
             frame: Some(Frame::Challenge(Challenge {
@@ -101,7 +115,8 @@ impl Peer for PeerService {
         .await
         .map_err(|_| Status::internal("stream closed"))?;
         let service = self.clone();
-        tokio::spawn(async move {
+        let span = self.span.clone();
+        let serve = async move {
             // The response half stays open while the dialer sends.
             let _keep = tx;
             let hello = tokio::time::timeout(Duration::from_secs(10), inbound.next()).await;
@@ -161,7 +176,8 @@ impl Peer for PeerService {
                     }
                 }
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(serve, span));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -202,14 +218,6 @@ pub fn backoff(attempt: u32, unit_random: f64) -> Duration {
     ceiling.mul_f64(unit_random.clamp(0.0, 1.0))
 }
 
-fn unit_random() -> f64 {
-    let mut bytes = [0u8; 8];
-    if rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes).is_err() {
-        return 1.0;
-    }
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// The dialer half for one peer: keeps a stream up and forwards `queue`.
 pub struct PeerLink {
     /// This validator.
@@ -226,6 +234,8 @@ pub struct PeerLink {
     pub tls: Option<tonic::transport::ClientTlsConfig>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The network to dial on, and entropy for the jitter.
+    pub host: Host,
 }
 
 impl std::fmt::Debug for PeerLink {
@@ -279,7 +289,7 @@ impl PeerLink {
                         failures = BREAKER_THRESHOLD / 2;
                         continue;
                     }
-                    let delay = backoff(failures, unit_random());
+                    let delay = backoff(failures, self.host.unit_random());
                     // Messages that pile up while down are stale: drop them.
                     while queue.try_recv().is_ok() {}
                     tokio::select! {
@@ -307,14 +317,12 @@ impl PeerLink {
                 false
             })?;
         }
-        let channel = endpoint
+        let endpoint = endpoint
             .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(20))
-            .connect()
-            .await
-            .map_err(|_| false)?;
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
+        let channel = self.host.channel(endpoint).await.map_err(|_| false)?;
         let mut client = PeerClient::new(channel)
             .max_decoding_message_size(FRAME_BYTES_MAX)
             .max_encoding_message_size(FRAME_BYTES_MAX);
