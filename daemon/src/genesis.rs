@@ -56,6 +56,18 @@ pub struct ValidatorsFile {
     /// mint credits or update rules. Absent: nobody can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
+    /// Stake each validator bonds at genesis per unit of voting power.
+    /// Slashing takes a share of it (1% to 50%), so it must be large enough
+    /// for those shares to be whole credits.
+    #[serde(default = "default_stake_per_power")]
+    pub stake_per_power: u64,
+}
+
+/// The genesis stake per unit of power when the file does not say.
+pub const DEFAULT_STAKE_PER_POWER: u64 = 1_000_000;
+
+fn default_stake_per_power() -> u64 {
+    DEFAULT_STAKE_PER_POWER
 }
 
 /// Why a validator-set file was refused.
@@ -94,6 +106,10 @@ pub enum GenesisError {
     /// The set breaks the consensus rules.
     #[error("validator set: {0}")]
     Set(#[from] ConfigError),
+    /// `stake_per_power` is zero: no validator would have stake to lead
+    /// with or to lose.
+    #[error("stake_per_power must be at least 1")]
+    NoStake,
 }
 
 fn key<T>(
@@ -134,6 +150,9 @@ impl ValidatorsFile {
 
     /// Checks every key and proof and builds the chain id and the set.
     pub fn validator_set(&self) -> Result<(Vec<u8>, ValidatorSet), GenesisError> {
+        if self.stake_per_power == 0 {
+            return Err(GenesisError::NoStake);
+        }
         let mut validators = Vec::with_capacity(self.validators.len());
         for (index, entry) in self.validators.iter().enumerate() {
             let identity = key(index, "identity", &entry.identity, VerifyingKey::from_slice)?;

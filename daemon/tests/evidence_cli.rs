@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use shieldx_core::codec::Encode as _;
-use shieldx_core::consensus::{Evidence, NewView, PrePrepare, Signed, Vote};
+use shieldx_core::consensus::{Evidence, EvidenceRecord, NewView, PrePrepare, Signed, Vote};
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::BlsSecretKey;
 use shieldx_core::crypto::ed25519::SigningKey;
@@ -22,6 +22,11 @@ fn shieldx(arguments: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// The hex of `evidence`'s record on the test chain, as a node stores it.
+fn record_hex(evidence: &Evidence) -> String {
+    hex::encode(EvidenceRecord::new(CHAIN.as_bytes(), evidence.clone()).to_encoded())
+}
+
 fn identity(i: u8) -> SigningKey {
     SigningKey::from_slice(&[i + 1; 32]).expect("seed")
 }
@@ -29,6 +34,7 @@ fn identity(i: u8) -> SigningKey {
 fn validators_file(chain: &str) -> ValidatorsFile {
     ValidatorsFile {
         admin: None,
+        stake_per_power: shieldx_daemon::genesis::DEFAULT_STAKE_PER_POWER,
         chain_id: chain.into(),
         validators: (0..4u8)
             .map(|i| {
@@ -112,10 +118,7 @@ fn a_double_vote_verifies_offline_with_the_validator_set_alone() {
         &serde_json::to_string_pretty(&validators_file(CHAIN)).expect("json"),
     );
     let evidence = Evidence::ConflictingPrepare(prepare(2, b"a"), prepare(2, b"b"));
-    let record = files.write(
-        "evidence.hex",
-        &format!("{}\n", hex::encode(evidence.to_encoded())),
-    );
+    let record = files.write("evidence.hex", &format!("{}\n", record_hex(&evidence)));
     let (code, out, err) = verify(&validators, &record);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("valid: validator 2"), "{out}");
@@ -151,7 +154,7 @@ fn a_wrong_new_view_verifies_offline_and_its_honest_form_does_not() {
         pre_prepares: vec![pre_prepare],
     };
     let evidence = Evidence::WrongNewView(Box::new(Signed::sign(chain, 1, &identity(1), wrong)));
-    let record = files.write("wrong.hex", &hex::encode(evidence.to_encoded()));
+    let record = files.write("wrong.hex", &record_hex(&evidence));
     let (code, out, err) = verify(&validators, &record);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
@@ -164,7 +167,7 @@ fn a_wrong_new_view_verifies_offline_and_its_honest_form_does_not() {
         pre_prepares: Vec::new(),
     };
     let honest = Evidence::WrongNewView(Box::new(Signed::sign(chain, 1, &identity(1), consistent)));
-    let record = files.write("honest.hex", &hex::encode(honest.to_encoded()));
+    let record = files.write("honest.hex", &record_hex(&honest));
     let (code, _, err) = verify(&validators, &record);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("O is the one V determines"), "{err}");
@@ -179,14 +182,14 @@ fn evidence_that_proves_nothing_exits_1_with_the_reason() {
     );
     // The same vote twice: no conflict.
     let same = Evidence::ConflictingPrepare(prepare(1, b"a"), prepare(1, b"a"));
-    let record = files.write("same.hex", &hex::encode(same.to_encoded()));
+    let record = files.write("same.hex", &record_hex(&same));
     let (code, _, err) = verify(&validators, &record);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("do not conflict"), "{err}");
 
     // Two validators' votes: no single offender.
     let two = Evidence::ConflictingPrepare(prepare(1, b"a"), prepare(2, b"b"));
-    let record = files.write("two.hex", &hex::encode(two.to_encoded()));
+    let record = files.write("two.hex", &record_hex(&two));
     let (code, _, err) = verify(&validators, &record);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("different validators"), "{err}");
@@ -198,7 +201,7 @@ fn evidence_that_proves_nothing_exits_1_with_the_reason() {
     forged.signature =
         shieldx_core::crypto::ed25519::Signature::from_slice(&signature).expect("64 bytes");
     let bad = Evidence::ConflictingPrepare(prepare(2, b"a"), forged);
-    let record = files.write("forged.hex", &hex::encode(bad.to_encoded()));
+    let record = files.write("forged.hex", &record_hex(&bad));
     let (code, _, err) = verify(&validators, &record);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("invalid evidence"), "{err}");
@@ -209,9 +212,21 @@ fn evidence_that_proves_nothing_exits_1_with_the_reason() {
         &serde_json::to_string(&validators_file("another-chain")).expect("json"),
     );
     let real = Evidence::ConflictingPrepare(prepare(2, b"a"), prepare(2, b"b"));
-    let record = files.write("real.hex", &hex::encode(real.to_encoded()));
+    let record = files.write("real.hex", &record_hex(&real));
     let (code, _, err) = verify(&other_chain, &record);
     assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("is for chain \"shieldx-evidence-test\", not \"another-chain\""),
+        "{err}"
+    );
+
+    // A header that claims another slot than its messages prove.
+    let mut relabelled = EvidenceRecord::new(CHAIN.as_bytes(), real);
+    relabelled.view += 1;
+    let record = files.write("relabelled.hex", &hex::encode(relabelled.to_encoded()));
+    let (code, _, err) = verify(&validators, &record);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("view does not match"), "{err}");
 }
 
 #[test]
@@ -223,11 +238,11 @@ fn unreadable_input_exits_2() {
         &serde_json::to_string(&good).expect("json"),
     );
     let real = Evidence::ConflictingPrepare(prepare(2, b"a"), prepare(2, b"b"));
-    let record = files.write("real.hex", &hex::encode(real.to_encoded()));
+    let record = files.write("real.hex", &record_hex(&real));
 
     let garbage = files.write("garbage.hex", "not hex at all");
     assert_eq!(verify(&validators, &garbage).0, Some(2));
-    let truncated = files.write("truncated.hex", &hex::encode(&real.to_encoded()[..40]));
+    let truncated = files.write("truncated.hex", &record_hex(&real)[..80]);
     let (code, _, err) = verify(&validators, &truncated);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("not an evidence record"), "{err}");

@@ -34,17 +34,23 @@ use std::time::Duration;
 use rand::SeedableRng as _;
 use shieldx_core::app::Transaction;
 use shieldx_core::codec::Encode as _;
-use shieldx_core::consensus::Request;
+use shieldx_core::consensus::{Message, Request, Signed, Vote};
+use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::ed25519::SigningKey;
+use shieldx_core::staking::SlashingPolicy;
 use shieldx_daemon::node::api::{AuthedClient, connect_on};
 use shieldx_daemon::node::config::{NetworkSection, NodeConfig};
 use shieldx_daemon::node::host::{
     BoxFuture, Connection, Host, Incoming, Listener, Network, SeededEntropy, WallClock,
 };
+use shieldx_daemon::node::keys::NodeKeys;
 use shieldx_daemon::node::local::{self, ApiTokens};
+use shieldx_daemon::node::metrics::Metrics;
+use shieldx_daemon::node::peer::PeerLink;
+use shieldx_daemon::proto::peer_frame::Frame;
 use shieldx_daemon::proto::{
-    GetBlockRequest, GetStateRequest, SecurityEvent, SubmitEventsRequest, SubmitResponse,
-    SubmitTransactionRequest,
+    GetBlockRequest, GetStateRequest, PeerFrame, SecurityEvent, SubmitEventsRequest,
+    SubmitResponse, SubmitTransactionRequest,
 };
 
 const N: usize = 4;
@@ -368,8 +374,26 @@ async fn drive(tokens: ApiTokens, admin: SigningKey, record: Record) -> turmoil:
     Ok(())
 }
 
-/// One run of the scenario; returns its log.
-fn run(seed: u64) -> String {
+/// What the client host is handed.
+struct Net {
+    tokens: ApiTokens,
+    admin: SigningKey,
+    /// Each node's directory (its keys).
+    homes: Vec<PathBuf>,
+    record: Record,
+}
+
+/// Runs the four nodes and the client `drive` makes, calling `faults` with
+/// the simulated time before every step, until the client is done; returns
+/// the log.
+fn simulate<F>(
+    seed: u64,
+    drive: impl FnOnce(Net) -> F,
+    mut faults: impl FnMut(&mut turmoil::Sim<'_>, Duration),
+) -> String
+where
+    F: std::future::Future<Output = turmoil::Result> + 'static,
+{
     let dir = RunDir(std::env::temp_dir().join(format!(
         "shieldx-turmoil-{}-{seed}-{}",
         std::process::id(),
@@ -377,6 +401,7 @@ fn run(seed: u64) -> String {
     )));
     let _ = std::fs::remove_dir_all(&dir.0);
     let (configs, tokens, admin) = testnet(seed, &dir.0);
+    let homes = configs.iter().map(|c| c.node.home.clone()).collect();
     let log = Log::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(log.clone())
@@ -410,55 +435,18 @@ fn run(seed: u64) -> String {
                 }
             });
         }
-        sim.client("client", drive(tokens, admin, record.clone()));
-
-        // The fault schedule, in simulated time.
-        let mut phase = 0;
+        sim.client(
+            "client",
+            drive(Net {
+                tokens,
+                admin,
+                homes,
+                record: record.clone(),
+            }),
+        );
         loop {
             let elapsed = sim.elapsed();
-            match phase {
-                0 if elapsed >= Duration::from_secs(3) => {
-                    tracing::info!("fault at {:.3}s: node3 isolated", elapsed.as_secs_f64());
-                    for i in 0..3 {
-                        sim.partition(node_name(i), node_name(3));
-                    }
-                    phase += 1;
-                }
-                1 if elapsed >= Duration::from_secs(6) => {
-                    tracing::info!("fault at {:.3}s: node3 reconnected", elapsed.as_secs_f64());
-                    for i in 0..3 {
-                        sim.repair(node_name(i), node_name(3));
-                    }
-                    phase += 1;
-                }
-                2 if elapsed >= Duration::from_secs(7) => {
-                    tracing::info!(
-                        "fault at {:.3}s: node0 <-> node1 held",
-                        elapsed.as_secs_f64()
-                    );
-                    sim.hold(node_name(0), node_name(1));
-                    phase += 1;
-                }
-                3 if elapsed >= Duration::from_secs(9) => {
-                    tracing::info!(
-                        "fault at {:.3}s: node0 <-> node1 released",
-                        elapsed.as_secs_f64()
-                    );
-                    sim.release(node_name(0), node_name(1));
-                    phase += 1;
-                }
-                4 if elapsed >= Duration::from_secs(10) => {
-                    tracing::info!("fault at {:.3}s: node2 crashed", elapsed.as_secs_f64());
-                    sim.crash(node_name(2));
-                    phase += 1;
-                }
-                5 if elapsed >= Duration::from_secs(12) => {
-                    tracing::info!("fault at {:.3}s: node2 restarted", elapsed.as_secs_f64());
-                    sim.bounce(node_name(2));
-                    phase += 1;
-                }
-                _ => {}
-            }
+            faults(&mut sim, elapsed);
             match sim.step() {
                 Ok(true) => break,
                 Ok(false) => {}
@@ -469,9 +457,164 @@ fn run(seed: u64) -> String {
                 }
             }
         }
-        assert_eq!(phase, 6, "the client finished before the fault schedule");
     });
-    let text = transcript(&log, &record, &dir.0);
+    transcript(&log, &record, &dir.0)
+}
+
+/// A validator signs two digests for one slot. Its own node keeps running
+/// honestly; its key, read from its node directory, also dials another
+/// node as a peer and sends two conflicting prepares. That node finds the
+/// evidence and reports it as a transaction, and every node applies the
+/// slash at the same height: half the stake gone, tombstoned.
+async fn equivocate(net: Net) -> turmoil::Result {
+    let host = sim_host(u64::MAX - 1);
+    let state = loop {
+        if let Some(mut client) = client_of(&host, 0, &net.tokens.read).await
+            && let Ok(state) = client.get_state(GetStateRequest::default()).await
+        {
+            let state = state.into_inner();
+            if state.height >= 3 {
+                break state;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // A primary's prepares are refused outright, so a backup equivocates,
+    // towards a node other than itself.
+    let offender = (state.primary as usize + 1) % N;
+    let receiver = (offender + 1) % N;
+    let keys = NodeKeys::load(&net.homes[offender])?;
+    let account = hex::encode(keys.identity.verifying_key().to_bytes());
+    let stake_of = |i: usize| {
+        let (host, token, account) = (host.clone(), net.tokens.read.clone(), account.clone());
+        async move {
+            let mut client = client_of(&host, i, &token).await?;
+            let state = client
+                .get_state(GetStateRequest { account })
+                .await
+                .ok()?
+                .into_inner();
+            Some((state.stake, state.validator_status, state.height))
+        }
+    };
+    let (stake, status, _) = stake_of(0).await.expect("node0 answers");
+    assert_eq!(status, "Active");
+
+    let link = PeerLink {
+        index: offender as u16,
+        peer: receiver as u16,
+        endpoint: format!("http://{}:{PEER_PORT}", node_name(receiver)),
+        chain_id: CHAIN_ID.as_bytes().to_vec(),
+        identity: SigningKey::from_slice(&keys.identity.to_bytes()[..])?,
+        tls: None,
+        metrics: Arc::new(Metrics::new()),
+        host: host.clone(),
+    };
+    let (queue, frames) = tokio::sync::mpsc::channel(8);
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    tokio::spawn(link.run(frames, shutdown));
+    let sequence = state.height + 2;
+    for digest in [&b"one"[..], b"two"] {
+        let vote = Vote {
+            view: state.view,
+            sequence,
+            digest: Digest::of(digest),
+        };
+        let signed = Signed::sign(CHAIN_ID.as_bytes(), offender as u16, &keys.identity, vote);
+        queue
+            .send(PeerFrame {
+                frame: Some(Frame::Message(Message::Prepare(signed).to_encoded())),
+            })
+            .await?;
+    }
+    net.record.note(format!(
+        "node{offender} signs two prepares for view {} sequence {sequence}, sent to node{receiver}",
+        state.view
+    ));
+
+    let slashed = stake - SlashingPolicy::amount(stake, SlashingPolicy::default().equivocation_bps);
+    let started = tokio::time::Instant::now();
+    for i in 0..N {
+        loop {
+            if let Some((now, status, height)) = stake_of(i).await
+                && status == "Tombstoned"
+            {
+                net.record.note(format!(
+                    "node{i}: node{offender} tombstoned by height {height}, stake {stake} -> {now}"
+                ));
+                assert_eq!(now, slashed, "node{i}: the offender's stake");
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "node{i} has not slashed node{offender}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn an_equivocating_validator_is_slashed_through_the_committed_log() {
+    let log = simulate(SEED, equivocate, |_, _| {});
+    if let Ok(path) = std::env::var(LOG_VAR) {
+        std::fs::write(path, &log).expect("log written");
+    }
+    assert!(
+        log.contains("evidence found; reporting it for slashing"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("tombstoned by height").count(),
+        N,
+        "every node slashed the offender:\n{log}"
+    );
+}
+
+/// The fault scenario under paced load; returns its log.
+fn run(seed: u64) -> String {
+    let mut phase = 0;
+    let text = simulate(
+        seed,
+        |net| drive(net.tokens, net.admin, net.record),
+        |sim, elapsed| {
+            let at = elapsed.as_secs_f64();
+            match phase {
+                0 if elapsed >= Duration::from_secs(3) => {
+                    tracing::info!("fault at {at:.3}s: node3 isolated");
+                    for i in 0..3 {
+                        sim.partition(node_name(i), node_name(3));
+                    }
+                }
+                1 if elapsed >= Duration::from_secs(6) => {
+                    tracing::info!("fault at {at:.3}s: node3 reconnected");
+                    for i in 0..3 {
+                        sim.repair(node_name(i), node_name(3));
+                    }
+                }
+                2 if elapsed >= Duration::from_secs(7) => {
+                    tracing::info!("fault at {at:.3}s: node0 <-> node1 held");
+                    sim.hold(node_name(0), node_name(1));
+                }
+                3 if elapsed >= Duration::from_secs(9) => {
+                    tracing::info!("fault at {at:.3}s: node0 <-> node1 released");
+                    sim.release(node_name(0), node_name(1));
+                }
+                4 if elapsed >= Duration::from_secs(10) => {
+                    tracing::info!("fault at {at:.3}s: node2 crashed");
+                    sim.crash(node_name(2));
+                }
+                5 if elapsed >= Duration::from_secs(12) => {
+                    tracing::info!("fault at {at:.3}s: node2 restarted");
+                    sim.bounce(node_name(2));
+                }
+                _ => return,
+            }
+            phase += 1;
+        },
+    );
+    assert_eq!(phase, 6, "the client finished before the fault schedule");
     relinked_after_the_partition(&text);
     text
 }

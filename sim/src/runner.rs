@@ -7,9 +7,9 @@ use std::rc::Rc;
 use shieldx_core::app::{App, AppConfig, Transaction, TransferLeg};
 use shieldx_core::codec::{self, Encode};
 use shieldx_core::consensus::{
-    Batch, CLIENT_WINDOW, CommitVote, DurableRecord, Message, NewView, Output, PrePrepare, Replica,
-    ReplicaConfig, ReplicaIndex, ReplicaKeys, Request, Sequence, Signed, Status, Target, Validator,
-    ValidatorSet, Vote,
+    Batch, CLIENT_WINDOW, CommitVote, DurableRecord, EvidenceRecord, Message, NewView, Output,
+    PrePrepare, Replica, ReplicaConfig, ReplicaIndex, ReplicaKeys, Request, Sequence, Signed,
+    Status, Target, Validator, ValidatorSet, Vote,
 };
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::{BlsSecretKey, BlsSignature};
@@ -1577,7 +1577,7 @@ impl Simulation {
                     {
                         let tx = Transaction::Evidence {
                             time_ms: sim_time_ms(now_ns),
-                            evidence: Box::new(evidence),
+                            evidence: Box::new(EvidenceRecord::new(CHAIN_ID, evidence)),
                         };
                         self.schedule(
                             now_ns,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::{EVENTS_PER_TX_MAX, IDEMPOTENCY_KEY_MAX, RULES_BYTES_MAX, TRANSFER_LEGS_MAX};
 use super::{Remembered, State, Transaction, TransferLeg};
 use crate::codec::{CodecError, Decode, ENCODED_LENGTH_MAX, Encode, Reader, put_bytes, put_length};
-use crate::consensus::Evidence;
+use crate::consensus::EvidenceRecord;
 use crate::crypto::Digest;
 use crate::ledger::{decode_event, encode_event, severity_from_tag, severity_tag};
 
@@ -138,7 +138,7 @@ impl Decode for Transaction {
             },
             7 => Transaction::Evidence {
                 time_ms,
-                evidence: Box::new(Evidence::decode(r)?),
+                evidence: Box::new(EvidenceRecord::decode(r)?),
             },
             8 => Transaction::RulesUpdate {
                 time_ms,

@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::codec::{CodecError, Encode, put_bytes};
-use crate::consensus::Evidence;
+use crate::consensus::EvidenceRecord;
 use crate::consensus::{Application, RestoreError};
 use crate::consensus::{Request, Sequence, ValidatorSet};
 use crate::crypto::Digest;
@@ -165,12 +165,14 @@ pub enum Transaction {
         /// Sender's time.
         time_ms: u64,
     },
-    /// Proof of equivocation; slashes the offender once.
+    /// Proof of an offence (equivocation or a wrong NEW-VIEW); slashes the
+    /// offender once per offence.
     Evidence {
         /// Sender's time.
         time_ms: u64,
-        /// The evidence.
-        evidence: Box<Evidence>,
+        /// The record: this chain's id, the offender, the slot and the
+        /// signed messages.
+        evidence: Box<EvidenceRecord>,
     },
     /// A new rule set (admin only), from `effective_height` on.
     RulesUpdate {
@@ -886,12 +888,12 @@ impl<S: EventStore> App<S> {
                 if s.slashed.contains_key(&id) {
                     return Err(Rejection::Evidence("offence already slashed".into()));
                 }
-                let (_, slot_sequence, _) = evidence.slot();
+                let slot_sequence = evidence.sequence;
                 if height.saturating_sub(slot_sequence) > self.config.slashing.evidence_max_age {
                     return Err(Rejection::Evidence("evidence expired".into()));
                 }
                 let offender = validators
-                    .get(evidence.validator())
+                    .get(evidence.validator)
                     .map(|v| v.identity.to_bytes())
                     .ok_or_else(|| Rejection::Evidence("unknown validator".into()))?;
                 // Equivocation tombstones: a validator is slashed for it once.
@@ -903,7 +905,7 @@ impl<S: EventStore> App<S> {
                 // Equivocation is slashed at its own tier and tombstones; a
                 // wrong NEW-VIEW is an invalid proposal (the repeated tier
                 // once the validator has an offence on record).
-                let offence = if evidence.is_equivocation() {
+                let offence = if evidence.evidence.is_equivocation() {
                     Offence::Equivocation
                 } else {
                     Offence::InvalidProposal

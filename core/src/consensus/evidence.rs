@@ -11,12 +11,18 @@
 //!   without trusting `V` at all.
 //!
 //! Valid evidence therefore always names a faulty validator.
+//!
+//! An [`Evidence`] is the offence alone. What is committed, stored and
+//! handed to third parties is an [`EvidenceRecord`]: the offence under a
+//! header naming the chain, the validator and the slot, so a verifier holding
+//! only the validator-set file can check that the record is about its chain
+//! and that the header says what the signed messages prove.
 
 use crate::codec::{CodecError, Decode, Encode, Reader};
 use crate::crypto::Digest;
 
 use super::message::{CommitVote, NewView, PrePrepare, Signed, Vote};
-use super::types::{ReplicaIndex, Sequence, ValidatorSet, View};
+use super::types::{CHAIN_ID_MAX, ReplicaIndex, Sequence, ValidatorSet, View};
 
 /// The protocol phase a signed message belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,6 +49,17 @@ pub enum EvidenceError {
     /// The NEW-VIEW's `O` is the one its `V` determines: no offence.
     #[error("the NEW-VIEW is consistent: {0}")]
     Consistent(&'static str),
+    /// The record is about another chain than the verifier's.
+    #[error("the record is for chain {record:?}, not {expected:?}")]
+    WrongChain {
+        /// The record's chain id (lossy UTF-8).
+        record: String,
+        /// The verifier's chain id (lossy UTF-8).
+        expected: String,
+    },
+    /// A header field differs from what the signed messages prove.
+    #[error("the record's {0} does not match its signed messages")]
+    Header(&'static str),
 }
 
 /// Proof that one validator signed two different digests for one slot, or a
@@ -168,6 +185,115 @@ impl Evidence {
             }
         }
         Ok(())
+    }
+}
+
+/// Evidence as it is committed, stored and verified offline: the offence
+/// under a header of everything needed to check it, besides the validator
+/// set: the chain id, the validator, and the slot `(view, sequence, phase)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRecord {
+    /// The chain every signature in the offence binds.
+    pub chain_id: Vec<u8>,
+    /// The offending validator.
+    pub validator: ReplicaIndex,
+    /// The view of the offence.
+    pub view: View,
+    /// The sequence of the offence (for a NEW-VIEW: the checkpoint its `O`
+    /// starts from).
+    pub sequence: Sequence,
+    /// The phase of the offence.
+    pub phase: Phase,
+    /// The signed messages.
+    pub evidence: Evidence,
+}
+
+impl EvidenceRecord {
+    /// The record of `evidence` on `chain_id`, its header taken from the
+    /// messages.
+    pub fn new(chain_id: &[u8], evidence: Evidence) -> EvidenceRecord {
+        let (view, sequence, phase) = evidence.slot();
+        EvidenceRecord {
+            chain_id: chain_id.to_vec(),
+            validator: evidence.validator(),
+            view,
+            sequence,
+            phase,
+            evidence,
+        }
+    }
+
+    /// Checks that the record is about `chain_id`, that its header is what
+    /// its messages prove, and the offence itself ([`Evidence::verify`]).
+    pub fn verify(&self, chain_id: &[u8], validators: &ValidatorSet) -> Result<(), EvidenceError> {
+        if self.chain_id != chain_id {
+            return Err(EvidenceError::WrongChain {
+                record: String::from_utf8_lossy(&self.chain_id).into_owned(),
+                expected: String::from_utf8_lossy(chain_id).into_owned(),
+            });
+        }
+        if self.validator != self.evidence.validator() {
+            return Err(EvidenceError::Header("validator"));
+        }
+        let (view, sequence, phase) = self.evidence.slot();
+        if self.view != view {
+            return Err(EvidenceError::Header("view"));
+        }
+        if self.sequence != sequence {
+            return Err(EvidenceError::Header("sequence"));
+        }
+        if self.phase != phase {
+            return Err(EvidenceError::Header("phase"));
+        }
+        self.evidence.verify(&self.chain_id, validators)
+    }
+
+    /// The offence's id ([`Evidence::id`]): one offence, one slash, however
+    /// many records report it.
+    pub fn id(&self) -> Digest {
+        self.evidence.id()
+    }
+}
+
+const RECORD_VERSION: u8 = 1;
+
+impl Encode for EvidenceRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(RECORD_VERSION);
+        crate::codec::put_bytes(out, &self.chain_id);
+        out.extend_from_slice(&self.validator.to_le_bytes());
+        out.extend_from_slice(&self.view.to_le_bytes());
+        out.extend_from_slice(&self.sequence.to_le_bytes());
+        out.push(match self.phase {
+            Phase::PrePrepare => 1,
+            Phase::Prepare => 2,
+            Phase::Commit => 3,
+        });
+        self.evidence.encode(out);
+    }
+}
+
+impl Decode for EvidenceRecord {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        reader.version("evidence record", RECORD_VERSION)?;
+        let chain_id = reader.bytes("chain id", CHAIN_ID_MAX)?;
+        let validator = reader.u16("validator")?;
+        let view = reader.u64("view")?;
+        let sequence = reader.u64("sequence")?;
+        let phase = match reader.u8("phase")? {
+            1 => Phase::PrePrepare,
+            2 => Phase::Prepare,
+            3 => Phase::Commit,
+            tag => return Err(CodecError::InvalidTag { what: "phase", tag }),
+        };
+        Ok(EvidenceRecord {
+            chain_id,
+            validator,
+            view,
+            sequence,
+            phase,
+            evidence: Evidence::decode(reader)?,
+        })
     }
 }
 

@@ -84,7 +84,7 @@ mod types;
 
 pub use certificate::{CheckpointCertificate, CommitCertificate, PreparedCertificate, SignerSet};
 pub use client::{ReplyCollector, ReplyError};
-pub use evidence::{Evidence, EvidenceError, Phase};
+pub use evidence::{Evidence, EvidenceError, EvidenceRecord, Phase};
 pub use message::SNAPSHOT_BYTES_MAX;
 pub use message::{
     BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, ConflictProof, Message, NewView,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use shieldx_core::codec::decode_exact;
-use shieldx_core::consensus::{Evidence, Phase};
+use shieldx_core::consensus::{EvidenceRecord, Phase};
 
 use super::CliError;
 use shieldx_daemon::genesis::ValidatorsFile;
@@ -46,13 +46,13 @@ fn verify(arguments: &VerifyArguments, out: &mut dyn Write) -> Result<(), CliErr
         argument: "evidence",
         source,
     })?;
-    let evidence: Evidence = decode_exact(&bytes)
+    let record: EvidenceRecord = decode_exact(&bytes)
         .map_err(|e| CliError::Input(format!("--evidence: not an evidence record: {e}")))?;
-    evidence
+    record
         .verify(&chain_id, &validators)
         .map_err(|e| CliError::EvidenceInvalid(e.to_string()))?;
-    let (view, sequence, phase) = evidence.slot();
-    let validator = evidence.validator();
+    let (view, sequence, phase, validator) =
+        (record.view, record.sequence, record.phase, record.validator);
     let identity = validators
         .get(validator)
         .map(|v| hex::encode(v.identity.to_bytes()))
@@ -63,7 +63,7 @@ fn verify(arguments: &VerifyArguments, out: &mut dyn Write) -> Result<(), CliErr
         Phase::Commit => "commit",
         _ => "unknown",
     };
-    if evidence.is_equivocation() {
+    if record.evidence.is_equivocation() {
         writeln!(
             out,
             "valid: validator {validator} ({identity}) signed two digests at view {view}, sequence {sequence}, phase {phase}"
@@ -74,6 +74,6 @@ fn verify(arguments: &VerifyArguments, out: &mut dyn Write) -> Result<(), CliErr
             "valid: validator {validator} ({identity}) signed a NEW-VIEW for view {view} whose O is not the one its V determines (checkpoint {sequence})"
         )?;
     }
-    writeln!(out, "evidence id: {}", evidence.id())?;
+    writeln!(out, "evidence id: {}", record.id())?;
     Ok(())
 }

@@ -172,6 +172,7 @@ pub fn generate<R: rand::CryptoRng + ?Sized>(
         chain_id: chain_id.to_string(),
         validators: entries,
         admin: Some(hex::encode(admin.verifying_key().to_bytes())),
+        stake_per_power: crate::genesis::DEFAULT_STAKE_PER_POWER,
     };
     genesis.validator_set()?;
     let genesis_text = serde_json::to_string_pretty(&genesis)

@@ -34,7 +34,7 @@ pub mod peer;
 pub mod storage;
 pub mod tls;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,8 +44,8 @@ use std::time::Duration;
 use shieldx_core::app::{App, AppConfig, Transaction};
 use shieldx_core::codec::{self, Encode as _};
 use shieldx_core::consensus::{
-    DurableRecord, Output, Replica, ReplicaConfig, ReplicaKeys, Reply, Request, StateTransfer,
-    Target, ValidatorSet,
+    DurableRecord, Evidence, EvidenceRecord, Output, Replica, ReplicaConfig, ReplicaKeys, Reply,
+    Request, StateTransfer, Target, ValidatorSet,
 };
 use shieldx_core::crypto::ed25519::VerifyingKey;
 use shieldx_core::ledger::{DomainEvent, EventRecord, EventStore as _};
@@ -203,6 +203,7 @@ struct Prepared {
     index: u16,
     keys: NodeKeys,
     admin: [u8; 32],
+    stake_per_power: u64,
     data: PathBuf,
 }
 
@@ -213,6 +214,7 @@ fn prepare(config: NodeConfig) -> Result<Prepared, NodeError> {
     let file: ValidatorsFile = serde_json::from_str(&text).map_err(GenesisError::Json)?;
     let (chain_id, validators) = file.validator_set()?;
     let admin = file.admin_account()?;
+    let stake_per_power = file.stake_per_power;
     let identity = keys.identity.verifying_key();
     let index = validators
         .validators()
@@ -238,6 +240,7 @@ fn prepare(config: NodeConfig) -> Result<Prepared, NodeError> {
         index,
         keys,
         admin,
+        stake_per_power,
         data,
     })
 }
@@ -287,6 +290,7 @@ fn open_replica(
     let ledger = RedbStore::open(&ledger_path).map_err(|e| NodeError::Storage(e.to_string()))?;
     let mut app_config = AppConfig::new(prepared.chain_id.clone(), prepared.admin);
     app_config.validators = Some(prepared.validators.clone());
+    app_config.genesis_stake_per_power = prepared.stake_per_power;
     let app = App::open(app_config, ledger).map_err(|e| NodeError::Storage(e.to_string()))?;
     let now = started.elapsed().as_nanos() as u64;
     let mut replica = Replica::recover(
@@ -538,7 +542,8 @@ pub async fn start_on(config: NodeConfig, host: host::Host) -> Result<RunningNod
         clock: host.clock.clone(),
         last_view: 0,
         next_heartbeat: Instant::now(),
-        last_heartbeat_id: 0,
+        last_own_request_id: 0,
+        offences_reported: BTreeSet::new(),
     };
     // A core loop that fails (storage) takes the whole node down: a node
     // that keeps its streams open without a replica behind them would look
@@ -563,6 +568,9 @@ pub async fn start_on(config: NodeConfig, host: host::Host) -> Result<RunningNod
 
 /// How often a validator proves liveness (a heartbeat transaction).
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// Offences remembered as reported before the memory is cleared (a
+/// repeated report costs one rejected transaction, nothing more).
+const OFFENCES_REMEMBERED: usize = 4096;
 /// Inputs handled before outputs are drained (amortises the durable write).
 const INPUTS_PER_DRAIN: usize = 512;
 
@@ -592,7 +600,10 @@ struct CoreLoop {
     clock: Arc<dyn host::WallClock>,
     last_view: u64,
     next_heartbeat: Instant,
-    last_heartbeat_id: u64,
+    /// The last request id this validator signed (heartbeats, evidence).
+    last_own_request_id: u64,
+    /// Offences already reported: (validator, view of a wrong NEW-VIEW).
+    offences_reported: BTreeSet<(u16, Option<u64>)>,
 }
 
 impl CoreLoop {
@@ -656,12 +667,42 @@ impl CoreLoop {
     fn heartbeat(&mut self) {
         self.next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
         let time_ms = self.clock.unix_ms();
+        self.submit_own(time_ms, Transaction::Heartbeat { time_ms });
+    }
+
+    /// Submits evidence the replica found as a transaction, so that the
+    /// offence is slashed through the committed log. One report per
+    /// equivocator (equivocation tombstones) and per wrong NEW-VIEW view;
+    /// the application slashes each offence once however many validators
+    /// report it.
+    fn report_offence(&mut self, evidence: Evidence) {
+        let key = (
+            evidence.validator(),
+            (!evidence.is_equivocation()).then(|| evidence.slot().0),
+        );
+        if self.offences_reported.len() >= OFFENCES_REMEMBERED {
+            self.offences_reported.clear();
+        }
+        if !self.offences_reported.insert(key) {
+            return;
+        }
+        let time_ms = self.clock.unix_ms();
+        tracing::warn!(
+            validator = key.0,
+            equivocation = evidence.is_equivocation(),
+            "evidence found; reporting it for slashing"
+        );
+        let evidence = Box::new(EvidenceRecord::new(&self.chain_id, evidence));
+        self.submit_own(time_ms, Transaction::Evidence { time_ms, evidence });
+    }
+
+    /// Signs `tx` with this validator's identity and submits it as a request.
+    fn submit_own(&mut self, time_ms: u64, tx: Transaction) {
         // Request ids are wall-clock milliseconds, so they keep increasing
         // across restarts (a repeated id would be answered from the cache).
-        let id = time_ms.max(self.last_heartbeat_id + 1);
-        self.last_heartbeat_id = id;
-        let payload = Transaction::Heartbeat { time_ms }.to_bytes();
-        let request = Request::sign(&self.chain_id, &self.identity, id, payload);
+        let id = time_ms.max(self.last_own_request_id + 1);
+        self.last_own_request_id = id;
+        let request = Request::sign(&self.chain_id, &self.identity, id, tx.to_bytes());
         let now = self.now_ns();
         if self.replica.handle_request(now, request.clone()).is_ok() {
             self.relay(vec![request]);
@@ -852,7 +893,9 @@ impl CoreLoop {
                     },
                     state_digest: committed.state_digest,
                 }),
-                Output::Evidence(evidence) => write.evidence.push(evidence.clone()),
+                Output::Evidence(evidence) => write
+                    .evidence
+                    .push(EvidenceRecord::new(&self.chain_id, evidence.clone())),
                 _ => {}
             }
         }
@@ -866,6 +909,7 @@ impl CoreLoop {
             micros = at.elapsed().as_micros() as u64,
             "outputs made durable"
         );
+        let mut offences = Vec::new();
         for output in outputs {
             match output {
                 Output::Send { to, message } => {
@@ -923,8 +967,9 @@ impl CoreLoop {
                         let _ = waiter.reply.send(Ok(SignedReply { reply, signature }));
                     }
                 }
-                Output::Evidence(_) => {
+                Output::Evidence(evidence) => {
                     self.metrics.byzantine_faults.inc();
+                    offences.push(evidence);
                 }
                 Output::EnteredView(view) => {
                     if view > self.last_view {
@@ -949,7 +994,14 @@ impl CoreLoop {
         self.metrics.view.set(self.replica.view() as i64);
         self.ready
             .store(!self.replica.is_changing_view(), Ordering::Relaxed);
-        Ok(())
+        if offences.is_empty() {
+            return Ok(());
+        }
+        for evidence in offences {
+            self.report_offence(evidence);
+        }
+        // The reports' own outputs go out now, not at the next input.
+        self.drain()
     }
 
     /// Reads the events appended since the last scan: alerts (metrics,

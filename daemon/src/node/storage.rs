@@ -14,7 +14,9 @@ use std::path::Path;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use shieldx_core::codec::{self, Encode as _};
-use shieldx_core::consensus::{CertifiedBatch, CheckpointCertificate, DurableRecord, Evidence};
+use shieldx_core::consensus::{
+    CertifiedBatch, CheckpointCertificate, DurableRecord, EvidenceRecord,
+};
 use shieldx_core::crypto::Digest;
 
 use super::NodeError;
@@ -25,8 +27,10 @@ const RECORDS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("consensus
 const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("consensus_blocks");
 /// "stable" -> encoded checkpoint certificate || snapshot (length-prefixed).
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("consensus_meta");
-/// evidence id -> encoded `Evidence`.
-const EVIDENCE: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("consensus_evidence");
+/// evidence id (`Evidence::id`) -> encoded `EvidenceRecord` (self-describing:
+/// `shieldx evidence verify` checks one with the validator-set file alone).
+const EVIDENCE: TableDefinition<'_, &[u8; 32], &[u8]> =
+    TableDefinition::new("consensus_evidence_records");
 
 /// A committed block as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +53,7 @@ pub struct WriteBatch {
     /// Committed blocks.
     pub blocks: Vec<StoredBlock>,
     /// Evidence found.
-    pub evidence: Vec<Evidence>,
+    pub evidence: Vec<EvidenceRecord>,
 }
 
 impl WriteBatch {
@@ -179,7 +183,7 @@ impl NodeStore {
             for evidence in &batch.evidence {
                 bytes.clear();
                 evidence.encode(&mut bytes);
-                let id = Digest::of_parts("shieldx/evidence-id", &[&bytes]).to_bytes();
+                let id = evidence.id().to_bytes();
                 table.insert(&id, bytes.as_slice()).map_err(storage)?;
             }
         }

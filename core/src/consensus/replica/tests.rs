@@ -691,6 +691,78 @@ fn a_new_view_with_a_wrong_o_is_rejected() {
 }
 
 #[test]
+fn an_evidence_record_binds_its_chain_and_a_header_its_messages_prove() {
+    use crate::consensus::EvidenceRecord;
+    let validators = validator_set(4);
+    let vote = |digest: &[u8]| {
+        let body = Vote {
+            view: 3,
+            sequence: 17,
+            digest: Digest::of(digest),
+        };
+        Signed::sign(CHAIN, 2, &keys(2).identity, body)
+    };
+    let evidence = Evidence::ConflictingPrepare(vote(b"a"), vote(b"b"));
+    let record = EvidenceRecord::new(CHAIN, evidence.clone());
+    assert_eq!(
+        (record.validator, record.view, record.sequence, record.phase),
+        (2, 3, 17, Phase::Prepare)
+    );
+    assert_eq!(record.verify(CHAIN, &validators), Ok(()));
+    assert_eq!(record.id(), evidence.id());
+    let bytes = record.to_encoded();
+    let decoded: EvidenceRecord = crate::codec::decode_exact(&bytes).expect("round trip");
+    assert_eq!(decoded, record);
+    // Any shorter prefix, or a trailing byte, is refused.
+    for cut in 0..bytes.len() {
+        assert!(crate::codec::decode_exact::<EvidenceRecord>(&bytes[..cut]).is_err());
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(crate::codec::decode_exact::<EvidenceRecord>(&longer).is_err());
+
+    // Another chain's verifier refuses it before looking at signatures.
+    assert!(matches!(
+        record.verify(b"another-chain", &validators),
+        Err(EvidenceError::WrongChain { .. })
+    ));
+    // A header that names another validator or slot than the messages prove.
+    type Relabel = fn(&mut EvidenceRecord);
+    let relabelled: [(&str, Relabel); 4] = [
+        ("validator", |r| r.validator = 1),
+        ("view", |r| r.view += 1),
+        ("sequence", |r| r.sequence -= 1),
+        ("phase", |r| r.phase = Phase::Commit),
+    ];
+    for (field, relabel) in relabelled {
+        let mut wrong = record.clone();
+        relabel(&mut wrong);
+        assert_eq!(
+            wrong.verify(CHAIN, &validators),
+            Err(EvidenceError::Header(field))
+        );
+    }
+    // A record claiming this chain for messages signed on another fails
+    // on the signatures.
+    let foreign = |digest: &[u8]| {
+        let body = Vote {
+            view: 3,
+            sequence: 17,
+            digest: Digest::of(digest),
+        };
+        Signed::sign(b"another-chain", 2, &keys(2).identity, body)
+    };
+    let moved = EvidenceRecord::new(
+        CHAIN,
+        Evidence::ConflictingPrepare(foreign(b"a"), foreign(b"b")),
+    );
+    assert!(matches!(
+        moved.verify(CHAIN, &validators),
+        Err(EvidenceError::Signature(_))
+    ));
+}
+
+#[test]
 fn a_partitioned_replica_catches_up_by_state_transfer() {
     let mut cluster = Cluster::new(4, |c| {
         c.checkpoint_interval = 5;
