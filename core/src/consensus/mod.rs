@@ -93,8 +93,8 @@ pub use message::{
 #[cfg(feature = "planted-bugs")]
 pub use replica::PlantedBug;
 pub use replica::{
-    Application, CLIENT_WINDOW, Committed, DurableRecord, Output, RecordError, Rejection,
-    RejectionCounts, Replica, ReplicaConfig, ReplicaKeys, Reply, RestoreError, Target,
+    Application, CLIENT_WINDOW, Committed, DurableRecord, Footprint, Output, RecordError,
+    Rejection, RejectionCounts, Replica, ReplicaConfig, ReplicaKeys, Reply, RestoreError, Target,
 };
 pub use types::{
     Batch, ConfigError, LeaderProof, LeaderSchedule, REQUEST_PAYLOAD_MAX, ReplicaIndex, Request,

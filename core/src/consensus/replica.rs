@@ -939,6 +939,54 @@ fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotParts, CodecError> {
     Ok((seed, app_digest, app, clients))
 }
 
+/// Entries in each of a replica's collections ([`Replica::footprint`]).
+///
+/// Every one is bounded: by the window (`slots`, `prepared`, `batches`
+/// between checkpoints, `signed`, `seen`, `evidence`, `forwarded`), by the
+/// window and the validators (`checkpoint_votes`), by `VIEW_AHEAD_MAX` and
+/// the validators (`view_changes`), by configuration (`pending`,
+/// `clients`), by a constant (`wanted_batches`), by the validator count
+/// (`state_served`), or by the driver draining `outputs`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Log slots (sequence numbers in the window).
+    pub slots: usize,
+    /// Batches held (by digest).
+    pub batches: usize,
+    /// Batches asked of peers.
+    pub wanted_batches: usize,
+    /// Prepared certificates above the stable checkpoint.
+    pub prepared: usize,
+    /// CHECKPOINT votes held, over all sequences.
+    pub checkpoint_votes: usize,
+    /// This replica's own CHECKPOINT votes at or above the stable one.
+    pub own_checkpoints: usize,
+    /// Snapshots at own checkpoints at or above the stable one.
+    pub checkpoint_snapshots: usize,
+    /// Schedule anchors at own checkpoints at or above the stable one.
+    pub anchors: usize,
+    /// Peers served state recently.
+    pub state_served: usize,
+    /// VIEW-CHANGE messages held, over all views.
+    pub view_changes: usize,
+    /// Pending requests, with their order queues.
+    pub pending: usize,
+    /// Requests the primary placed in uncommitted batches.
+    pub proposed: usize,
+    /// Client table entries.
+    pub clients: usize,
+    /// What this replica signed per (view, sequence, phase).
+    pub signed: usize,
+    /// Messages watched for equivocation.
+    pub seen: usize,
+    /// Offences reported.
+    pub evidence: usize,
+    /// Conflict proofs forwarded.
+    pub forwarded: usize,
+    /// Outputs the driver has not polled.
+    pub outputs: usize,
+}
+
 /// A PBFT replica over application `A`.
 #[derive(Debug)]
 pub struct Replica<A: Application> {
@@ -1009,7 +1057,10 @@ pub struct Replica<A: Application> {
     /// different digest for the same key.
     signed: BTreeMap<(View, Sequence, Phase), Digest>,
     seen: BTreeMap<(ReplicaIndex, View, Sequence, Phase), Seen>,
-    evidence_ids: BTreeSet<Digest>,
+    /// Offences already reported, one per (signer, view, sequence, phase,
+    /// wrong NEW-VIEW): a validator that signs many digests for one slot
+    /// yields one piece of evidence, not one per digest.
+    evidence_slots: BTreeSet<(ReplicaIndex, View, Sequence, Phase, bool)>,
     /// Conflict proofs already forwarded: (signer, view, sequence, phase, target).
     forwarded: BTreeSet<(ReplicaIndex, View, Sequence, Phase, Option<ReplicaIndex>)>,
 
@@ -1108,7 +1159,7 @@ impl<A: Application> Replica<A> {
             clients: BTreeMap::new(),
             signed: BTreeMap::new(),
             seen: BTreeMap::new(),
-            evidence_ids: BTreeSet::new(),
+            evidence_slots: BTreeSet::new(),
             forwarded: BTreeSet::new(),
             now_ns,
             batch_deadline_ns: None,
@@ -1245,6 +1296,31 @@ impl<A: Application> Replica<A> {
     /// Slots held in the log (bounded by the window).
     pub fn log_len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// The size of every collection this replica holds, for bound checks
+    /// and memory metrics.
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            slots: self.slots.len(),
+            batches: self.batches.len(),
+            wanted_batches: self.wanted_batches.len(),
+            prepared: self.prepared.len(),
+            checkpoint_votes: self.checkpoint_votes.values().map(BTreeMap::len).sum(),
+            own_checkpoints: self.own_checkpoints.len(),
+            checkpoint_snapshots: self.checkpoint_snapshots.len(),
+            anchors: self.anchors.len(),
+            state_served: self.state_served.len(),
+            view_changes: self.view_changes.values().map(BTreeMap::len).sum(),
+            pending: self.pending.len() + self.pending_order.len() + self.priority_order.len(),
+            proposed: self.proposed.len(),
+            clients: self.clients.len(),
+            signed: self.signed.len(),
+            seen: self.seen.len(),
+            evidence: self.evidence_slots.len(),
+            forwarded: self.forwarded.len(),
+            outputs: self.outputs.len(),
+        }
     }
 
     /// The configuration.
@@ -2392,6 +2468,7 @@ impl<A: Application> Replica<A> {
         self.signed.retain(|(_, s, _), _| *s > sequence);
         self.seen.retain(|(_, _, s, _), _| *s > sequence);
         self.forwarded.retain(|(_, _, s, _, _)| *s > sequence);
+        self.evidence_slots.retain(|(_, _, s, _, _)| *s > sequence);
         // A batch stays while a slot refers to it or this replica holds a
         // prepared certificate for it: a later NEW-VIEW may re-propose a
         // prepared digest after the slot itself was reset, and then some
@@ -3181,7 +3258,15 @@ impl<A: Application> Replica<A> {
         if self.planted(PlantedBug::SuppressedEvidence) {
             return;
         }
-        if self.evidence_ids.insert(evidence.id()) {
+        let (view, sequence, phase) = evidence.slot();
+        let key = (
+            evidence.validator(),
+            view,
+            sequence,
+            phase,
+            !evidence.is_equivocation(),
+        );
+        if self.evidence_slots.insert(key) {
             self.outputs.push_back(Output::Evidence(evidence));
         }
     }

@@ -435,6 +435,149 @@ fn checkpoints_become_stable_and_bound_the_log() {
     }
 }
 
+/// A Byzantine validator floods a backup with everything a peer can send,
+/// within the rules of the wire: prepares and commits for every slot of the
+/// window with many digests each, CHECKPOINT votes for every checkpoint it
+/// may name, VIEW-CHANGEs for every view it may name, status and state
+/// requests, and batch traffic nobody asked for. The cluster keeps
+/// committing, and after every round each of the backup's collections is
+/// within a bound set by the window, the validator count, configuration or
+/// a constant (`Footprint`), however many rounds pass.
+#[test]
+fn a_flooding_validator_cannot_grow_any_collection_past_its_bound() {
+    const K: u64 = 5;
+    const L: u64 = 10;
+    const DIGESTS_PER_SLOT: u8 = 3;
+    let mut cluster = Cluster::new(4, |c| {
+        c.checkpoint_interval = K;
+        c.window = L;
+        c.batch_requests_max = 1;
+        c.pending_requests_max = 64;
+        c.clients_max = 8;
+    });
+    let (target, attacker) = (1, 3);
+    let byzantine = keys(attacker);
+    let alice = client(4);
+    for round in 1..=12u64 {
+        cluster.submit(&alice, round, &round.to_le_bytes());
+        cluster.run_until(cluster.now_ns + 6 * DELAY_NS);
+        let now = cluster.now_ns;
+        let replica = &mut cluster.replicas[usize::from(target)];
+        let (h, view) = (replica.stable_checkpoint().sequence, replica.view());
+        let digest = |sequence: u64, d: u8| {
+            Digest::of_parts(
+                "flood",
+                &[&round.to_le_bytes(), &sequence.to_le_bytes(), &[d]],
+            )
+        };
+        let mut flood = Vec::new();
+        for sequence in h + 1..=h + L {
+            for d in 0..DIGESTS_PER_SLOT {
+                let vote = Vote {
+                    view,
+                    sequence,
+                    digest: digest(sequence, d),
+                };
+                flood.push(Message::Prepare(Signed::sign(
+                    CHAIN,
+                    attacker,
+                    &byzantine.identity,
+                    vote,
+                )));
+                flood.push(Message::Commit(CommitVote::sign(
+                    CHAIN,
+                    attacker,
+                    &byzantine.vote_key,
+                    view,
+                    sequence,
+                    digest(sequence, d),
+                )));
+                flood.push(Message::Batch(BatchFetch::Request(digest(sequence, d))));
+            }
+        }
+        for sequence in (h + K..=h + 3 * L).step_by(K as usize) {
+            let vote = CheckpointVote {
+                sequence,
+                state_digest: digest(sequence, 0),
+            };
+            flood.push(Message::Checkpoint(Signed::sign(
+                CHAIN,
+                attacker,
+                &byzantine.identity,
+                vote,
+            )));
+        }
+        for new_view in view + 1..=view + VIEW_AHEAD_MAX + 4 {
+            let body = ViewChange {
+                new_view,
+                checkpoint: replica.stable_checkpoint().clone(),
+                prepared: Vec::new(),
+            };
+            flood.push(Message::ViewChange(Signed::sign(
+                CHAIN,
+                attacker,
+                &byzantine.identity,
+                body,
+            )));
+        }
+        let status = Status {
+            view,
+            changing_view: false,
+            last_executed: 0,
+            stable_checkpoint: 0,
+        };
+        flood.push(Message::Status(Signed::sign(
+            CHAIN,
+            attacker,
+            &byzantine.identity,
+            status,
+        )));
+        flood.push(Message::StateRequest(0));
+        for message in flood {
+            let _ = replica.handle_message(now, attacker, message);
+        }
+        cluster.drain(target);
+
+        let f = cluster.replicas[usize::from(target)].footprint();
+        let (n, l, k) = (4usize, L as usize, K as usize);
+        let bounds = [
+            ("slots", f.slots, l),
+            ("batches", f.batches, 2 * l),
+            ("wanted batches", f.wanted_batches, WANTED_BATCHES_MAX),
+            ("prepared", f.prepared, l),
+            ("checkpoint votes", f.checkpoint_votes, n * (3 * l / k + 1)),
+            ("own checkpoints", f.own_checkpoints, l / k + 1),
+            ("snapshots", f.checkpoint_snapshots, l / k + 1),
+            ("anchors", f.anchors, l / k + 1),
+            ("state served", f.state_served, n),
+            (
+                "view changes",
+                f.view_changes,
+                n * (VIEW_AHEAD_MAX as usize + 1),
+            ),
+            ("pending", f.pending, 3 * 64),
+            ("proposed", f.proposed, l),
+            ("clients", f.clients, 8),
+            ("signed", f.signed, 3 * l),
+            ("seen", f.seen, n * 3 * l),
+            ("evidence", f.evidence, 3 * l),
+            ("forwarded", f.forwarded, n * 3 * l * (n + 1)),
+            ("outputs", f.outputs, 0),
+        ];
+        for (name, size, bound) in bounds {
+            assert!(
+                size <= bound,
+                "round {round}: {name} holds {size} entries, over its bound {bound}"
+            );
+        }
+    }
+    cluster.run_until(cluster.now_ns + 50 * DELAY_NS);
+    cluster.assert_agreement();
+    for (i, replica) in cluster.replicas.iter().enumerate() {
+        assert_eq!(replica.last_executed(), 12, "replica {i} kept committing");
+    }
+}
+
 #[test]
 fn silent_primary_is_replaced_by_a_view_change() {
     let mut cluster = Cluster::new(4, |_| {});
