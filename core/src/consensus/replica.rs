@@ -1880,27 +1880,47 @@ impl<A: Application> Replica<A> {
         slot.pre_prepare = Some(header);
         // Prepares that arrived first stay only if they match.
         slot.prepares.retain(|_, p| p.body.digest == body.digest);
-        if !self.is_primary() {
-            let vote = Vote {
-                view: body.view,
-                sequence: body.sequence,
-                digest: body.digest,
-            };
-            if self.record_signature(vote.view, vote.sequence, Phase::Prepare, vote.digest) {
-                let signed = self.sign(vote);
-                if let Some(slot) = self.slots.get_mut(&body.sequence) {
-                    // A backup's own prepare counts toward "prepared" like any other.
-                    slot.prepares.insert(self.keys.index, signed.clone());
-                    slot.own_prepare = Some(signed.clone());
-                }
-                self.send(Target::All, Message::Prepare(signed));
-            }
-        }
-        if !self.batches.contains_key(&body.digest) && body.digest != Batch::null().digest() {
+        if self.batches.contains_key(&body.digest) || body.digest == Batch::null().digest() {
+            self.send_own_prepare(body.sequence);
+        } else {
             self.want_batch(body.digest);
         }
         self.arm_progress_timer(now_ns);
         self.try_prepared(body.sequence);
+    }
+
+    /// A backup prepares a slot only once it holds the batch the pre-prepare
+    /// names (a NEW-VIEW re-proposal carries no batch; the backup fetches
+    /// it first). So a prepared certificate's 2f prepares come from backups
+    /// at least f of which are honest and can serve the batch, and a digest
+    /// a later NEW-VIEW re-proposes always has a batch behind it.
+    fn send_own_prepare(&mut self, sequence: Sequence) {
+        if self.is_primary() || self.mode != Mode::Normal {
+            return;
+        }
+        let Some(slot) = self.slots.get(&sequence) else {
+            return;
+        };
+        let Some(pre_prepare) = slot.pre_prepare.as_ref() else {
+            return;
+        };
+        if slot.own_prepare.is_some() || slot.view != self.view {
+            return;
+        }
+        let vote = Vote {
+            view: pre_prepare.body.view,
+            sequence,
+            digest: pre_prepare.body.digest,
+        };
+        if self.record_signature(vote.view, vote.sequence, Phase::Prepare, vote.digest) {
+            let signed = self.sign(vote);
+            if let Some(slot) = self.slots.get_mut(&sequence) {
+                // A backup's own prepare counts toward "prepared" like any other.
+                slot.prepares.insert(self.keys.index, signed.clone());
+                slot.own_prepare = Some(signed.clone());
+            }
+            self.send(Target::All, Message::Prepare(signed));
+        }
     }
 
     fn on_prepare(
@@ -2793,6 +2813,17 @@ impl<A: Application> Replica<A> {
         };
         let signed = self.sign(status);
         self.send(Target::All, Message::Status(signed));
+        // A batch request or its answer may have been lost: ask again, for
+        // a bounded number of the batches still wanted.
+        let wanted: Vec<Digest> = self
+            .wanted_batches
+            .iter()
+            .take(RETRANSMIT_SLOTS_MAX as usize)
+            .copied()
+            .collect();
+        for digest in wanted {
+            self.send(Target::All, Message::Batch(BatchFetch::Request(digest)));
+        }
     }
 
     fn on_status(&mut self, from: ReplicaIndex, signed: Signed<Status>) -> Result<(), Rejection> {
@@ -3088,6 +3119,17 @@ impl<A: Application> Replica<A> {
             return Err(Rejection::TooLarge("batch requests"));
         }
         self.batches.insert(digest, batch);
+        // Slots of this view that waited for the batch prepare now.
+        let waiting: Vec<Sequence> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| slot.own_prepare.is_none() && slot.digest() == Some(digest))
+            .map(|(sequence, _)| *sequence)
+            .collect();
+        for sequence in waiting {
+            self.send_own_prepare(sequence);
+            self.try_prepared(sequence);
+        }
         self.arm_progress_timer(now_ns);
         self.execute_ready();
         Ok(())

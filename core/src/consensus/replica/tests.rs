@@ -624,6 +624,57 @@ fn prepared_request_survives_a_primary_crash_in_the_commit_phase() {
     cluster.assert_agreement();
 }
 
+/// A backup that never saw a batch, and then meets its digest in a
+/// NEW-VIEW, fetches the batch before it prepares: it vouches only for
+/// batches it holds and can serve.
+#[test]
+fn a_backup_fetches_a_re_proposed_batch_before_it_prepares() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let mut cluster = Cluster::new(4, |c| c.batch_requests_max = 1);
+    let events: Rc<RefCell<Vec<&'static str>>> = Rc::default();
+    let log = events.clone();
+    cluster.filter = Box::new(move |from, to, message| {
+        match message {
+            // Replica 2 never receives the view-0 batch, and nothing
+            // commits in view 0: only the NEW-VIEW carries the digest on.
+            Message::PrePrepare(header, _) if header.body.view == 0 && to == 2 => return false,
+            Message::Commit(vote) if vote.view == 0 => return false,
+            Message::Batch(BatchFetch::Response(_)) if to == 2 => {
+                log.borrow_mut().push("batch sent to 2");
+            }
+            Message::Prepare(vote)
+                if from == 2 && vote.body.view == 1 && vote.body.sequence == 1 =>
+            {
+                log.borrow_mut().push("prepare sent by 2");
+            }
+            Message::Prepare(vote) if from == 2 && vote.body.view == 1 => {
+                log.borrow_mut().push("prepare of another slot");
+            }
+            _ => {}
+        }
+        true
+    });
+    let alice = client(6);
+    cluster.submit(&alice, 1, b"re-proposed in view 1");
+    cluster.run_until(10 * DELAY_NS);
+    assert!(cluster.committed.iter().all(Vec::is_empty));
+    cluster.crashed[0] = true;
+    cluster.run_until(500 * DELAY_NS);
+    for index in 1..4 {
+        assert_eq!(cluster.replicas[index].view(), 1);
+        assert_eq!(cluster.replicas[index].app().executed, vec![(1, 1)]);
+    }
+    cluster.assert_agreement();
+    let events = events.borrow();
+    let fetched = events.iter().position(|e| *e == "batch sent to 2");
+    let prepared = events.iter().position(|e| *e == "prepare sent by 2");
+    assert!(
+        matches!((fetched, prepared), (Some(f), Some(p)) if f < p),
+        "replica 2 prepared before it held the batch: {events:?}"
+    );
+}
+
 #[test]
 fn equivocating_primary_produces_verifiable_evidence() {
     let mut cluster = Cluster::new(4, |_| {});
