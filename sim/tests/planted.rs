@@ -55,7 +55,7 @@ const CATALOGUE: &[(&str, &str, u64, &str)] = &[
         28,
         "exactly-once execution",
     ),
-    ("lowest-view-in-new-view", VIEW_CHURN_N7, 301, "agreement"),
+    ("lowest-view-in-new-view", VIEW_CHURN_N7, 318, "agreement"),
     (
         "view-change-drops-prepared",
         NORMAL_N4,

@@ -98,5 +98,6 @@ pub use replica::{
 };
 pub use types::{
     Batch, ConfigError, LeaderProof, LeaderSchedule, REQUEST_PAYLOAD_MAX, ReplicaIndex, Request,
-    RoundRobin, ScheduleAnchor, Sequence, Validator, ValidatorSet, View,
+    RoundRobin, ScheduleAnchor, Sequence, VALIDATOR_REQUEST_PAYLOAD_MAX, Validator, ValidatorSet,
+    View,
 };

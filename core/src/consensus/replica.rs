@@ -1518,11 +1518,23 @@ impl<A: Application> Replica<A> {
 
     // ----- Client requests -----
 
+    /// The largest payload `client` may sign: a client's requests are
+    /// small; a validator's (evidence) may fill a batch.
+    fn payload_limit(&self, client: &[u8; 32]) -> usize {
+        if self.validator_identities.contains(client) {
+            self.config
+                .batch_bytes_max
+                .min(super::types::VALIDATOR_REQUEST_PAYLOAD_MAX)
+        } else {
+            REQUEST_PAYLOAD_MAX
+        }
+    }
+
     fn admit_request(&mut self, now_ns: u64, request: Request) -> Result<(), Rejection> {
-        if request.payload.len() > REQUEST_PAYLOAD_MAX {
+        let client = request.client.to_bytes();
+        if request.payload.len() > self.payload_limit(&client) {
             return Err(Rejection::TooLarge("request payload"));
         }
-        let client = request.client.to_bytes();
         if let Some(entry) = self.clients.get(&client) {
             match entry.standing(request.request_id) {
                 Standing::Fresh => {}
@@ -1806,6 +1818,13 @@ impl<A: Application> Replica<A> {
             > self.config.batch_bytes_max
         {
             return Err(Rejection::TooLarge("batch bytes"));
+        }
+        if batch
+            .requests
+            .iter()
+            .any(|r| r.payload.len() > self.payload_limit(&r.client.to_bytes()))
+        {
+            return Err(Rejection::TooLarge("request payload"));
         }
         header
             .verify(&self.config.chain_id, &self.config.validators)

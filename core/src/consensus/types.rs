@@ -17,6 +17,12 @@ pub type ReplicaIndex = u16;
 pub const VALIDATORS_MAX: usize = 1024;
 /// The largest client request payload, in bytes.
 pub const REQUEST_PAYLOAD_MAX: usize = 64 << 10;
+/// The largest payload of a request a validator identity signs (an evidence
+/// transaction): a wrong-NEW-VIEW record carries the whole signed NEW-VIEW,
+/// with every view change and prepared certificate of its `V`, and has no
+/// smaller form (the signature covers all of it). A replica admits such a
+/// request up to its `batch_bytes_max`.
+pub const VALIDATOR_REQUEST_PAYLOAD_MAX: usize = 4 << 20;
 /// The largest number of requests one batch may carry on the wire.
 pub const BATCH_REQUESTS_MAX: usize = 16_384;
 /// The longest chain id, in bytes.
@@ -288,7 +294,8 @@ impl Decode for Request {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
         let client = VerifyingKey::from_slice(reader.take("request client", 32)?)?;
         let request_id = reader.u64("request id")?;
-        let payload = reader.bytes("request payload", REQUEST_PAYLOAD_MAX)?;
+        // Who signed is checked later; the decoder admits the larger limit.
+        let payload = reader.bytes("request payload", VALIDATOR_REQUEST_PAYLOAD_MAX)?;
         let signature = Signature::from_slice(reader.take("request signature", 64)?)?;
         Ok(Request {
             client,

@@ -578,6 +578,53 @@ fn a_flooding_validator_cannot_grow_any_collection_past_its_bound() {
     }
 }
 
+/// Evidence can be larger than any client request (a wrong NEW-VIEW's
+/// record carries all of its V), so a request a validator identity signs
+/// may fill a batch; a client's may not, neither at admission nor inside a
+/// primary's batch (scenario regression-evidence-larger-than-a-client-request).
+#[test]
+fn a_validator_request_may_fill_a_batch_and_a_client_request_may_not() {
+    let mut cluster = Cluster::new(4, |c| c.batch_requests_max = 1);
+    let big = vec![7u8; REQUEST_PAYLOAD_MAX + 1];
+    let alice = client(9);
+    let oversized = Request::sign(CHAIN, &alice, 1, big.clone());
+    assert_eq!(
+        cluster.replicas[1].handle_request(0, oversized.clone()),
+        Err(Rejection::TooLarge("request payload"))
+    );
+    // A Byzantine primary cannot slip the client's request into a batch.
+    let batch = Batch {
+        requests: vec![oversized],
+        leader_proof: None,
+    };
+    let body = PrePrepare {
+        view: 0,
+        sequence: 1,
+        digest: batch.digest(),
+    };
+    let header = Signed::sign(CHAIN, 0, &keys(0).identity, body);
+    assert_eq!(
+        cluster.replicas[1].handle_message(0, 0, Message::PrePrepare(header, batch)),
+        Err(Rejection::TooLarge("request payload"))
+    );
+
+    let validator = keys(2).identity;
+    let request = Request::sign(CHAIN, &validator, 1, big.clone());
+    let decoded: Request = crate::codec::decode_exact(&request.to_encoded()).expect("decodes");
+    assert_eq!(decoded, request);
+    cluster.submit(&validator, 1, &big);
+    cluster.run_until(100 * DELAY_NS);
+    for replica in &cluster.replicas {
+        assert_eq!(replica.app().executed, vec![(1, 1)]);
+    }
+    let batch_bytes_max = cluster.replicas[1].config().batch_bytes_max;
+    let huge = Request::sign(CHAIN, &validator, 2, vec![0; batch_bytes_max + 1]);
+    assert_eq!(
+        cluster.replicas[1].handle_request(cluster.now_ns, huge),
+        Err(Rejection::TooLarge("request payload"))
+    );
+}
+
 #[test]
 fn silent_primary_is_replaced_by_a_view_change() {
     let mut cluster = Cluster::new(4, |_| {});
