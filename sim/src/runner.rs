@@ -970,15 +970,32 @@ impl Simulation {
         let mut violations = self.checker.finish(&healthy, deadline, end_ns);
         violations.extend(self.extra_violations.iter().cloned());
         violations.extend(self.staking_violations(end_ns));
-        if self.stats.view_changes < self.scenario.expect.view_changes_min {
-            violations.push(Violation {
-                invariant: "expected view changes",
-                detail: format!(
-                    "{} < {}",
-                    self.stats.view_changes, self.scenario.expect.view_changes_min
-                ),
-                at_ns: end_ns,
-            });
+        let expect = &self.scenario.expect;
+        let at_least = [
+            (
+                "expected view changes",
+                self.stats.view_changes,
+                expect.view_changes_min,
+            ),
+            (
+                "expected corrupted reads detected",
+                self.stats.corruptions_detected,
+                expect.corruptions_detected_min,
+            ),
+            (
+                "expected evidence",
+                self.checker.evidence_count() as u64,
+                expect.evidence_min,
+            ),
+        ];
+        for (invariant, seen, min) in at_least {
+            if seen < min {
+                violations.push(Violation {
+                    invariant,
+                    detail: format!("{seen} < {min}"),
+                    at_ns: end_ns,
+                });
+            }
         }
         if let Some(max) = self.scenario.expect.view_changes_max
             && self.stats.view_changes > max
@@ -986,16 +1003,6 @@ impl Simulation {
             violations.push(Violation {
                 invariant: "at most the expected view changes",
                 detail: format!("{} > {max}", self.stats.view_changes),
-                at_ns: end_ns,
-            });
-        }
-        if self.stats.corruptions_detected < self.scenario.expect.corruptions_detected_min {
-            violations.push(Violation {
-                invariant: "expected corrupted reads detected",
-                detail: format!(
-                    "{} < {}",
-                    self.stats.corruptions_detected, self.scenario.expect.corruptions_detected_min
-                ),
                 at_ns: end_ns,
             });
         }
@@ -1027,17 +1034,6 @@ impl Simulation {
             violations.push(Violation {
                 invariant: "liveness: every client request is sent",
                 detail: format!("{unsent} requests still wait in client backlogs"),
-                at_ns: end_ns,
-            });
-        }
-        if (self.checker.evidence_count() as u64) < self.scenario.expect.evidence_min {
-            violations.push(Violation {
-                invariant: "expected evidence",
-                detail: format!(
-                    "{} < {}",
-                    self.checker.evidence_count(),
-                    self.scenario.expect.evidence_min
-                ),
                 at_ns: end_ns,
             });
         }

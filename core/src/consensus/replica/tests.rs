@@ -651,22 +651,30 @@ fn prepared_request_survives_a_primary_crash_in_the_commit_phase() {
     // Every view-0 commit is lost: the request prepares everywhere but commits
     // nowhere, so only the view change's prepared certificates can carry it.
     cluster.filter = Box::new(|_, _, m| !matches!(m, Message::Commit(vote) if vote.view == 0));
+    carry_one_request_into_view_1(&mut cluster, b"prepared, then the primary dies");
+    for index in 1..4 {
+        let (sequence, _, _) = cluster.committed[index][0];
+        assert_eq!(sequence, 1);
+    }
+}
+
+/// Submits one request that must not commit in view 0 (the caller's filter
+/// sees to it), crashes the view-0 primary, and checks that every survivor
+/// moves to view 1 and executes the request at sequence 1, in agreement.
+fn carry_one_request_into_view_1(cluster: &mut Cluster, payload: &[u8]) {
     let alice = client(6);
-    cluster.submit(&alice, 1, b"prepared, then the primary dies");
+    cluster.submit(&alice, 1, payload);
     cluster.run_until(10 * DELAY_NS);
     assert!(cluster.committed.iter().all(Vec::is_empty));
     cluster.crashed[0] = true;
     cluster.run_until(500 * DELAY_NS);
     for index in 1..4 {
         assert_eq!(cluster.replicas[index].view(), 1);
-        let executed = &cluster.replicas[index].app().executed;
         assert_eq!(
-            executed,
-            &vec![(1, 1)],
+            cluster.replicas[index].app().executed,
+            vec![(1, 1)],
             "the prepared request keeps sequence 1 in the new view"
         );
-        let (sequence, _, _) = cluster.committed[index][0];
-        assert_eq!(sequence, 1);
     }
     cluster.assert_agreement();
 }
@@ -702,17 +710,7 @@ fn a_backup_fetches_a_re_proposed_batch_before_it_prepares() {
         }
         true
     });
-    let alice = client(6);
-    cluster.submit(&alice, 1, b"re-proposed in view 1");
-    cluster.run_until(10 * DELAY_NS);
-    assert!(cluster.committed.iter().all(Vec::is_empty));
-    cluster.crashed[0] = true;
-    cluster.run_until(500 * DELAY_NS);
-    for index in 1..4 {
-        assert_eq!(cluster.replicas[index].view(), 1);
-        assert_eq!(cluster.replicas[index].app().executed, vec![(1, 1)]);
-    }
-    cluster.assert_agreement();
+    carry_one_request_into_view_1(&mut cluster, b"re-proposed in view 1");
     let events = events.borrow();
     let fetched = events.iter().position(|e| *e == "batch sent to 2");
     let prepared = events.iter().position(|e| *e == "prepare sent by 2");
