@@ -1,6 +1,7 @@
 //! Credits-ledger invariants under arbitrary transaction sequences:
 //! conservation, no negative balance (a rejected transaction changes nothing),
 //! idempotency, and replay determinism from genesis and from any snapshot.
+//! Unbonding takes 5 heights here, so unstaked credits mature within a run.
 
 use proptest::prelude::*;
 use shieldx_core::app::{App, AppConfig, Rejection, Transaction, TransferLeg, TxResult};
@@ -96,7 +97,25 @@ fn tx(op: &Op, time: u64) -> Option<(AccountId, Transaction)> {
 }
 
 fn config() -> AppConfig {
-    AppConfig::new(b"prop-chain".to_vec(), ADMIN)
+    let mut config = AppConfig::new(b"prop-chain".to_vec(), ADMIN);
+    config.slashing.evidence_max_age = 5;
+    config.slashing.unbonding_sequences = 5;
+    config
+}
+
+/// Runs what reaching `height` does by itself (unbonding maturity) with a
+/// transaction that is always refused, so that what follows measures only
+/// the transaction under test.
+fn reach(app: &mut App<MemoryStore>, height: u64) {
+    let probe = Transaction::Unstake {
+        time_ms: 0,
+        amount: 0,
+    };
+    let result = app.execute_transaction(height, account(0), 0, &probe);
+    assert!(matches!(
+        result,
+        TxResult::Rejected(Rejection::InvalidAmount(_))
+    ));
 }
 
 proptest! {
@@ -113,6 +132,7 @@ proptest! {
                 app.checkpoint().expect("checkpoint");
                 continue;
             };
+            reach(&mut app, height);
             let before = app.state_digest();
             let head = app.ledger().head();
             let supply = app.state().supply;
@@ -131,10 +151,16 @@ proptest! {
                     }
                 }
             }
-            // Conservation: balances + stakes == supply == minted - burned.
+            // Conservation: balances + stakes + unbonding == supply ==
+            // minted - burned.
             let s = app.state();
             let held: u128 = s.balances.values().map(|&b| u128::from(b)).sum::<u128>()
-                + s.stakes.values().map(|&b| u128::from(b)).sum::<u128>();
+                + s.stakes.values().map(|&b| u128::from(b)).sum::<u128>()
+                + s.unbonding
+                    .values()
+                    .flat_map(|entries| entries.values())
+                    .map(|e| u128::from(e.amount))
+                    .sum::<u128>();
             prop_assert_eq!(held, u128::from(s.supply));
             prop_assert_eq!(u128::from(s.supply), minted - burned);
             prop_assert!(s.balances.values().all(|&b| b > 0), "zero balances are pruned, none negative");
@@ -142,6 +168,7 @@ proptest! {
         }
         // Idempotency: every keyed transaction repeated returns its original
         // result (or the same conflict), and changes nothing.
+        reach(&mut app, 10_000);
         let digest = app.state_digest();
         let mut seen = std::collections::BTreeMap::new();
         for (client, t, result) in &results {

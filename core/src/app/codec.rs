@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 
 use super::{EVENTS_PER_TX_MAX, IDEMPOTENCY_KEY_MAX, RULES_BYTES_MAX, TRANSFER_LEGS_MAX};
-use super::{Remembered, State, Transaction, TransferLeg};
+use super::{Remembered, State, Transaction, TransferLeg, Unbonding};
 use crate::codec::{CodecError, Decode, ENCODED_LENGTH_MAX, Encode, Reader, put_bytes, put_length};
 use crate::consensus::EvidenceRecord;
 use crate::crypto::Digest;
 use crate::ledger::{decode_event, encode_event, severity_from_tag, severity_tag};
+use crate::staking::UNBONDING_ENTRIES_MAX;
 
-const STATE_VERSION: u8 = 2;
+const STATE_VERSION: u8 = 3;
 const TEXT_MAX: usize = 4096;
 const MAP_MAX: usize = 1 << 24;
 
@@ -186,6 +187,16 @@ pub(super) fn encode_state(s: &State, windows: &[u8]) -> Vec<u8> {
     put_u64_map(&mut out, &s.last_seen, account);
     put_u64_map(&mut out, &s.jailed, account);
     put_u64_map(&mut out, &s.jailed_since, account);
+    put_length(&mut out, s.unbonding.len());
+    for (account, entries) in &s.unbonding {
+        out.extend_from_slice(account);
+        put_length(&mut out, entries.len());
+        for (started, entry) in entries {
+            out.extend_from_slice(&started.to_le_bytes());
+            out.extend_from_slice(&entry.matures.to_le_bytes());
+            out.extend_from_slice(&entry.amount.to_le_bytes());
+        }
+    }
     out.extend_from_slice(&s.height.to_le_bytes());
     put_length(&mut out, s.idempotency.len());
     for (k, v) in &s.idempotency {
@@ -253,6 +264,32 @@ pub(super) fn decode_state(bytes: &[u8]) -> Result<(State, Vec<u8>), CodecError>
     s.last_seen = get_u64_map(&mut r, "last seen", |r| r.array("account"))?;
     s.jailed = get_u64_map(&mut r, "jailed", |r| r.array("account"))?;
     s.jailed_since = get_u64_map(&mut r, "jailed since", |r| r.array("account"))?;
+    let accounts = r.length("unbonding accounts", MAP_MAX)?;
+    for _ in 0..accounts {
+        let account: [u8; 32] = r.array("unbonding account")?;
+        let n = r.length("unbonding entries", UNBONDING_ENTRIES_MAX)?;
+        let mut entries = BTreeMap::new();
+        for _ in 0..n {
+            let started = r.u64("unbonding start")?;
+            let entry = Unbonding {
+                matures: r.u64("unbonding maturity")?,
+                amount: r.u64("unbonding amount")?,
+            };
+            if entries.insert(started, entry).is_some() {
+                return Err(CodecError::InvalidTag {
+                    what: "unbonding entries",
+                    tag: 0xfe,
+                });
+            }
+            s.unbonding_due.insert((entry.matures, account, started));
+        }
+        if entries.is_empty() || s.unbonding.insert(account, entries).is_some() {
+            return Err(CodecError::InvalidTag {
+                what: "unbonding accounts",
+                tag: 0xfe,
+            });
+        }
+    }
     s.height = r.u64("height")?;
     let n = r.length("idempotency", MAP_MAX)?;
     for _ in 0..n {

@@ -29,7 +29,7 @@
 //! monotone, deterministic, and a client cannot move it more than one step
 //! ahead. Replacing it with BFT time from the pre-prepare is part of issue 3.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::codec::{CodecError, Encode, put_bytes};
@@ -43,7 +43,7 @@ use crate::detect::{
 use crate::ledger::{
     AccountId, Base, Causation, DomainEvent, EventStore, ExpectedVersion, Ledger, LedgerError,
 };
-use crate::staking::{Offence, SlashingPolicy, ValidatorStatus};
+use crate::staking::{Offence, SlashingPolicy, UNBONDING_ENTRIES_MAX, ValidatorStatus};
 
 /// Most security events in one `SubmitEvents`.
 pub const EVENTS_PER_TX_MAX: usize = 10_000;
@@ -210,6 +210,23 @@ pub enum Rejection {
     /// An amount is zero or a sum overflows.
     #[error("invalid amount: {0}")]
     InvalidAmount(&'static str),
+    /// An unstake would take a validator's stake below its bond floor, the
+    /// stake that backs its voting power (see `staking`).
+    #[error("unstaking {amount} would leave {stake} - {amount} below the bond floor {floor}")]
+    BelowBondFloor {
+        /// Bonded stake.
+        stake: u64,
+        /// The floor.
+        floor: u64,
+        /// The unstake.
+        amount: u64,
+    },
+    /// The account already has the most unbonding entries allowed.
+    #[error("{max} unbonding entries already; wait for one to mature")]
+    TooManyUnbondings {
+        /// [`UNBONDING_ENTRIES_MAX`].
+        max: usize,
+    },
     /// The idempotency key was used with different fields.
     #[error("idempotency key reused with different fields")]
     IdempotencyConflict,
@@ -281,9 +298,15 @@ pub struct State {
     pub balances: BTreeMap<AccountId, u64>,
     /// Bonded stakes.
     pub stakes: BTreeMap<AccountId, u64>,
+    /// Stake on its way out, per account, by the height it began unbonding
+    /// at: slashable until it matures (see `staking`, "Unbonding").
+    pub unbonding: BTreeMap<AccountId, BTreeMap<u64, Unbonding>>,
+    /// `(matures, account, started)` for every unbonding entry: what the
+    /// maturity sweep walks. Derived from `unbonding`, not encoded.
+    unbonding_due: BTreeSet<(u64, AccountId, u64)>,
     /// Validators removed for equivocation (stake can no longer be bonded).
     pub tombstoned: BTreeMap<AccountId, u64>,
-    /// Total credits (balances + stakes).
+    /// Total credits (balances + stakes + unbonding).
     pub supply: u64,
     /// Alerts by severity.
     pub alerts_by_severity: BTreeMap<Severity, u64>,
@@ -317,6 +340,15 @@ pub struct State {
     head: (u64, Digest),
     /// Stream versions.
     streams: BTreeMap<String, u64>,
+}
+
+/// One unbonding entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unbonding {
+    /// The height at which it returns to the balance.
+    pub matures: u64,
+    /// What is left of it (slashing reduces it).
+    pub amount: u64,
 }
 
 /// The application over a ledger store.
@@ -359,9 +391,11 @@ impl<S: EventStore> App<S> {
     /// any), checks that the log's entry at the snapshot carries the recorded
     /// hash, and verifies and applies only the log after it, so recovery time
     /// is bounded by the checkpoint interval. A corrupt suffix, snapshot or
-    /// missing entry is refused ([`LedgerError::Corrupt`]); the whole chain
-    /// is verified by [`App::verify_log`].
+    /// missing entry is refused ([`LedgerError::Corrupt`]), and so is a
+    /// slashing policy that fails [`SlashingPolicy::validate`]; the whole
+    /// chain is verified by [`App::verify_log`].
     pub fn open(config: AppConfig, store: S) -> Result<App<S>, LedgerError> {
+        config.slashing.validate()?;
         let detector = Detector::new(
             compile("").map_err(|e| LedgerError::Corrupt {
                 sequence: 0,
@@ -492,7 +526,7 @@ impl<S: EventStore> App<S> {
             client,
             request_id,
         };
-        if let Err(e) = self.liveness_sweep(height, time_ms, causation) {
+        if let Err(e) = self.height_effects(height, time_ms, causation) {
             return e;
         }
         let plan = match self.plan(height, client, tx, time_ms) {
@@ -529,63 +563,19 @@ impl<S: EventStore> App<S> {
         }
     }
 
-    /// Liveness: once per `liveness_check_interval` heights, jails (and
-    /// slashes at the liveness tier) every staked validator that is neither
-    /// jailed nor tombstoned and has committed no heartbeat for more than
-    /// `liveness_window` heights (counted from genesis or its release).
-    /// The decision is recorded as `Slashed` + `Jailed` events, so replay
-    /// reproduces it without re-running the sweep.
-    fn liveness_sweep(
+    /// What reaching `height` does without any transaction asking for it:
+    /// matured unbonding entries return to their balances, and the liveness
+    /// sweep runs. Both run before the first transaction executed at a
+    /// height and are recorded as events, so replay reproduces them without
+    /// re-running them.
+    fn height_effects(
         &mut self,
         height: u64,
         time_ms: u64,
         causation: Causation,
     ) -> Result<(), TxResult> {
-        let policy = self.config.slashing;
-        let Some(validators) = &self.config.validators else {
-            return Ok(());
-        };
-        let interval = policy.liveness_check_interval.max(1);
-        if height / interval <= self.state.height / interval || height <= policy.liveness_window {
-            return Ok(());
-        }
-        let s = &self.state;
-        let mut events = Vec::new();
-        for validator in validators.validators() {
-            let account = validator.identity.to_bytes();
-            let stake = s.stakes.get(&account).copied().unwrap_or(0);
-            let released_at = s.jailed.get(&account).copied().unwrap_or(0);
-            if stake == 0 || s.tombstoned.contains_key(&account) || released_at > height {
-                continue;
-            }
-            let seen = s.last_seen.get(&account).copied().unwrap_or(0);
-            if height - seen.max(released_at) <= policy.liveness_window {
-                continue;
-            }
-            let prior = s.offences.get(&account).copied().unwrap_or(0) as usize;
-            let amount = SlashingPolicy::amount(stake, policy.bps(Offence::Liveness, prior));
-            events.push((
-                stream_of(&account),
-                ExpectedVersion::Any,
-                DomainEvent::Slashed {
-                    validator: account,
-                    amount,
-                    reason: Offence::Liveness.name().into(),
-                    evidence: Digest::of_parts(
-                        "shieldx liveness offence v1",
-                        &[&account, &height.to_le_bytes()],
-                    ),
-                },
-            ));
-            events.push((
-                stream_of(&account),
-                ExpectedVersion::Any,
-                DomainEvent::Jailed {
-                    validator: account,
-                    until: height + policy.jail_sequences,
-                },
-            ));
-        }
+        let mut events = self.maturity_events(height);
+        events.extend(self.liveness_events(height));
         if events.is_empty() {
             return Ok(());
         }
@@ -605,6 +595,141 @@ impl<S: EventStore> App<S> {
                 ))))
             }
         }
+    }
+
+    /// Every unbonding entry that matures at or before `height` returns what
+    /// is left of it to the balance.
+    fn maturity_events(&self, height: u64) -> Vec<PlannedEvent> {
+        let s = &self.state;
+        s.unbonding_due
+            .iter()
+            .take_while(|(matures, _, _)| *matures <= height)
+            .map(|&(_, account, started)| {
+                let amount = s
+                    .unbonding
+                    .get(&account)
+                    .and_then(|entries| entries.get(&started))
+                    .map_or(0, |entry| entry.amount);
+                (
+                    stream_of(&account),
+                    ExpectedVersion::Any,
+                    DomainEvent::UnbondingCompleted {
+                        validator: account,
+                        amount,
+                        started,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Liveness: once per `liveness_check_interval` heights, jails (and
+    /// slashes at the liveness tier) every staked validator that is neither
+    /// jailed nor tombstoned and has committed no heartbeat for more than
+    /// `liveness_window` heights (counted from genesis or its release).
+    fn liveness_events(&self, height: u64) -> Vec<PlannedEvent> {
+        let policy = self.config.slashing;
+        let Some(validators) = &self.config.validators else {
+            return Vec::new();
+        };
+        let interval = policy.liveness_check_interval.max(1);
+        if height / interval <= self.state.height / interval || height <= policy.liveness_window {
+            return Vec::new();
+        }
+        let s = &self.state;
+        let mut events = Vec::new();
+        for validator in validators.validators() {
+            let account = validator.identity.to_bytes();
+            let stake = s.stakes.get(&account).copied().unwrap_or(0);
+            let released_at = s.jailed.get(&account).copied().unwrap_or(0);
+            if stake == 0 || s.tombstoned.contains_key(&account) || released_at > height {
+                continue;
+            }
+            let seen = s.last_seen.get(&account).copied().unwrap_or(0);
+            let absent_since = seen.max(released_at);
+            if height - absent_since <= policy.liveness_window {
+                continue;
+            }
+            let prior = s.offences.get(&account).copied().unwrap_or(0) as usize;
+            let offence = Digest::of_parts(
+                "shieldx liveness offence v1",
+                &[&account, &height.to_le_bytes()],
+            );
+            events.extend(self.slash_events(
+                &account,
+                Offence::Liveness,
+                policy.bps(Offence::Liveness, prior),
+                absent_since,
+                offence,
+            ));
+            events.push((
+                stream_of(&account),
+                ExpectedVersion::Any,
+                DomainEvent::Jailed {
+                    validator: account,
+                    until: height + policy.jail_sequences,
+                },
+            ));
+        }
+        events
+    }
+
+    /// Slashes `account` at `bps` for an offence at height `offence_height`:
+    /// its bonded stake, and every unbonding entry that began at or after
+    /// that height (it was at stake when the offence happened).
+    fn slash_events(
+        &self,
+        account: &AccountId,
+        offence: Offence,
+        bps: u64,
+        offence_height: u64,
+        id: Digest,
+    ) -> Vec<PlannedEvent> {
+        let s = &self.state;
+        let mut events = vec![(
+            stream_of(account),
+            ExpectedVersion::Any,
+            DomainEvent::Slashed {
+                validator: *account,
+                amount: SlashingPolicy::amount(s.stake(account), bps),
+                reason: offence.name().into(),
+                evidence: id,
+            },
+        )];
+        if let Some(entries) = s.unbonding.get(account) {
+            for (&started, entry) in entries.range(offence_height..) {
+                let amount = SlashingPolicy::amount(entry.amount, bps);
+                if amount > 0 {
+                    events.push((
+                        stream_of(account),
+                        ExpectedVersion::Any,
+                        DomainEvent::UnbondingSlashed {
+                            validator: *account,
+                            amount,
+                            started,
+                            evidence: id,
+                        },
+                    ));
+                }
+            }
+        }
+        events
+    }
+
+    /// The stake that backs a validator's voting power, which it cannot
+    /// unstake: its genesis bond (see `staking`). Zero for other accounts.
+    fn bond_floor(&self, account: &AccountId) -> u64 {
+        self.config
+            .validators
+            .as_ref()
+            .and_then(|set| {
+                set.validators()
+                    .iter()
+                    .find(|v| v.identity.to_bytes() == *account)
+            })
+            .map_or(0, |v| {
+                v.power.saturating_mul(self.config.genesis_stake_per_power)
+            })
     }
 
     /// Block time for a transaction sent at `sent` (module docs).
@@ -841,20 +966,39 @@ impl<S: EventStore> App<S> {
                 ));
             }
             Transaction::Unstake { amount, .. } => {
-                let stake = s.stakes.get(&client).copied().unwrap_or(0);
-                if *amount == 0 || stake < *amount {
+                let stake = s.stake(&client);
+                if *amount == 0 {
+                    return Err(Rejection::InvalidAmount("zero"));
+                }
+                if stake < *amount {
                     return Err(Rejection::InsufficientFunds {
                         leg: 0,
                         balance: stake,
                         amount: *amount,
                     });
                 }
+                let floor = self.bond_floor(&client);
+                if stake - *amount < floor {
+                    return Err(Rejection::BelowBondFloor {
+                        stake,
+                        floor,
+                        amount: *amount,
+                    });
+                }
+                let entries = s.unbonding.get(&client);
+                let new_entry = entries.is_none_or(|e| !e.contains_key(&height));
+                if new_entry && entries.is_some_and(|e| e.len() >= UNBONDING_ENTRIES_MAX) {
+                    return Err(Rejection::TooManyUnbondings {
+                        max: UNBONDING_ENTRIES_MAX,
+                    });
+                }
                 plan.events.push((
                     stream_of(&client),
                     ExpectedVersion::Any,
-                    DomainEvent::Unstaked {
+                    DomainEvent::UnbondingStarted {
                         validator: client,
                         amount: *amount,
+                        matures: height.saturating_add(self.config.slashing.unbonding_sequences),
                     },
                 ));
             }
@@ -900,7 +1044,6 @@ impl<S: EventStore> App<S> {
                 if s.tombstoned.contains_key(&offender) {
                     return Err(Rejection::Evidence("validator already tombstoned".into()));
                 }
-                let stake = s.stakes.get(&offender).copied().unwrap_or(0);
                 let prior = s.offences.get(&offender).copied().unwrap_or(0) as usize;
                 // Equivocation is slashed at its own tier and tombstones; a
                 // wrong NEW-VIEW is an invalid proposal (the repeated tier
@@ -911,17 +1054,8 @@ impl<S: EventStore> App<S> {
                     Offence::InvalidProposal
                 };
                 let bps = self.config.slashing.bps(offence, prior);
-                let amount = SlashingPolicy::amount(stake, bps);
-                plan.events.push((
-                    stream_of(&offender),
-                    ExpectedVersion::Any,
-                    DomainEvent::Slashed {
-                        validator: offender,
-                        amount,
-                        reason: offence.name().into(),
-                        evidence: id,
-                    },
-                ));
+                plan.events
+                    .extend(self.slash_events(&offender, offence, bps, slot_sequence, id));
             }
             Transaction::RulesUpdate {
                 version,
@@ -1049,9 +1183,12 @@ impl<S: EventStore> App<S> {
     }
 }
 
+/// An event to append: its stream, the expected stream version, the event.
+type PlannedEvent = (String, ExpectedVersion, DomainEvent);
+
 #[derive(Debug, Default)]
 struct Plan {
-    events: Vec<(String, ExpectedVersion, DomainEvent)>,
+    events: Vec<PlannedEvent>,
     alerts: u32,
     remember: Option<(Digest, Digest)>,
     repeat: Option<u64>,
@@ -1175,10 +1312,58 @@ impl State {
                 *b = b.saturating_sub(*amount);
                 *self.stakes.entry(*validator).or_default() += amount;
             }
-            DomainEvent::Unstaked { validator, amount } => {
+            DomainEvent::UnbondingStarted {
+                validator,
+                amount,
+                matures,
+            } => {
                 let st = self.stakes.entry(*validator).or_default();
                 *st = st.saturating_sub(*amount);
-                *self.balances.entry(*validator).or_default() += amount;
+                let started = r.causation.height;
+                let entry = self
+                    .unbonding
+                    .entry(*validator)
+                    .or_default()
+                    .entry(started)
+                    .or_insert(Unbonding {
+                        matures: *matures,
+                        amount: 0,
+                    });
+                entry.amount = entry.amount.saturating_add(*amount);
+                self.unbonding_due
+                    .insert((entry.matures, *validator, started));
+            }
+            DomainEvent::UnbondingCompleted {
+                validator,
+                amount,
+                started,
+            } => {
+                if let Some(entries) = self.unbonding.get_mut(validator) {
+                    if let Some(entry) = entries.remove(started) {
+                        self.unbonding_due
+                            .remove(&(entry.matures, *validator, *started));
+                    }
+                    if entries.is_empty() {
+                        self.unbonding.remove(validator);
+                    }
+                }
+                let b = self.balances.entry(*validator).or_default();
+                *b = b.saturating_add(*amount);
+            }
+            DomainEvent::UnbondingSlashed {
+                validator,
+                amount,
+                started,
+                ..
+            } => {
+                if let Some(entry) = self
+                    .unbonding
+                    .get_mut(validator)
+                    .and_then(|entries| entries.get_mut(started))
+                {
+                    entry.amount = entry.amount.saturating_sub(*amount);
+                }
+                self.supply = self.supply.saturating_sub(*amount);
             }
             DomainEvent::Slashed {
                 validator,

@@ -461,3 +461,200 @@ fn recovery_verifies_the_suffix_and_a_scrub_verifies_everything() {
         "the checkpointed entry itself is checked"
     );
 }
+
+mod unbonding {
+    use super::*;
+    use crate::consensus::{Evidence, Signed, Validator, Vote};
+    use crate::crypto::bls::BlsSecretKey;
+    use crate::crypto::ed25519::SigningKey;
+    use crate::crypto::vrf::VrfSecretKey;
+    use crate::staking::PolicyError;
+
+    const CHAIN: &[u8] = b"test-chain";
+
+    fn identity(index: u8) -> SigningKey {
+        SigningKey::from_slice(&[index + 1; 32]).expect("seed")
+    }
+
+    fn validators() -> ValidatorSet {
+        ValidatorSet::new(
+            (0..4u8)
+                .map(|i| {
+                    let seed = [i + 1; 32];
+                    Validator {
+                        identity: identity(i).verifying_key(),
+                        vote_key: BlsSecretKey::key_gen(&seed, b"").expect("ikm").public_key(),
+                        vrf_key: VrfSecretKey::from_slice(&seed).expect("seed").public_key(),
+                        power: 1,
+                    }
+                })
+                .collect(),
+        )
+        .expect("valid set")
+    }
+
+    /// Four validators bonded 100 each at genesis; evidence is admissible
+    /// for 50 heights and unbonding takes 50.
+    fn config() -> AppConfig {
+        let mut config = AppConfig::new(CHAIN.to_vec(), ADMIN);
+        config.validators = Some(validators());
+        config.genesis_stake_per_power = 100;
+        config.slashing.evidence_max_age = 50;
+        config.slashing.unbonding_sequences = 50;
+        config
+    }
+
+    fn unstake(amount: u64) -> Transaction {
+        Transaction::Unstake {
+            time_ms: 1_000,
+            amount,
+        }
+    }
+
+    /// Validator 2 prepared two digests for view 3, sequence `sequence`.
+    fn equivocation(sequence: u64) -> Transaction {
+        let vote = |digest: &[u8]| {
+            let body = Vote {
+                view: 3,
+                sequence,
+                digest: Digest::of(digest),
+            };
+            Signed::sign(CHAIN, 2, &identity(2), body)
+        };
+        Transaction::Evidence {
+            time_ms: 1_000,
+            evidence: Box::new(EvidenceRecord::new(
+                CHAIN,
+                Evidence::ConflictingPrepare(vote(b"a"), vote(b"b")),
+            )),
+        }
+    }
+
+    #[test]
+    fn unstaked_stake_waits_out_unbonding_and_stays_slashable_for_later_offences() {
+        let mut a = App::open(config(), MemoryStore::new()).unwrap();
+        let v2 = identity(2).verifying_key().to_bytes();
+        assert!(applied(&run(&mut a, 1, ADMIN, &mint("m", v2, 1_000))));
+        let stake = Transaction::Stake {
+            time_ms: 1_000,
+            amount: 600,
+        };
+        assert!(applied(&run(&mut a, 2, v2, &stake)));
+        assert_eq!(a.state().stake(&v2), 700);
+
+        // The genesis bond (power 1 x 100) backs the vote: it stays.
+        let before = a.state_digest();
+        assert_eq!(
+            run(&mut a, 3, v2, &unstake(601)),
+            TxResult::Rejected(Rejection::BelowBondFloor {
+                stake: 700,
+                floor: 100,
+                amount: 601
+            })
+        );
+        assert_eq!(
+            run(&mut a, 3, v2, &unstake(0)),
+            TxResult::Rejected(Rejection::InvalidAmount("zero"))
+        );
+        assert_eq!(a.state_digest(), before, "refusals change nothing");
+
+        // Two entries: 200 from height 10 (matures 60), 100 from 20 (70).
+        assert!(applied(&run(&mut a, 10, v2, &unstake(200))));
+        assert!(applied(&run(&mut a, 20, v2, &unstake(100))));
+        assert_eq!(a.state().stake(&v2), 400);
+        assert_eq!(a.state().balance(&v2), 400, "nothing returned yet");
+        assert_eq!(
+            a.leader_weights(&validators(), 21)[2],
+            400,
+            "unbonding stake no longer weighs in the schedule"
+        );
+        assert_eq!(a.state().supply, 1_400, "unbonding stake is still supply");
+
+        // An equivocation at sequence 15 slashes 50% of the bond and of the
+        // entry that began at 20, not of the one that began at 10.
+        assert!(applied(&run(&mut a, 30, ADMIN, &equivocation(15))));
+        assert_eq!(a.state().stake(&v2), 200);
+        let entries = &a.state().unbonding[&v2];
+        assert_eq!(entries[&10].amount, 200);
+        assert_eq!(entries[&20].amount, 50);
+        assert_eq!(a.state().supply, 1_400 - 200 - 50);
+        let trail = a.audit_trail(&v2).unwrap();
+        assert!(trail.iter().any(|r| r.event
+            == DomainEvent::UnbondingSlashed {
+                validator: v2,
+                amount: 50,
+                started: 20,
+                evidence: match equivocation(15) {
+                    Transaction::Evidence { evidence, .. } => evidence.id(),
+                    _ => unreachable!(),
+                },
+            }));
+        a.checkpoint().unwrap();
+
+        // Maturity is a height effect: the first transaction at or after
+        // the maturity height returns the entry, whatever the transaction.
+        run(&mut a, 59, ADMIN, &mint("n", ALICE, 1));
+        assert_eq!(a.state().balance(&v2), 400);
+        run(&mut a, 60, ADMIN, &mint("o", ALICE, 1));
+        assert_eq!(a.state().balance(&v2), 600);
+        let refused = run(&mut a, 75, v2, &unstake(0));
+        assert!(matches!(refused, TxResult::Rejected(_)));
+        assert_eq!(
+            a.state().balance(&v2),
+            650,
+            "matured during a refused one too"
+        );
+        assert!(a.state().unbonding.is_empty());
+        assert_eq!(a.state().supply, 1_400 - 250 + 2);
+
+        // Replay, from the snapshot taken mid-unbonding and from genesis,
+        // reaches the same state.
+        a.ledger_mut().sync().unwrap();
+        let digest = a.state_digest();
+        let store = a.ledger().store().clone();
+        let reopened = App::open(config(), store.clone()).unwrap();
+        assert_eq!(reopened.state_digest(), digest);
+        let mut genesis = MemoryStore::new();
+        genesis.append(&store.read(1, usize::MAX).unwrap()).unwrap();
+        assert_eq!(App::open(config(), genesis).unwrap().state_digest(), digest);
+    }
+
+    #[test]
+    fn unbonding_entries_are_bounded_per_account() {
+        let mut a = App::open(config(), MemoryStore::new()).unwrap();
+        assert!(applied(&run(&mut a, 1, ADMIN, &mint("m", ALICE, 100))));
+        let stake = Transaction::Stake {
+            time_ms: 1_000,
+            amount: 100,
+        };
+        assert!(applied(&run(&mut a, 1, ALICE, &stake)));
+        for height in 2..2 + crate::staking::UNBONDING_ENTRIES_MAX as u64 {
+            assert!(applied(&run(&mut a, height, ALICE, &unstake(1))));
+        }
+        let last = 1 + crate::staking::UNBONDING_ENTRIES_MAX as u64;
+        assert!(
+            applied(&run(&mut a, last, ALICE, &unstake(1))),
+            "a second unstake at one height joins its entry"
+        );
+        assert_eq!(
+            run(&mut a, last + 1, ALICE, &unstake(1)),
+            TxResult::Rejected(Rejection::TooManyUnbondings {
+                max: crate::staking::UNBONDING_ENTRIES_MAX
+            })
+        );
+        assert_eq!(a.state().unbonding[&ALICE][&last].amount, 2);
+    }
+
+    #[test]
+    fn a_policy_that_ends_unbonding_before_evidence_expires_is_refused() {
+        let mut config = config();
+        config.slashing.unbonding_sequences = 49;
+        match App::open(config, MemoryStore::new()) {
+            Err(LedgerError::Policy(PolicyError::UnbondingShorterThanEvidence {
+                unbonding: 49,
+                evidence_max_age: 50,
+            })) => {}
+            other => panic!("opened with a short unbonding period: {other:?}"),
+        }
+    }
+}

@@ -14,7 +14,10 @@
 //! (`quorum_power = floor(2 * total / 3) + 1`), and faulty validators hold less
 //! than 1/3. Two quorums therefore share more than 1/3 of the power, so at least
 //! one honest validator. A *weak quorum* (more than 1/3) contains at least one
-//! honest validator; it is what makes a replica join a view change.
+//! honest validator; it is what makes a replica join a view change. Voting
+//! power is the genesis power for the life of the chain: stake, slashing and
+//! jail move leader weights, not votes (the `staking` module docs say why,
+//! and what changing power would need from this protocol).
 //!
 //! # Authentication, and its cost per batch
 //! - Every consensus message a replica sends (pre-prepare, prepare, checkpoint,

@@ -105,12 +105,36 @@ pub enum DomainEvent {
         /// Amount moved from its credits into stake.
         amount: u64,
     },
-    /// Stake unbonded back to credits.
-    Unstaked {
+    /// Bonded stake began unbonding: it leaves the leader weight at once,
+    /// stays slashable, and returns to the balance at `matures`.
+    UnbondingStarted {
         /// Validator.
         validator: AccountId,
-        /// Amount.
+        /// Amount moved out of bonded stake.
         amount: u64,
+        /// The height at which it returns to the balance.
+        matures: u64,
+    },
+    /// An unbonding entry matured: what is left of it returned to the balance.
+    UnbondingCompleted {
+        /// Validator.
+        validator: AccountId,
+        /// Amount credited to the balance.
+        amount: u64,
+        /// The height the entry began unbonding at (identifies the entry).
+        started: u64,
+    },
+    /// Part of an unbonding entry destroyed as a penalty: the entry began
+    /// unbonding after the offence, so it was at stake when it happened.
+    UnbondingSlashed {
+        /// Validator.
+        validator: AccountId,
+        /// Amount removed from the entry (and from the supply).
+        amount: u64,
+        /// The height the entry began unbonding at (identifies the entry).
+        started: u64,
+        /// The id of the offence (the same as its `Slashed` event's).
+        evidence: Digest,
     },
     /// Stake destroyed as a penalty.
     Slashed {
@@ -171,13 +195,15 @@ impl DomainEvent {
             DomainEvent::Transferred { .. } => 3,
             DomainEvent::AlertRaised { .. } => 4,
             DomainEvent::Staked { .. } => 5,
-            DomainEvent::Unstaked { .. } => 6,
             DomainEvent::Slashed { .. } => 7,
             DomainEvent::RulesUpdated { .. } => 8,
             DomainEvent::EventsSubmitted { .. } => 9,
             DomainEvent::IdempotencyRecorded { .. } => 10,
             DomainEvent::Heartbeat { .. } => 11,
             DomainEvent::Jailed { .. } => 12,
+            DomainEvent::UnbondingStarted { .. } => 13,
+            DomainEvent::UnbondingCompleted { .. } => 14,
+            DomainEvent::UnbondingSlashed { .. } => 15,
         }
     }
 
@@ -189,7 +215,9 @@ impl DomainEvent {
             }
             DomainEvent::Transferred { from, to, .. } => vec![*from, *to],
             DomainEvent::Staked { validator, .. }
-            | DomainEvent::Unstaked { validator, .. }
+            | DomainEvent::UnbondingStarted { validator, .. }
+            | DomainEvent::UnbondingCompleted { validator, .. }
+            | DomainEvent::UnbondingSlashed { validator, .. }
             | DomainEvent::Slashed { validator, .. }
             | DomainEvent::Heartbeat { validator }
             | DomainEvent::Jailed { validator, .. } => vec![*validator],
@@ -241,10 +269,34 @@ impl DomainEvent {
                 put_bytes(out, source.as_bytes());
                 out.extend_from_slice(payload_hash.as_bytes());
             }
-            DomainEvent::Staked { validator, amount }
-            | DomainEvent::Unstaked { validator, amount } => {
+            DomainEvent::Staked { validator, amount } => {
                 out.extend_from_slice(validator);
                 out.extend_from_slice(&amount.to_le_bytes());
+            }
+            DomainEvent::UnbondingStarted {
+                validator,
+                amount,
+                matures: height,
+            }
+            | DomainEvent::UnbondingCompleted {
+                validator,
+                amount,
+                started: height,
+            } => {
+                out.extend_from_slice(validator);
+                out.extend_from_slice(&amount.to_le_bytes());
+                out.extend_from_slice(&height.to_le_bytes());
+            }
+            DomainEvent::UnbondingSlashed {
+                validator,
+                amount,
+                started,
+                evidence,
+            } => {
+                out.extend_from_slice(validator);
+                out.extend_from_slice(&amount.to_le_bytes());
+                out.extend_from_slice(&started.to_le_bytes());
+                out.extend_from_slice(evidence.as_bytes());
             }
             DomainEvent::Slashed {
                 validator,
@@ -334,15 +386,12 @@ impl DomainEvent {
                     payload_hash: Digest::from_bytes(r.array("payload hash")?),
                 }
             }
-            5 | 6 => {
-                let validator = r.array("validator")?;
-                let amount = r.u64("amount")?;
-                if tag == 5 {
-                    DomainEvent::Staked { validator, amount }
-                } else {
-                    DomainEvent::Unstaked { validator, amount }
-                }
-            }
+            5 => DomainEvent::Staked {
+                validator: r.array("validator")?,
+                amount: r.u64("amount")?,
+            },
+            // Tag 6 was an immediate unstake, retired before any release:
+            // unstaking always unbonds (tags 13 to 15).
             7 => DomainEvent::Slashed {
                 validator: r.array("validator")?,
                 amount: r.u64("amount")?,
@@ -378,6 +427,30 @@ impl DomainEvent {
             12 => DomainEvent::Jailed {
                 validator: r.array("validator")?,
                 until: r.u64("release height")?,
+            },
+            13 | 14 => {
+                let validator = r.array("validator")?;
+                let amount = r.u64("amount")?;
+                let height = r.u64("unbonding height")?;
+                if tag == 13 {
+                    DomainEvent::UnbondingStarted {
+                        validator,
+                        amount,
+                        matures: height,
+                    }
+                } else {
+                    DomainEvent::UnbondingCompleted {
+                        validator,
+                        amount,
+                        started: height,
+                    }
+                }
+            }
+            15 => DomainEvent::UnbondingSlashed {
+                validator: r.array("validator")?,
+                amount: r.u64("amount")?,
+                started: r.u64("unbonding height")?,
+                evidence: Digest::from_bytes(r.array("evidence id")?),
             },
             tag => {
                 return Err(CodecError::InvalidTag {
@@ -661,6 +734,9 @@ pub enum LedgerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The application's slashing policy is unusable; nothing was opened.
+    #[error("slashing policy: {0}")]
+    Policy(#[from] crate::staking::PolicyError),
 }
 
 /// The log with its head and stream versions, over a store.

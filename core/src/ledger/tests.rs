@@ -323,9 +323,21 @@ fn every_event_round_trips_and_garbage_fails_cleanly() {
             validator: account(3),
             amount: 5,
         },
-        DomainEvent::Unstaked {
+        DomainEvent::UnbondingStarted {
             validator: account(3),
             amount: 1,
+            matures: 100,
+        },
+        DomainEvent::UnbondingCompleted {
+            validator: account(3),
+            amount: 1,
+            started: 7,
+        },
+        DomainEvent::UnbondingSlashed {
+            validator: account(3),
+            amount: 1,
+            started: 7,
+            evidence: Digest::of(b"evidence"),
         },
         DomainEvent::Slashed {
             validator: account(3),

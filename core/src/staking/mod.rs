@@ -45,7 +45,9 @@
 //! The test `withholding_proposer_has_two_outcomes_at_most` keeps this true.
 //!
 //! # Offences and slashing
-//! [`SlashingPolicy`] has four tiers (basis points of bonded stake):
+//! [`SlashingPolicy`] has four tiers (basis points of the stake at risk:
+//! bonded, plus unbonding that began at or after the offence; see
+//! "Unbonding" below):
 //! liveness 1%, invalid proposal 5%, repeated offence 10%, equivocation 50%.
 //! Evidence of equivocation (two conflicting signed votes or pre-prepares)
 //! is slashed at its tier; evidence of a wrong NEW-VIEW (an `O` its own `V`
@@ -69,10 +71,60 @@
 //! other requests could delay an honest validator's heartbeats, because the
 //! progress timer watches execution, not each request; per-request timers
 //! would close it.
+//!
+//! # Unbonding: stake stays slashable while evidence can still arrive
+//! `Unstake` does not return credits at once. It moves the amount from
+//! bonded stake into an *unbonding entry* that matures
+//! `unbonding_sequences` after the height it was committed at; the first
+//! transaction executed at or after that height returns it to the balance
+//! (`UnbondingCompleted`, automatic like the jail release). Meanwhile the
+//! entry no longer weighs in the leader schedule, but it can be slashed:
+//! an offence at slot height `h` slashes, at the offence's tier, the bonded
+//! stake *and* every entry that began unbonding at or after `h` (an entry
+//! that began before `h` was not at stake when the offence happened; the
+//! Cosmos SDK applies the same rule). For a liveness fault, `h` is the
+//! validator's last heartbeat (or release). Evidence is admissible for `evidence_max_age`
+//! after its slot and [`SlashingPolicy::validate`] requires
+//! `unbonding_sequences >= evidence_max_age`, so no admissible evidence finds
+//! the stake already gone: without this, an equivocator could `Unstake`
+//! before its evidence commits and be slashed 50% of nothing. A validator
+//! has at most [`UNBONDING_ENTRIES_MAX`] entries (one per height), so the
+//! per-offence work stays bounded. Maturity, like the liveness sweep, is an
+//! effect of reaching a height: it runs before the first transaction at that
+//! height, even one that is then refused.
+//!
+//! # Voting power is fixed at genesis; the stake that backs it is locked
+//! Quorums count the genesis voting power ([`ValidatorSet`]), not the stake:
+//! slashing, jail and tombstoning change who may lead and what the offender
+//! owns, not the weight of its vote. This is a deliberate limit, and what
+//! keeps it sound:
+//! - **Safety does not depend on stake.** It rests on faulty validators
+//!   holding less than a third of the genesis power; an offender's
+//!   tombstoning makes it no more able to break a quorum than before.
+//! - **Its vote stays backed by stake.** A validator cannot unstake below
+//!   its *bond floor*, `power * genesis_stake_per_power` (its genesis bond):
+//!   a validator that could take its stake out and keep its vote would have
+//!   nothing left to lose to an equivocation. Stake above the floor can be
+//!   unbonded; stake below it only returns by slashing, which is the point.
+//! - **What changing power would take.** PBFT keeps up to a window of
+//!   sequences in flight, and a view change must intersect the commit
+//!   quorum of every one of them. With power tables that differ between
+//!   sequences, two quorums of different tables need not share an honest
+//!   validator, so a table change must be handed over at a point where
+//!   nothing is in flight: a checkpoint that a quorum of the old table knows
+//!   to be stable, followed by a view change whose NEW-VIEW re-proposes
+//!   nothing, from which the new table counts. State transfer across such
+//!   changes then needs the light-client rule (a certificate signed by more
+//!   than a third of the newest trusted table). That reconfiguration
+//!   protocol is not built.
 
 use crate::codec::put_bytes;
 use crate::consensus::{LeaderSchedule, ReplicaIndex, ScheduleAnchor, ValidatorSet, View};
 use crate::crypto::vrf::{VrfOutput, VrfProof, VrfPublicKey};
+
+/// The most unbonding entries one account may have at once (one per
+/// height); a further `Unstake` is refused until one matures.
+pub const UNBONDING_ENTRIES_MAX: usize = 7;
 
 const ALPHA_DOMAIN: &[u8] = b"shieldx/leader-vrf/v1";
 
@@ -237,6 +289,10 @@ pub struct SlashingPolicy {
     pub liveness_window: u64,
     /// How often, in sequence numbers, liveness is checked (default 100).
     pub liveness_check_interval: u64,
+    /// How long unstaked credits stay bonded and slashable before they
+    /// return to the validator's balance, in sequence numbers (default
+    /// 100,000). At least `evidence_max_age` ([`SlashingPolicy::validate`]).
+    pub unbonding_sequences: u64,
 }
 
 impl Default for SlashingPolicy {
@@ -250,11 +306,59 @@ impl Default for SlashingPolicy {
             evidence_max_age: 100_000,
             liveness_window: 10_000,
             liveness_check_interval: 100,
+            unbonding_sequences: 100_000,
         }
     }
 }
 
+/// Why a [`SlashingPolicy`] cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// Unbonding ends before evidence expires, so an offender could take its
+    /// stake out of reach of evidence that is still admissible.
+    #[error(
+        "unbonding_sequences ({unbonding}) is shorter than evidence_max_age ({evidence_max_age})"
+    )]
+    UnbondingShorterThanEvidence {
+        /// The unbonding period.
+        unbonding: u64,
+        /// The evidence age limit.
+        evidence_max_age: u64,
+    },
+    /// A tier above 10,000 basis points (100%).
+    #[error("slashing tier {tier} is {bps} basis points, more than 10,000")]
+    TierAboveWhole {
+        /// The tier's name.
+        tier: &'static str,
+        /// Its value.
+        bps: u64,
+    },
+}
+
 impl SlashingPolicy {
+    /// Checks the policy: every tier at most 100%, and unbonding at least as
+    /// long as evidence stays admissible (module docs, "Unbonding").
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        for (tier, bps) in [
+            ("liveness", self.liveness_bps),
+            ("invalid-proposal", self.invalid_proposal_bps),
+            ("repeated", self.repeated_bps),
+            ("equivocation", self.equivocation_bps),
+        ] {
+            if bps > 10_000 {
+                return Err(PolicyError::TierAboveWhole { tier, bps });
+            }
+        }
+        if self.unbonding_sequences < self.evidence_max_age {
+            return Err(PolicyError::UnbondingShorterThanEvidence {
+                unbonding: self.unbonding_sequences,
+                evidence_max_age: self.evidence_max_age,
+            });
+        }
+        Ok(())
+    }
+
     /// The share slashed for `offence` by a validator with `prior` earlier
     /// offences.
     pub fn bps(&self, offence: Offence, prior: usize) -> u64 {

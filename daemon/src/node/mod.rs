@@ -845,6 +845,11 @@ impl CoreLoop {
         if let Some(account) = account {
             response.balance = state.balance(&account);
             response.stake = state.stake(&account);
+            let entries = state.unbonding.get(&account);
+            response.unbonding = entries.map_or(0, |e| e.values().map(|u| u.amount).sum());
+            response.unbonding_next_maturity = entries
+                .and_then(|e| e.values().map(|u| u.matures).min())
+                .unwrap_or(0);
             response.validator_status = format!("{:?}", state.status(&account));
         }
         response
