@@ -52,10 +52,10 @@ const CATALOGUE: &[(&str, &str, u64, &str)] = &[
     (
         "exactly-once-skipped",
         NORMAL_N4,
-        28,
+        20,
         "exactly-once execution",
     ),
-    ("lowest-view-in-new-view", VIEW_CHURN_N7, 318, "agreement"),
+    ("lowest-view-in-new-view", VIEW_CHURN_N7, 110, "agreement"),
     (
         "view-change-drops-prepared",
         NORMAL_N4,

@@ -1743,6 +1743,22 @@ impl<A: Application> Replica<A> {
         self.pending_order = normal.into();
     }
 
+    /// Counts the pending requests of a re-proposed batch (when this
+    /// replica holds it) as proposed, so that a new primary does not spend
+    /// a fresh sequence on requests its NEW-VIEW already carries. A later
+    /// view change re-queues them if they have not executed by then.
+    fn mark_in_flight(&mut self, digest: Digest) {
+        let Some(batch) = self.batches.get(&digest) else {
+            return;
+        };
+        for request in &batch.requests {
+            let key = (request.client.to_bytes(), request.request_id);
+            if self.pending.contains_key(&key) && self.proposed.insert(key) {
+                self.proposed_bytes += request.payload.len();
+            }
+        }
+    }
+
     // ----- Normal case -----
 
     /// Refuses a vote of `view` for a sequence committed in another view.
@@ -2808,6 +2824,7 @@ impl<A: Application> Replica<A> {
             if pre_prepare.body.digest == Batch::null().digest() {
                 self.batches.insert(pre_prepare.body.digest, Batch::null());
             }
+            self.mark_in_flight(pre_prepare.body.digest);
             self.accept_pre_prepare(now_ns, pre_prepare);
         }
         self.next_sequence = highest.max(self.last_executed) + 1;

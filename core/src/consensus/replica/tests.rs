@@ -720,6 +720,25 @@ fn a_backup_fetches_a_re_proposed_batch_before_it_prepares() {
     );
 }
 
+/// A new primary whose NEW-VIEW re-proposes a batch does not propose that
+/// batch's requests again at a fresh sequence: they are already in flight.
+#[test]
+fn a_new_primary_does_not_propose_again_what_its_new_view_re_proposes() {
+    let mut cluster = Cluster::new(4, |c| c.batch_requests_max = 1);
+    // Nothing commits in view 0, so the request is prepared, not committed,
+    // when the view changes.
+    cluster.filter =
+        Box::new(|_, _, message| !matches!(message, Message::Commit(vote) if vote.view == 0));
+    carry_one_request_into_view_1(&mut cluster, b"re-proposed once");
+    for index in 1..4 {
+        assert_eq!(
+            cluster.replicas[index].last_executed(),
+            1,
+            "replica {index} executed a second slot: the request was proposed twice"
+        );
+    }
+}
+
 #[test]
 fn equivocating_primary_produces_verifiable_evidence() {
     let mut cluster = Cluster::new(4, |_| {});
