@@ -574,8 +574,25 @@ impl<S: EventStore> App<S> {
         time_ms: u64,
         causation: Causation,
     ) -> Result<(), TxResult> {
-        let mut events = self.maturity_events(height);
-        events.extend(self.liveness_events(height));
+        // Whether the sweep is due depends on the last height with events,
+        // so decide before maturity appends any; slash after it has, so an
+        // entry returned at this height is not slashed as well.
+        let sweep_due = self.liveness_sweep_due(height);
+        let maturity = self.maturity_events(height);
+        self.append_height_events(maturity, time_ms, causation)?;
+        if sweep_due {
+            let liveness = self.liveness_events(height);
+            self.append_height_events(liveness, time_ms, causation)?;
+        }
+        Ok(())
+    }
+
+    fn append_height_events(
+        &mut self,
+        events: Vec<PlannedEvent>,
+        time_ms: u64,
+        causation: Causation,
+    ) -> Result<(), TxResult> {
         if events.is_empty() {
             return Ok(());
         }
@@ -623,6 +640,14 @@ impl<S: EventStore> App<S> {
             .collect()
     }
 
+    /// Whether reaching `height` crosses a `liveness_check_interval`
+    /// boundary past the liveness window.
+    fn liveness_sweep_due(&self, height: u64) -> bool {
+        let policy = self.config.slashing;
+        let interval = policy.liveness_check_interval.max(1);
+        height / interval > self.state.height / interval && height > policy.liveness_window
+    }
+
     /// Liveness: once per `liveness_check_interval` heights, jails (and
     /// slashes at the liveness tier) every staked validator that is neither
     /// jailed nor tombstoned and has committed no heartbeat for more than
@@ -632,10 +657,6 @@ impl<S: EventStore> App<S> {
         let Some(validators) = &self.config.validators else {
             return Vec::new();
         };
-        let interval = policy.liveness_check_interval.max(1);
-        if height / interval <= self.state.height / interval || height <= policy.liveness_window {
-            return Vec::new();
-        }
         let s = &self.state;
         let mut events = Vec::new();
         for validator in validators.validators() {

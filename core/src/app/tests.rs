@@ -619,6 +619,42 @@ mod unbonding {
         assert_eq!(App::open(config(), genesis).unwrap().state_digest(), digest);
     }
 
+    fn held(state: &State) -> u64 {
+        state.balances.values().sum::<u64>()
+            + state.stakes.values().sum::<u64>()
+            + state
+                .unbonding
+                .values()
+                .flat_map(|entries| entries.values())
+                .map(|entry| entry.amount)
+                .sum::<u64>()
+    }
+
+    /// An entry that matures at the height where the liveness sweep slashes
+    /// its owner is either returned or slashed, never both: the supply
+    /// stays equal to what accounts hold.
+    #[test]
+    fn an_entry_maturing_as_its_owner_is_jailed_is_not_also_slashed() {
+        let mut config = config();
+        config.slashing.liveness_window = 60;
+        config.slashing.liveness_check_interval = 10;
+        let mut a = App::open(config, MemoryStore::new()).unwrap();
+        let v2 = identity(2).verifying_key().to_bytes();
+        assert!(applied(&run(&mut a, 1, ADMIN, &mint("m", v2, 1_000))));
+        let stake = Transaction::Stake {
+            time_ms: 1_000,
+            amount: 600,
+        };
+        assert!(applied(&run(&mut a, 2, v2, &stake)));
+        // Begins at 20, matures at 70: the height at which the sweep finds
+        // that no validator has sent a heartbeat for more than 60.
+        assert!(applied(&run(&mut a, 20, v2, &unstake(200))));
+        run(&mut a, 70, ADMIN, &mint("n", ALICE, 1));
+        assert!(a.state().jailed.contains_key(&v2), "the sweep ran");
+        assert!(a.state().unbonding.is_empty(), "the entry matured");
+        assert_eq!(held(a.state()), a.state().supply);
+    }
+
     #[test]
     fn unbonding_entries_are_bounded_per_account() {
         let mut a = App::open(config(), MemoryStore::new()).unwrap();
