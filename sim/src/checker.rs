@@ -30,6 +30,34 @@ pub struct CheckerValidators {
     pub powers: Vec<u64>,
 }
 
+/// What a run owes by its end. Something that happened at `at_ns` (a
+/// request submitted, an equivocation injected) must have taken effect by
+/// the end only if the run left it the scenario's whole liveness bound
+/// after faults stopped: `max(at, faults stop) + bound <= end`. A request
+/// or an equivocation later than that (a Byzantine primary that first
+/// leads in the last milliseconds) is checked for safety, not liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LivenessWindow {
+    /// When faults stop.
+    pub faults_stop_ns: u64,
+    /// The scenario's liveness bound.
+    pub bound_ns: u64,
+    /// The end of the run.
+    pub end_ns: u64,
+}
+
+impl LivenessWindow {
+    /// By when everything owed must have happened: faults stop + bound.
+    pub fn deadline_ns(&self) -> u64 {
+        self.faults_stop_ns.saturating_add(self.bound_ns)
+    }
+
+    /// Whether something at `at_ns` must have taken effect by the end.
+    pub fn owes(&self, at_ns: u64) -> bool {
+        at_ns.max(self.faults_stop_ns).saturating_add(self.bound_ns) <= self.end_ns
+    }
+}
+
 /// Accumulates observations during a run and reports violations.
 #[derive(Debug)]
 pub struct Checker {
@@ -48,6 +76,8 @@ pub struct Checker {
     /// Per node: when it reached each height (by execution or transfer).
     reached_ns: Vec<BTreeMap<Sequence, u64>>,
     submitted: BTreeMap<([u8; 32], u64), Digest>,
+    /// When each request was first submitted.
+    submitted_at: BTreeMap<([u8; 32], u64), u64>,
     /// Submitted requests that need not commit (periodic heartbeats).
     best_effort: BTreeSet<([u8; 32], u64)>,
     evidence: BTreeMap<Digest, ReplicaIndex>,
@@ -59,7 +89,8 @@ pub struct Checker {
     signatures: BTreeMap<(ReplicaIndex, u64, Sequence, Phase), Digest>,
     /// Where each request committed (first honest commit).
     committed_at: BTreeMap<([u8; 32], u64), Sequence>,
-    equivocators: BTreeSet<ReplicaIndex>,
+    /// Each node made to equivocate, with when it first did.
+    equivocators: BTreeMap<ReplicaIndex, u64>,
     violations: Vec<Violation>,
     checks: u64,
 }
@@ -82,13 +113,14 @@ impl Checker {
             executed: vec![BTreeMap::new(); n],
             reached_ns: vec![BTreeMap::new(); n],
             submitted: BTreeMap::new(),
+            submitted_at: BTreeMap::new(),
             best_effort: BTreeSet::new(),
             evidence: BTreeMap::new(),
             checkpoints: BTreeMap::new(),
             transfers: Vec::new(),
             committed_at: BTreeMap::new(),
             signatures: BTreeMap::new(),
-            equivocators: BTreeSet::new(),
+            equivocators: BTreeMap::new(),
             violations: Vec::new(),
             checks: 0,
         }
@@ -109,25 +141,38 @@ impl Checker {
         client: &VerifyingKey,
         request_id: u64,
         payload: &[u8],
+        at_ns: u64,
     ) {
-        self.on_submit(client, request_id, payload);
+        self.on_submit(client, request_id, payload, at_ns);
         self.best_effort.insert((client.to_bytes(), request_id));
     }
 
-    /// A client submitted a request.
-    pub fn on_submit(&mut self, client: &VerifyingKey, request_id: u64, payload: &[u8]) {
-        self.submitted
-            .insert((client.to_bytes(), request_id), Digest::of(payload));
+    /// A client submitted a request at `at_ns`.
+    pub fn on_submit(
+        &mut self,
+        client: &VerifyingKey,
+        request_id: u64,
+        payload: &[u8],
+        at_ns: u64,
+    ) {
+        let key = (client.to_bytes(), request_id);
+        self.submitted.insert(key, Digest::of(payload));
+        self.submitted_at.entry(key).or_insert(at_ns);
     }
 
-    /// A Byzantine node sent conflicting signed messages.
-    pub fn on_equivocation_injected(&mut self, node: ReplicaIndex) {
-        self.equivocators.insert(node);
+    /// A Byzantine node sent conflicting signed messages at `at_ns`.
+    pub fn on_equivocation_injected(&mut self, node: ReplicaIndex, at_ns: u64) {
+        self.equivocators.entry(node).or_insert(at_ns);
     }
 
-    /// The nodes that were made to equivocate.
-    pub fn equivocators(&self) -> BTreeSet<ReplicaIndex> {
-        self.equivocators.clone()
+    /// The nodes made to equivocate early enough that `window` owes their
+    /// evidence and slashing by the end of the run.
+    pub fn equivocators_owed(&self, window: &LivenessWindow) -> BTreeSet<ReplicaIndex> {
+        self.equivocators
+            .iter()
+            .filter(|(_, at)| window.owes(**at))
+            .map(|(node, _)| *node)
+            .collect()
     }
 
     /// A node committed and executed a batch.
@@ -362,13 +407,21 @@ impl Checker {
         self.checks
     }
 
-    /// End-of-run checks: liveness over `healthy` nodes and accountability.
-    pub fn finish(
-        &mut self,
-        healthy: &[ReplicaIndex],
-        liveness_deadline_ns: u64,
-        end_ns: u64,
-    ) -> Vec<Violation> {
+    /// Whether `window` owes request `key` by the end: not best-effort, and
+    /// submitted early enough.
+    fn owed(&self, key: &([u8; 32], u64), window: &LivenessWindow) -> bool {
+        !self.best_effort.contains(key)
+            && self
+                .submitted_at
+                .get(key)
+                .is_some_and(|at| window.owes(*at))
+    }
+
+    /// End-of-run checks: liveness over `healthy` nodes and accountability,
+    /// for what `window` owes.
+    pub fn finish(&mut self, healthy: &[ReplicaIndex], window: LivenessWindow) -> Vec<Violation> {
+        let end_ns = window.end_ns;
+        let liveness_deadline_ns = window.deadline_ns();
         for (node, sequence, digest, at_ns) in self.transfers.clone() {
             if self
                 .checkpoints
@@ -382,18 +435,20 @@ impl Checker {
                 );
             }
         }
+        let owed = self
+            .submitted
+            .keys()
+            .filter(|k| self.owed(k, &window))
+            .count();
         let uncommitted = self
             .submitted
             .keys()
-            .filter(|k| !self.committed_at.contains_key(*k) && !self.best_effort.contains(*k))
+            .filter(|k| self.owed(k, &window) && !self.committed_at.contains_key(*k))
             .count();
         if uncommitted > 0 {
             self.violate(
                 "liveness: every request commits after faults stop",
-                format!(
-                    "{uncommitted} of {} requests never committed",
-                    self.submitted.len()
-                ),
+                format!("{uncommitted} of {owed} requests owed by the end never committed"),
                 end_ns,
             );
         }
@@ -401,7 +456,7 @@ impl Checker {
         let needed = self
             .committed_at
             .iter()
-            .filter(|(k, _)| !self.best_effort.contains(*k))
+            .filter(|(k, _)| self.owed(k, &window))
             .map(|(_, s)| *s)
             .max()
             .unwrap_or(0);
@@ -428,7 +483,7 @@ impl Checker {
             }
         }
         let accused: BTreeSet<ReplicaIndex> = self.evidence.values().copied().collect();
-        for node in self.equivocators.clone() {
+        for node in self.equivocators_owed(&window) {
             if !accused.contains(&node) {
                 self.violate(
                     "every injected equivocation yields evidence",
@@ -438,5 +493,66 @@ impl Checker {
             }
         }
         self.violations.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shieldx_core::crypto::ed25519::SigningKey;
+
+    const MS: u64 = 1_000_000;
+
+    /// Faults stop at 1 s, the bound is 10 s, the run ends at 11 s.
+    fn window() -> LivenessWindow {
+        LivenessWindow {
+            faults_stop_ns: 1_000 * MS,
+            bound_ns: 10_000 * MS,
+            end_ns: 11_000 * MS,
+        }
+    }
+
+    #[test]
+    fn only_what_had_the_whole_bound_is_owed_by_the_end() {
+        let window = window();
+        assert!(window.owes(0));
+        assert!(window.owes(1_000 * MS), "at faults stop: exactly the bound");
+        assert!(!window.owes(1_000 * MS + 1));
+        assert!(!window.owes(10_950 * MS), "50 ms before the end");
+
+        let validators = CheckerValidators {
+            vote_keys: Vec::new(),
+            powers: vec![1; 4],
+        };
+        let mut checker = Checker::new(b"chain", validators, BTreeSet::new());
+        let client = SigningKey::from_slice(&[9; 32])
+            .expect("seed")
+            .verifying_key();
+        checker.on_submit(&client, 1, b"early", 500 * MS);
+        checker.on_submit(&client, 2, b"late", 10_950 * MS);
+        checker.on_equivocation_injected(3, 10_950 * MS);
+        let violations = checker.finish(&[0, 1, 2], window);
+        let details: Vec<String> = violations
+            .iter()
+            .map(|v| format!("{}: {}", v.invariant, v.detail))
+            .collect();
+        assert_eq!(
+            details,
+            vec![
+                "liveness: every request commits after faults stop: \
+                 1 of 1 requests owed by the end never committed"
+                    .to_string()
+            ],
+            "the early request is owed; the late one and the late equivocation are not"
+        );
+
+        checker.on_equivocation_injected(2, 200 * MS);
+        let violations = checker.finish(&[0, 1, 3], window);
+        assert!(
+            violations
+                .iter()
+                .any(|v| v.invariant == "every injected equivocation yields evidence"),
+            "an early equivocation without evidence is still caught"
+        );
     }
 }

@@ -19,7 +19,7 @@ use shieldx_core::ledger::memory::MemoryStore;
 use shieldx_core::staking::VrfSchedule;
 
 use crate::audit::AuditDigest;
-use crate::checker::{Checker, CheckerValidators, Violation};
+use crate::checker::{Checker, CheckerValidators, LivenessWindow, Violation};
 use crate::queue::EventQueue;
 use crate::rng::SimRng;
 use crate::scenario::{ByzantineRole, FaultAction, Latency, Scenario, StakingSettings};
@@ -637,7 +637,7 @@ impl Simulation {
         let key = &self.clients[usize::from(client)];
         let request = Request::sign(CHAIN_ID, key, request_id, payload);
         self.checker
-            .on_submit(&request.client, request_id, &request.payload);
+            .on_submit(&request.client, request_id, &request.payload, now_ns);
         self.stats.requests += 1;
         self.record("submit", now_ns, &request.to_encoded());
         self.outstanding
@@ -839,7 +839,8 @@ impl Simulation {
     /// Staking outcomes, read from the most advanced honest replica's state:
     /// every injected equivocation was slashed and tombstoned through the
     /// committed log, and no honest validator was slashed.
-    fn staking_violations(&self, end_ns: u64) -> Vec<Violation> {
+    fn staking_violations(&self, window: &LivenessWindow) -> Vec<Violation> {
+        let end_ns = window.end_ns;
         let Some(reference) = self
             .nodes
             .iter()
@@ -857,7 +858,7 @@ impl Simulation {
                 .unwrap_or_default()
         };
         let mut violations = Vec::new();
-        for node in self.checker.equivocators() {
+        for node in self.checker.equivocators_owed(window) {
             if !state.tombstoned.contains_key(&account(node)) {
                 violations.push(Violation {
                     invariant: "every injected equivocation is slashed through the log",
@@ -965,11 +966,14 @@ impl Simulation {
             .filter(|(_, node)| node.state == NodeState::Up && node.role.is_none())
             .map(|(i, _)| i as ReplicaIndex)
             .collect();
-        let deadline =
-            (self.scenario.run.faults_stop_ms + self.scenario.expect.liveness_bound_ms) * MS;
-        let mut violations = self.checker.finish(&healthy, deadline, end_ns);
+        let window = LivenessWindow {
+            faults_stop_ns: self.scenario.run.faults_stop_ms * MS,
+            bound_ns: self.scenario.expect.liveness_bound_ms * MS,
+            end_ns,
+        };
+        let mut violations = self.checker.finish(&healthy, window);
         violations.extend(self.extra_violations.iter().cloned());
-        violations.extend(self.staking_violations(end_ns));
+        violations.extend(self.staking_violations(&window));
         let expect = &self.scenario.expect;
         let at_least = [
             (
@@ -1226,7 +1230,7 @@ impl Simulation {
                 if matches!(*tx, Transaction::Evidence { .. }) {
                     // Evidence must commit like any request.
                     self.checker
-                        .on_submit(&request.client, request_id, &request.payload);
+                        .on_submit(&request.client, request_id, &request.payload, now_ns);
                     self.stats.evidence_submitted += 1;
                 } else {
                     // A heartbeat sent just before the run ends need not.
@@ -1234,6 +1238,7 @@ impl Simulation {
                         &request.client,
                         request_id,
                         &request.payload,
+                        now_ns,
                     );
                 }
                 self.record("validator-tx", now_ns, &request.to_encoded());
@@ -1704,7 +1709,7 @@ impl Simulation {
                         body,
                     );
                     let conflicting = Rc::new(Message::PrePrepare(forged, other).to_encoded());
-                    self.checker.on_equivocation_injected(from);
+                    self.checker.on_equivocation_injected(from, now_ns);
                     split_halves(&targets, &plain, &conflicting)
                 }
                 _ => targets.iter().map(|t| (*t, plain.clone())).collect(),
@@ -1722,7 +1727,7 @@ impl Simulation {
                         body,
                     );
                     let conflicting = Rc::new(Message::Prepare(forged).to_encoded());
-                    self.checker.on_equivocation_injected(from);
+                    self.checker.on_equivocation_injected(from, now_ns);
                     split_halves(&targets, &plain, &conflicting)
                 }
                 _ => targets.iter().map(|t| (*t, plain.clone())).collect(),

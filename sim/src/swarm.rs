@@ -30,8 +30,14 @@ pub fn derive(base: &Scenario, seed: u64) -> Scenario {
     let faults_stop_ms = 500 + rng.below(1_500);
     scenario.name = format!("{}-swarm-{seed}", base.name);
     scenario.run.faults_stop_ms = faults_stop_ms;
-    scenario.run.duration_ms = scenario.run.duration_ms.max(faults_stop_ms + 12_000);
-    scenario.expect.liveness_bound_ms = scenario.run.duration_ms - faults_stop_ms;
+    // Recovery from the faults gets at least 12 s. The run then lasts one
+    // more bound, so that a request submitted or an equivocation injected up
+    // to the end of the recovery window (a Byzantine primary that first
+    // leads late) still gets the whole bound before the checker asks for it
+    // (`checker::LivenessWindow`).
+    let recovery_end_ms = scenario.run.duration_ms.max(faults_stop_ms + 12_000);
+    scenario.expect.liveness_bound_ms = recovery_end_ms - faults_stop_ms;
+    scenario.run.duration_ms = recovery_end_ms + scenario.expect.liveness_bound_ms;
     scenario.expect.view_changes_min = 0;
     scenario.expect.evidence_min = 0;
     // The seed's own faults decide how many view changes are fair.
