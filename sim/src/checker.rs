@@ -47,14 +47,14 @@ pub struct LivenessWindow {
 }
 
 impl LivenessWindow {
-    /// By when everything owed must have happened: faults stop + bound.
-    pub fn deadline_ns(&self) -> u64 {
-        self.faults_stop_ns.saturating_add(self.bound_ns)
+    /// The deadline of something at `at_ns`: `max(at, faults stop) + bound`.
+    pub fn deadline_ns(&self, at_ns: u64) -> u64 {
+        at_ns.max(self.faults_stop_ns).saturating_add(self.bound_ns)
     }
 
     /// Whether something at `at_ns` must have taken effect by the end.
     pub fn owes(&self, at_ns: u64) -> bool {
-        at_ns.max(self.faults_stop_ns).saturating_add(self.bound_ns) <= self.end_ns
+        self.deadline_ns(at_ns) <= self.end_ns
     }
 }
 
@@ -421,7 +421,6 @@ impl Checker {
     /// for what `window` owes.
     pub fn finish(&mut self, healthy: &[ReplicaIndex], window: LivenessWindow) -> Vec<Violation> {
         let end_ns = window.end_ns;
-        let liveness_deadline_ns = window.deadline_ns();
         for (node, sequence, digest, at_ns) in self.transfers.clone() {
             if self
                 .checkpoints
@@ -453,13 +452,19 @@ impl Checker {
             );
         }
         // The height holding the last request that had to commit.
-        let needed = self
+        // Each owed request's height and deadline: max(submitted, faults
+        // stop) + bound.
+        let owed_heights: Vec<(Sequence, u64)> = self
             .committed_at
             .iter()
             .filter(|(k, _)| self.owed(k, &window))
-            .map(|(_, s)| *s)
-            .max()
-            .unwrap_or(0);
+            .map(|(k, &height)| {
+                let submitted = self.submitted_at.get(k).copied().unwrap_or(0);
+                (height, window.deadline_ns(submitted))
+            })
+            .collect();
+        // The height holding the last request that had to commit.
+        let needed = owed_heights.iter().map(|(h, _)| *h).max().unwrap_or(0);
         for &node in healthy {
             let index = usize::from(node);
             let height = self.next_sequence[index] - 1;
@@ -469,15 +474,16 @@ impl Checker {
                     format!("node {node} is at {height}, requests committed up to {needed}"),
                     end_ns,
                 );
-            } else if let Some((_, &at)) = self.reached_ns[index].range(needed..).next()
-                && at > liveness_deadline_ns
-            {
+                continue;
+            }
+            let late = owed_heights.iter().find_map(|&(owed, deadline)| {
+                let (_, &at) = self.reached_ns[index].range(owed..).next()?;
+                (at > deadline).then_some((owed, at))
+            });
+            if let Some((owed, at)) = late {
                 self.violate(
                     "liveness: within the scenario's bound",
-                    format!(
-                        "node {node} reached height {needed} at {} ms",
-                        at / 1_000_000
-                    ),
+                    format!("node {node} reached height {owed} at {} ms", at / 1_000_000),
                     end_ns,
                 );
             }
