@@ -64,7 +64,10 @@
 //!   validators with a quorum of power ask for its view or a later one (Castro
 //!   and Liskov, section 4.5.2); a replica alone in a view change waits rather
 //!   than climbing views by itself. Timeouts double per failed attempt up to
-//!   a cap and return to the base once a request executes.
+//!   a cap and return to the base once a request executes. Known gap: the
+//!   leader schedule is a random draw, so k faulty primaries can come in a
+//!   row and then cost `2^k` base timeouts (open scenario
+//!   `scenarios/open/regression-run-of-byzantine-primaries-outlasts-the-bound.toml`).
 //! - **No ineligible primary keeps a view:** a view's primary is drawn from the
 //!   stable checkpoint's leader anchor when the view begins. Once a replica's
 //!   stable anchor gives that primary no weight (tombstoned, or jailed), the
