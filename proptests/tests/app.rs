@@ -3,11 +3,13 @@
 //! idempotency, and replay determinism from genesis and from any snapshot.
 //! Unbonding takes 5 heights here, so unstaked credits mature within a run.
 
+mod common;
+
 use proptest::prelude::*;
 use shieldx_core::app::{App, AppConfig, Rejection, Transaction, TransferLeg, TxResult};
 use shieldx_core::consensus::Application as _;
+use shieldx_core::ledger::AccountId;
 use shieldx_core::ledger::memory::MemoryStore;
-use shieldx_core::ledger::{AccountId, EventStore as _};
 
 const ADMIN: AccountId = [0; 32];
 
@@ -103,21 +105,6 @@ fn config() -> AppConfig {
     config
 }
 
-/// Runs what reaching `height` does by itself (unbonding maturity) with a
-/// transaction that is always refused, so that what follows measures only
-/// the transaction under test.
-fn reach(app: &mut App<MemoryStore>, height: u64) {
-    let probe = Transaction::Unstake {
-        time_ms: 0,
-        amount: 0,
-    };
-    let result = app.execute_transaction(height, account(0), 0, &probe);
-    assert!(matches!(
-        result,
-        TxResult::Rejected(Rejection::InvalidAmount(_))
-    ));
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -132,7 +119,7 @@ proptest! {
                 app.checkpoint().expect("checkpoint");
                 continue;
             };
-            reach(&mut app, height);
+            common::reach(&mut app, height, account(0));
             let before = app.state_digest();
             let head = app.ledger().head();
             let supply = app.state().supply;
@@ -168,7 +155,7 @@ proptest! {
         }
         // Idempotency: every keyed transaction repeated returns its original
         // result (or the same conflict), and changes nothing.
-        reach(&mut app, 10_000);
+        common::reach(&mut app, 10_000, account(0));
         let digest = app.state_digest();
         let mut seen = std::collections::BTreeMap::new();
         for (client, t, result) in &results {
@@ -199,14 +186,6 @@ proptest! {
                 None => app.checkpoint().expect("checkpoint"),
             }
         }
-        app.ledger_mut().sync().expect("sync");
-        let digest = app.state_digest();
-        let store = app.ledger().store().clone();
-        let from_snapshot = App::open(config(), store.clone()).expect("reopens");
-        prop_assert_eq!(from_snapshot.state_digest(), digest);
-        let mut genesis = MemoryStore::new();
-        genesis.append(&store.read(1, usize::MAX).expect("read")).expect("append");
-        let from_genesis = App::open(config(), genesis).expect("replays");
-        prop_assert_eq!(from_genesis.state_digest(), digest);
+        common::assert_replays(&mut app, config)?;
     }
 }

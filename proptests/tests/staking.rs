@@ -7,10 +7,12 @@
 //! age 30, liveness window 40 checked every 10, jail 20) make maturity,
 //! jail, release and slashing of unbonding entries meet within a run.
 
+mod common;
+
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use shieldx_core::app::{App, AppConfig, Rejection, State, Transaction, TxResult};
+use shieldx_core::app::{App, AppConfig, State, Transaction, TxResult};
 use shieldx_core::consensus::{
     Application as _, Evidence, EvidenceRecord, Signed, Validator, ValidatorSet, Vote,
 };
@@ -19,7 +21,7 @@ use shieldx_core::crypto::bls::BlsSecretKey;
 use shieldx_core::crypto::ed25519::SigningKey;
 use shieldx_core::crypto::vrf::VrfSecretKey;
 use shieldx_core::ledger::memory::MemoryStore;
-use shieldx_core::ledger::{AccountId, DomainEvent, EventStore as _};
+use shieldx_core::ledger::{AccountId, DomainEvent};
 
 const CHAIN: &[u8] = b"prop-staking";
 const ADMIN: AccountId = [0; 32];
@@ -142,21 +144,6 @@ fn tx(op: &Op, height: u64) -> Option<(AccountId, Transaction)> {
     })
 }
 
-/// What reaching `height` does by itself (maturity, the liveness sweep),
-/// run with a transaction that is always refused, so that what follows
-/// measures only the transaction under test.
-fn reach(app: &mut App<MemoryStore>, height: u64) {
-    let probe = Transaction::Unstake {
-        time_ms: 0,
-        amount: 0,
-    };
-    let result = app.execute_transaction(height, ADMIN, 0, &probe);
-    assert!(matches!(
-        result,
-        TxResult::Rejected(Rejection::InvalidAmount(_))
-    ));
-}
-
 fn held(state: &State) -> u128 {
     let sum = |values: &mut dyn Iterator<Item = u64>| values.map(u128::from).sum::<u128>();
     sum(&mut state.balances.values().copied())
@@ -213,7 +200,7 @@ proptest! {
                 _ => {}
             }
             let (client, t) = tx(op, height).expect("a transaction");
-            reach(&mut app, height);
+            common::reach(&mut app, height, ADMIN);
             let before = app.state_digest();
             let head = app.ledger().head();
             let stake_before = app.state().stake(&client);
@@ -240,14 +227,6 @@ proptest! {
                 prop_assert!(entries.len() <= shieldx_core::staking::UNBONDING_ENTRIES_MAX);
             }
         }
-        app.ledger_mut().sync().expect("sync");
-        let digest = app.state_digest();
-        let store = app.ledger().store().clone();
-        let from_snapshot = App::open(config(), store.clone()).expect("reopens");
-        prop_assert_eq!(from_snapshot.state_digest(), digest);
-        let mut genesis = MemoryStore::new();
-        genesis.append(&store.read(1, usize::MAX).expect("read")).expect("append");
-        let from_genesis = App::open(config(), genesis).expect("replays");
-        prop_assert_eq!(from_genesis.state_digest(), digest);
+        common::assert_replays(&mut app, config)?;
     }
 }

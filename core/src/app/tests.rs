@@ -530,9 +530,11 @@ mod unbonding {
         }
     }
 
-    #[test]
-    fn unstaked_stake_waits_out_unbonding_and_stays_slashable_for_later_offences() {
-        let mut a = App::open(config(), MemoryStore::new()).unwrap();
+    /// An app on `config` where validator 2 (genesis bond 100) was minted
+    /// 1,000 at height 1 and bonded 600 more at height 2: 700 bonded, 400
+    /// in its balance.
+    fn validator_2_with_700_bonded(config: AppConfig) -> (App<MemoryStore>, AccountId) {
+        let mut a = App::open(config, MemoryStore::new()).unwrap();
         let v2 = identity(2).verifying_key().to_bytes();
         assert!(applied(&run(&mut a, 1, ADMIN, &mint("m", v2, 1_000))));
         let stake = Transaction::Stake {
@@ -541,6 +543,12 @@ mod unbonding {
         };
         assert!(applied(&run(&mut a, 2, v2, &stake)));
         assert_eq!(a.state().stake(&v2), 700);
+        (a, v2)
+    }
+
+    #[test]
+    fn unstaked_stake_waits_out_unbonding_and_stays_slashable_for_later_offences() {
+        let (mut a, v2) = validator_2_with_700_bonded(config());
 
         // The genesis bond (power 1 x 100) backs the vote: it stays.
         let before = a.state_digest();
@@ -638,14 +646,7 @@ mod unbonding {
         let mut config = config();
         config.slashing.liveness_window = 60;
         config.slashing.liveness_check_interval = 10;
-        let mut a = App::open(config, MemoryStore::new()).unwrap();
-        let v2 = identity(2).verifying_key().to_bytes();
-        assert!(applied(&run(&mut a, 1, ADMIN, &mint("m", v2, 1_000))));
-        let stake = Transaction::Stake {
-            time_ms: 1_000,
-            amount: 600,
-        };
-        assert!(applied(&run(&mut a, 2, v2, &stake)));
+        let (mut a, v2) = validator_2_with_700_bonded(config);
         // Begins at 20, matures at 70: the height at which the sweep finds
         // that no validator has sent a heartbeat for more than 60.
         assert!(applied(&run(&mut a, 20, v2, &unstake(200))));
