@@ -63,11 +63,12 @@
 //! - **Liveness of view changes:** a replica's view-change timer runs only while
 //!   validators with a quorum of power ask for its view or a later one (Castro
 //!   and Liskov, section 4.5.2); a replica alone in a view change waits rather
-//!   than climbing views by itself. Timeouts double per failed attempt up to
-//!   a cap and return to the base once a request executes. Known gap: the
-//!   leader schedule is a random draw, so k faulty primaries can come in a
-//!   row and then cost `2^k` base timeouts (open scenario
-//!   `scenarios/open/regression-run-of-byzantine-primaries-outlasts-the-bound.toml`).
+//!   than climbing views by itself. The timeout grows by one base timeout per
+//!   failed attempt, up to a cap, and returns to the base once a request
+//!   executes. It grows linearly, not by doubling, because the leader schedule
+//!   is a random draw: k faulty primaries can come in a row, and doubling
+//!   would make that run cost `2^k` base timeouts where this costs about `k²/2`
+//!   (scenario regression-run-of-byzantine-primaries-outlasts-the-bound).
 //! - **No ineligible primary keeps a view:** a view's primary is drawn from the
 //!   stable checkpoint's leader anchor when the view begins. Once a replica's
 //!   stable anchor gives that primary no weight (tombstoned, or jailed), the
