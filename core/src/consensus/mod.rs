@@ -54,7 +54,14 @@
 //!   digest for a `(view, sequence, phase)` it already signed.
 //! - **Accountability:** two validly signed, conflicting messages from one
 //!   validator for the same `(view, sequence, phase)` yield [`Evidence`] that a
-//!   third party can verify with the validator set alone.
+//!   third party can verify with the validator set alone. A replica watches
+//!   every validly signed pre-prepare and prepare for its current view inside
+//!   its window, including those it refuses to act on: a pre-prepare or
+//!   prepare that arrives before the view's NEW-VIEW, and a pre-prepare whose
+//!   signer it does not take for the view's primary (replicas that entered a
+//!   view under different stable anchors can pin different primaries). It
+//!   shows every watched pre-prepare of a slot to a replica that prepared
+//!   another digest for it, so the halves of an equivocation meet.
 //! - **Certificates persist:** a commit certificate, once formed or received,
 //!   stays with its slot until a stable checkpoint covers the sequence; votes of
 //!   later views for that sequence never replace it. State transfer serves

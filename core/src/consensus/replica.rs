@@ -33,7 +33,7 @@ use super::certificate::{
 use super::evidence::{Evidence, Phase};
 use super::message::{
     BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, ConflictProof, Message, NewView,
-    PrePrepare, Signed, StateTransfer, Status, ViewChange, Vote,
+    PrePrepare, Signed, SignedBody, StateTransfer, Status, ViewChange, Vote,
 };
 use super::types::{
     Batch, CHAIN_ID_MAX, ConfigError, LeaderProof, LeaderSchedule, REQUEST_PAYLOAD_MAX,
@@ -1820,9 +1820,31 @@ impl<A: Application> Replica<A> {
                 signer: header.signer,
             });
         }
-        self.check_view_and_window(body.view, body.sequence)?;
-        if from != self.primary() {
-            return Err(Rejection::NotPrimary(body.view));
+        let refusal = match self.check_view_and_window(body.view, body.sequence) {
+            Err(Rejection::ChangingView) if self.in_window(body.sequence) => {
+                Some(Rejection::ChangingView)
+            }
+            Err(rejection) => return Err(rejection),
+            Ok(()) if from != self.primary() => Some(Rejection::NotPrimary(body.view)),
+            Ok(()) => None,
+        };
+        if let Some(refusal) = refusal {
+            // Refused, yet watched: a pre-prepare for this view that arrives
+            // before its NEW-VIEW (the network reorders; test
+            // an_equivocation_that_arrives_before_the_new_view_is_evidence),
+            // or from a validator this replica does not take for the view's
+            // primary (replicas that entered the view under different stable
+            // anchors can pin different primaries;
+            // regression-equivocation-to-replicas-that-pinned-another-primary),
+            // still binds its signer, so a conflicting second one is evidence.
+            // Bounded like every watched message: the current view, the window.
+            self.watch_verified(
+                &header,
+                (body.view, body.sequence, Phase::PrePrepare),
+                body.digest,
+                Seen::PrePrepare(header.clone()),
+            )?;
+            return Err(refusal);
         }
         if batch.requests.len() > self.config.batch_requests_max {
             return Err(Rejection::TooLarge("batch requests"));
@@ -1972,7 +1994,19 @@ impl<A: Application> Replica<A> {
                 signer: vote.signer,
             });
         }
-        self.check_view_and_window(body.view, body.sequence)?;
+        match self.check_view_and_window(body.view, body.sequence) {
+            Err(Rejection::ChangingView) if self.in_window(body.sequence) => {
+                // Refused, yet watched, as a pre-prepare is.
+                self.watch_verified(
+                    &vote,
+                    (body.view, body.sequence, Phase::Prepare),
+                    body.digest,
+                    Seen::Prepare(vote.clone()),
+                )?;
+                return Err(Rejection::ChangingView);
+            }
+            result => result?,
+        }
         if from == self.primary() {
             return Err(Rejection::NotPrimary(body.view));
         }
@@ -1986,6 +2020,18 @@ impl<A: Application> Replica<A> {
             Seen::Prepare(vote.clone()),
             body.digest,
         )?;
+        // A prepare for another digest than a pre-prepare this replica holds
+        // for the slot (its primary's, or one it watched from another signer
+        // that some replica may take for primary): whoever signed that
+        // pre-prepare may have equivocated. Show the sender, so that if it
+        // holds the other half the two signatures meet there.
+        for conflicting in self.seen_pre_prepares_other_than(body.view, body.sequence, body.digest)
+        {
+            self.forward_conflict(
+                Target::Replica(from),
+                ConflictProof::PrePrepare(conflicting),
+            );
+        }
         let slot = self.slot_in_view(body.sequence, body.view)?;
         if slot.prepares.contains_key(&from) {
             return Err(Rejection::Duplicate);
@@ -3264,6 +3310,41 @@ impl<A: Application> Replica<A> {
                 }
             }
         }
+    }
+
+    /// The pre-prepares watched for `(view, sequence)`, from any signer, whose
+    /// digest is not `digest`.
+    fn seen_pre_prepares_other_than(
+        &self,
+        view: View,
+        sequence: Sequence,
+        digest: Digest,
+    ) -> Vec<Signed<PrePrepare>> {
+        self.config
+            .validators
+            .iter()
+            .filter_map(|(signer, _)| {
+                match self.seen.get(&(signer, view, sequence, Phase::PrePrepare)) {
+                    Some(Seen::PrePrepare(p)) if p.body.digest != digest => Some(p.clone()),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Verifies a pre-prepare or prepare this replica refuses to act on and
+    /// watches it for equivocation all the same.
+    fn watch_verified<T: SignedBody>(
+        &mut self,
+        signed: &Signed<T>,
+        (view, sequence, phase): (View, Sequence, Phase),
+        digest: Digest,
+        seen: Seen,
+    ) -> Result<(), Rejection> {
+        signed
+            .verify(&self.config.chain_id, &self.config.validators)
+            .map_err(Rejection::BadSignature)?;
+        self.watch_equivocation(signed.signer, view, sequence, phase, seen, digest)
     }
 
     /// Sends a conflict proof once per (signer, slot, phase, target).

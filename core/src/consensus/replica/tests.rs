@@ -776,6 +776,156 @@ fn equivocating_primary_produces_verifiable_evidence() {
     assert_eq!(&decoded, evidence);
 }
 
+/// A validator that is not this replica's primary for the view (replicas that
+/// entered the view under different stable anchors pin different primaries)
+/// still signs what it sends: two conflicting pre-prepares from it are
+/// evidence, and a watched one is shown to a replica that prepared another
+/// digest for the slot, so the halves meet even when the replicas that took
+/// the equivocator for primary are not the ones that received both.
+#[test]
+fn an_equivocation_by_another_replicas_primary_is_evidence_too() {
+    let mut cluster = Cluster::new(4, |_| {});
+    let signer = keys(2);
+    let make = |payload: &[u8]| {
+        let batch = Batch {
+            requests: vec![Request::sign(CHAIN, &client(7), 1, payload.to_vec())],
+            leader_proof: None,
+        };
+        let header = PrePrepare {
+            view: 0,
+            sequence: 1,
+            digest: batch.digest(),
+        };
+        (Signed::sign(CHAIN, 2, &signer.identity, header), batch)
+    };
+    let (first, first_batch) = make(b"a");
+    let (second, second_batch) = make(b"b");
+    assert_eq!(cluster.replicas[1].primary(), 0);
+
+    // Replica 1 watches the first and shows it to a replica whose prepare
+    // names another digest for the slot.
+    let backup = &mut cluster.replicas[1];
+    assert_eq!(
+        backup.handle_message(0, 2, Message::PrePrepare(first.clone(), first_batch)),
+        Err(Rejection::NotPrimary(0))
+    );
+    let other = Vote {
+        view: 0,
+        sequence: 1,
+        digest: second.body.digest,
+    };
+    let prepare = Signed::sign(CHAIN, 3, &keys(3).identity, other);
+    assert_eq!(
+        backup.handle_message(0, 3, Message::Prepare(prepare)),
+        Ok(())
+    );
+    let shown: Vec<Output> = std::iter::from_fn(|| backup.poll_output()).collect();
+    assert!(
+        shown.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                to: Target::Replica(3),
+                message: Message::Conflict(ConflictProof::PrePrepare(p)),
+            } if *p == first
+        )),
+        "the watched pre-prepare is shown to the replica that prepared another digest: {shown:?}"
+    );
+
+    // The second half, arriving at the same replica, is evidence.
+    assert_eq!(
+        backup.handle_message(0, 2, Message::PrePrepare(second, second_batch)),
+        Err(Rejection::Equivocation(2))
+    );
+    cluster.drain(1);
+    assert_eq!(cluster.evidence.len(), 1);
+    let evidence = &cluster.evidence[0];
+    assert_eq!(evidence.validator(), 2);
+    assert_eq!(evidence.slot(), (0, 1, Phase::PrePrepare));
+    assert_eq!(evidence.verify(CHAIN, &validator_set(4)), Ok(()));
+
+    // A forged pre-prepare in another's name is refused before it is watched.
+    let (forged, forged_batch) = {
+        let (mut header, batch) = make(b"c");
+        header.signer = 3;
+        (header, batch)
+    };
+    assert!(matches!(
+        cluster.replicas[1].handle_message(0, 3, Message::PrePrepare(forged, forged_batch)),
+        Err(Rejection::BadSignature(_))
+    ));
+}
+
+/// A pre-prepare or prepare for the view a replica is changing to can arrive
+/// before the NEW-VIEW (the network reorders). It cannot be acted on yet, but
+/// it is watched: the second half of an equivocation is evidence.
+#[test]
+fn an_equivocation_that_arrives_before_the_new_view_is_evidence() {
+    let mut cluster = Cluster::new(4, |_| {});
+    let replica = &mut cluster.replicas[3];
+    replica.start_view_change(0, 1);
+    assert_eq!((replica.view(), replica.mode), (1, Mode::ChangingView));
+    let pre_prepare = |payload: &[u8]| {
+        let batch = Batch {
+            requests: vec![Request::sign(CHAIN, &client(7), 1, payload.to_vec())],
+            leader_proof: None,
+        };
+        let header = PrePrepare {
+            view: 1,
+            sequence: 1,
+            digest: batch.digest(),
+        };
+        (Signed::sign(CHAIN, 1, &keys(1).identity, header), batch)
+    };
+    let (first, first_batch) = pre_prepare(b"a");
+    let (second, second_batch) = pre_prepare(b"b");
+    assert_eq!(
+        replica.handle_message(0, 1, Message::PrePrepare(first, first_batch)),
+        Err(Rejection::ChangingView)
+    );
+    assert_eq!(
+        replica.handle_message(0, 1, Message::PrePrepare(second, second_batch)),
+        Err(Rejection::Equivocation(1))
+    );
+    let prepare = |digest: &[u8]| {
+        let vote = Vote {
+            view: 1,
+            sequence: 1,
+            digest: Digest::of(digest),
+        };
+        Signed::sign(CHAIN, 2, &keys(2).identity, vote)
+    };
+    assert_eq!(
+        replica.handle_message(0, 2, Message::Prepare(prepare(b"x"))),
+        Err(Rejection::ChangingView)
+    );
+    assert_eq!(
+        replica.handle_message(0, 2, Message::Prepare(prepare(b"y"))),
+        Err(Rejection::Equivocation(2))
+    );
+    cluster.drain(3);
+    let found: Vec<_> = cluster.evidence.iter().map(Evidence::validator).collect();
+    assert_eq!(found, [1, 2]);
+    for evidence in &cluster.evidence {
+        assert_eq!(evidence.verify(CHAIN, &validator_set(4)), Ok(()));
+    }
+    // Outside the window nothing is watched (the bound on what is kept).
+    let far = Vote {
+        view: 1,
+        sequence: 10_000,
+        digest: Digest::of(b"x"),
+    };
+    let replica = &mut cluster.replicas[3];
+    assert_eq!(
+        replica.handle_message(
+            0,
+            2,
+            Message::Prepare(Signed::sign(CHAIN, 2, &keys(2).identity, far))
+        ),
+        Err(Rejection::ChangingView)
+    );
+    assert!(!replica.seen.contains_key(&(2, 1, 10_000, Phase::Prepare)));
+}
+
 #[test]
 fn bad_input_is_rejected_without_changing_state() {
     let mut cluster = Cluster::new(4, |_| {});
