@@ -1824,6 +1824,15 @@ impl<A: Application> Replica<A> {
             Err(Rejection::ChangingView) if self.in_window(body.sequence) => {
                 Some(Rejection::ChangingView)
             }
+            Err(Rejection::StaleView(view))
+                if self.conflicts_with_watched(
+                    from,
+                    (view, body.sequence, Phase::PrePrepare),
+                    body.digest,
+                ) =>
+            {
+                Some(Rejection::StaleView(view))
+            }
             Err(rejection) => return Err(rejection),
             Ok(()) if from != self.primary() => Some(Rejection::NotPrimary(body.view)),
             Ok(()) => None,
@@ -1838,6 +1847,8 @@ impl<A: Application> Replica<A> {
             // regression-equivocation-to-replicas-that-pinned-another-primary),
             // still binds its signer, so a conflicting second one is evidence.
             // Bounded like every watched message: the current view, the window.
+            // A stale one is only checked against what was watched in its view
+            // (the second half of an equivocation that straddled a view change).
             self.watch_verified(
                 &header,
                 (body.view, body.sequence, Phase::PrePrepare),
@@ -1995,7 +2006,7 @@ impl<A: Application> Replica<A> {
             });
         }
         match self.check_view_and_window(body.view, body.sequence) {
-            Err(Rejection::ChangingView) if self.in_window(body.sequence) => {
+            Err(refusal @ Rejection::ChangingView) if self.in_window(body.sequence) => {
                 // Refused, yet watched, as a pre-prepare is.
                 self.watch_verified(
                     &vote,
@@ -2003,7 +2014,22 @@ impl<A: Application> Replica<A> {
                     body.digest,
                     Seen::Prepare(vote.clone()),
                 )?;
-                return Err(Rejection::ChangingView);
+                return Err(refusal);
+            }
+            Err(refusal @ Rejection::StaleView(view))
+                if self.conflicts_with_watched(
+                    from,
+                    (view, body.sequence, Phase::Prepare),
+                    body.digest,
+                ) =>
+            {
+                self.watch_verified(
+                    &vote,
+                    (body.view, body.sequence, Phase::Prepare),
+                    body.digest,
+                    Seen::Prepare(vote.clone()),
+                )?;
+                return Err(refusal);
             }
             result => result?,
         }
@@ -3330,6 +3356,24 @@ impl<A: Application> Replica<A> {
                 }
             })
             .collect()
+    }
+
+    /// Whether a message from `from` for a slot of an older view names another
+    /// digest than the one watched from it there: the late second half of an
+    /// equivocation. Only what is already watched counts, so stale views add
+    /// nothing to what is kept.
+    fn conflicts_with_watched(
+        &self,
+        from: ReplicaIndex,
+        (view, sequence, phase): (View, Sequence, Phase),
+        digest: Digest,
+    ) -> bool {
+        self.in_window(sequence)
+            && match self.seen.get(&(from, view, sequence, phase)) {
+                Some(Seen::PrePrepare(p)) => p.body.digest != digest,
+                Some(Seen::Prepare(p)) => p.body.digest != digest,
+                Some(Seen::Commit(_)) | None => false,
+            }
     }
 
     /// Verifies a pre-prepare or prepare this replica refuses to act on and

@@ -739,24 +739,33 @@ fn a_new_primary_does_not_propose_again_what_its_new_view_re_proposes() {
     }
 }
 
+/// A pre-prepare for `(view, 1)` signed by `signer`, over a one-request batch
+/// carrying `payload`: two payloads make an equivocation.
+fn signed_pre_prepare(
+    signer: ReplicaIndex,
+    view: View,
+    payload: &[u8],
+) -> (Signed<PrePrepare>, Batch) {
+    let batch = Batch {
+        requests: vec![Request::sign(CHAIN, &client(7), 1, payload.to_vec())],
+        leader_proof: None,
+    };
+    let header = PrePrepare {
+        view,
+        sequence: 1,
+        digest: batch.digest(),
+    };
+    (
+        Signed::sign(CHAIN, signer, &keys(signer).identity, header),
+        batch,
+    )
+}
+
 #[test]
 fn equivocating_primary_produces_verifiable_evidence() {
     let mut cluster = Cluster::new(4, |_| {});
-    let primary = keys(0);
-    let make = |payload: &[u8]| {
-        let batch = Batch {
-            requests: vec![Request::sign(CHAIN, &client(7), 1, payload.to_vec())],
-            leader_proof: None,
-        };
-        let header = PrePrepare {
-            view: 0,
-            sequence: 1,
-            digest: batch.digest(),
-        };
-        (Signed::sign(CHAIN, 0, &primary.identity, header), batch)
-    };
-    let (first, first_batch) = make(b"a");
-    let (second, second_batch) = make(b"b");
+    let (first, first_batch) = signed_pre_prepare(0, 0, b"a");
+    let (second, second_batch) = signed_pre_prepare(0, 0, b"b");
     let backup = &mut cluster.replicas[1];
     assert_eq!(
         backup.handle_message(0, 0, Message::PrePrepare(first, first_batch)),
@@ -785,21 +794,8 @@ fn equivocating_primary_produces_verifiable_evidence() {
 #[test]
 fn an_equivocation_by_another_replicas_primary_is_evidence_too() {
     let mut cluster = Cluster::new(4, |_| {});
-    let signer = keys(2);
-    let make = |payload: &[u8]| {
-        let batch = Batch {
-            requests: vec![Request::sign(CHAIN, &client(7), 1, payload.to_vec())],
-            leader_proof: None,
-        };
-        let header = PrePrepare {
-            view: 0,
-            sequence: 1,
-            digest: batch.digest(),
-        };
-        (Signed::sign(CHAIN, 2, &signer.identity, header), batch)
-    };
-    let (first, first_batch) = make(b"a");
-    let (second, second_batch) = make(b"b");
+    let (first, first_batch) = signed_pre_prepare(2, 0, b"a");
+    let (second, second_batch) = signed_pre_prepare(2, 0, b"b");
     assert_eq!(cluster.replicas[1].primary(), 0);
 
     // Replica 1 watches the first and shows it to a replica whose prepare
@@ -845,7 +841,7 @@ fn an_equivocation_by_another_replicas_primary_is_evidence_too() {
 
     // A forged pre-prepare in another's name is refused before it is watched.
     let (forged, forged_batch) = {
-        let (mut header, batch) = make(b"c");
+        let (mut header, batch) = signed_pre_prepare(2, 0, b"c");
         header.signer = 3;
         (header, batch)
     };
@@ -864,20 +860,8 @@ fn an_equivocation_that_arrives_before_the_new_view_is_evidence() {
     let replica = &mut cluster.replicas[3];
     replica.start_view_change(0, 1);
     assert_eq!((replica.view(), replica.mode), (1, Mode::ChangingView));
-    let pre_prepare = |payload: &[u8]| {
-        let batch = Batch {
-            requests: vec![Request::sign(CHAIN, &client(7), 1, payload.to_vec())],
-            leader_proof: None,
-        };
-        let header = PrePrepare {
-            view: 1,
-            sequence: 1,
-            digest: batch.digest(),
-        };
-        (Signed::sign(CHAIN, 1, &keys(1).identity, header), batch)
-    };
-    let (first, first_batch) = pre_prepare(b"a");
-    let (second, second_batch) = pre_prepare(b"b");
+    let (first, first_batch) = signed_pre_prepare(1, 1, b"a");
+    let (second, second_batch) = signed_pre_prepare(1, 1, b"b");
     assert_eq!(
         replica.handle_message(0, 1, Message::PrePrepare(first, first_batch)),
         Err(Rejection::ChangingView)
@@ -924,6 +908,70 @@ fn an_equivocation_that_arrives_before_the_new_view_is_evidence() {
         Err(Rejection::ChangingView)
     );
     assert!(!replica.seen.contains_key(&(2, 1, 10_000, Phase::Prepare)));
+}
+
+/// The second half of an equivocation can arrive after the replica moved to a
+/// later view. It is checked against what the replica watched in the old view
+/// (and nothing stale is kept).
+#[test]
+fn an_equivocation_that_straddles_a_view_change_is_evidence() {
+    let mut cluster = Cluster::new(4, |_| {});
+    let (first, first_batch) = signed_pre_prepare(0, 0, b"a");
+    let (second, second_batch) = signed_pre_prepare(0, 0, b"b");
+    let (agreed, other) = (first.body.digest, second.body.digest);
+    let prepare = |digest: Digest| {
+        let vote = Vote {
+            view: 0,
+            sequence: 1,
+            digest,
+        };
+        Signed::sign(CHAIN, 2, &keys(2).identity, vote)
+    };
+    let replica = &mut cluster.replicas[3];
+    assert_eq!(
+        replica.handle_message(
+            0,
+            0,
+            Message::PrePrepare(first.clone(), first_batch.clone())
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        replica.handle_message(0, 2, Message::Prepare(prepare(agreed))),
+        Ok(())
+    );
+    replica.start_view_change(0, 1);
+    // The same messages again are merely stale.
+    assert_eq!(
+        replica.handle_message(0, 0, Message::PrePrepare(first, first_batch)),
+        Err(Rejection::StaleView(0))
+    );
+    assert_eq!(
+        replica.handle_message(0, 2, Message::Prepare(prepare(agreed))),
+        Err(Rejection::StaleView(0))
+    );
+    // Their conflicting halves are evidence.
+    assert_eq!(
+        replica.handle_message(0, 0, Message::PrePrepare(second, second_batch)),
+        Err(Rejection::Equivocation(0))
+    );
+    assert_eq!(
+        replica.handle_message(0, 2, Message::Prepare(prepare(other))),
+        Err(Rejection::Equivocation(2))
+    );
+    // A stale message with nothing watched to conflict with is not kept.
+    let (other, other_batch) = signed_pre_prepare(1, 0, b"c");
+    assert_eq!(
+        replica.handle_message(0, 1, Message::PrePrepare(other, other_batch)),
+        Err(Rejection::StaleView(0))
+    );
+    assert!(!replica.seen.contains_key(&(1, 0, 1, Phase::PrePrepare)));
+    cluster.drain(3);
+    let found: Vec<_> = cluster.evidence.iter().map(Evidence::validator).collect();
+    assert_eq!(found, [0, 2]);
+    for evidence in &cluster.evidence {
+        assert_eq!(evidence.verify(CHAIN, &validator_set(4)), Ok(()));
+    }
 }
 
 #[test]
