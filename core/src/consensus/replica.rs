@@ -2005,33 +2005,27 @@ impl<A: Application> Replica<A> {
                 signer: vote.signer,
             });
         }
-        match self.check_view_and_window(body.view, body.sequence) {
-            Err(refusal @ Rejection::ChangingView) if self.in_window(body.sequence) => {
-                // Refused, yet watched, as a pre-prepare is.
-                self.watch_verified(
-                    &vote,
-                    (body.view, body.sequence, Phase::Prepare),
-                    body.digest,
-                    Seen::Prepare(vote.clone()),
-                )?;
-                return Err(refusal);
-            }
-            Err(refusal @ Rejection::StaleView(view))
-                if self.conflicts_with_watched(
+        if let Err(refusal) = self.check_view_and_window(body.view, body.sequence) {
+            // Refused, yet watched, as a pre-prepare is: before the NEW-VIEW,
+            // or stale and conflicting with what was watched in its view.
+            let watched = match refusal {
+                Rejection::ChangingView => self.in_window(body.sequence),
+                Rejection::StaleView(view) => self.conflicts_with_watched(
                     from,
                     (view, body.sequence, Phase::Prepare),
                     body.digest,
-                ) =>
-            {
+                ),
+                _ => false,
+            };
+            if watched {
                 self.watch_verified(
                     &vote,
                     (body.view, body.sequence, Phase::Prepare),
                     body.digest,
                     Seen::Prepare(vote.clone()),
                 )?;
-                return Err(refusal);
             }
-            result => result?,
+            return Err(refusal);
         }
         if from == self.primary() {
             return Err(Rejection::NotPrimary(body.view));
