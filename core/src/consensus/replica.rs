@@ -1057,7 +1057,11 @@ pub struct Replica<A: Application> {
     /// What this replica signed, per (view, sequence, phase): it never signs a
     /// different digest for the same key.
     signed: BTreeMap<(View, Sequence, Phase), Digest>,
-    seen: BTreeMap<(ReplicaIndex, View, Sequence, Phase), Seen>,
+    /// Every verified pre-prepare, prepare and commit, per (sequence, view,
+    /// phase, signer): a second one with another digest is evidence. Keyed by
+    /// slot first, so a slot's watched messages are one range and pruning is a
+    /// split.
+    seen: BTreeMap<(Sequence, View, Phase, ReplicaIndex), Seen>,
     /// Offences already reported, one per (signer, view, sequence, phase,
     /// wrong NEW-VIEW): a validator that signs many digests for one slot
     /// yields one piece of evidence, not one per digest.
@@ -2140,7 +2144,7 @@ impl<A: Application> Replica<A> {
         self.check_view_and_window(vote.view, vote.sequence)?;
         if let Some(Seen::Commit(first)) =
             self.seen
-                .get(&(from, vote.view, vote.sequence, Phase::Commit))
+                .get(&(vote.sequence, vote.view, Phase::Commit, from))
         {
             if first.digest != vote.digest {
                 // Only verified votes make evidence; verify both now.
@@ -2158,7 +2162,7 @@ impl<A: Application> Replica<A> {
                 }
                 // The first vote was forged: forget it and take this valid one.
                 self.seen.insert(
-                    (from, vote.view, vote.sequence, Phase::Commit),
+                    (vote.sequence, vote.view, Phase::Commit, from),
                     Seen::Commit(vote),
                 );
                 if let Some(slot) = self.slots.get_mut(&vote.sequence) {
@@ -2167,7 +2171,7 @@ impl<A: Application> Replica<A> {
             }
         } else {
             self.seen.insert(
-                (from, vote.view, vote.sequence, Phase::Commit),
+                (vote.sequence, vote.view, Phase::Commit, from),
                 Seen::Commit(vote),
             );
         }
@@ -2595,7 +2599,7 @@ impl<A: Application> Replica<A> {
         self.own_checkpoints = self.own_checkpoints.split_off(&sequence);
         self.checkpoint_snapshots = self.checkpoint_snapshots.split_off(&sequence);
         self.signed.retain(|(_, s, _), _| *s > sequence);
-        self.seen.retain(|(_, _, s, _), _| *s > sequence);
+        self.seen = self.seen.split_off(&(keep, 0, Phase::PrePrepare, 0));
         self.forwarded.retain(|(_, _, s, _, _)| *s > sequence);
         self.evidence_slots.retain(|(_, _, s, _, _)| *s > sequence);
         // A batch stays while a slot refers to it or this replica holds a
@@ -3305,7 +3309,7 @@ impl<A: Application> Replica<A> {
         message: Seen,
         digest: Digest,
     ) -> Result<(), Rejection> {
-        let key = (from, view, sequence, phase);
+        let key = (sequence, view, phase, from);
         match self.seen.get(&key) {
             None => {
                 self.seen.insert(key, message);
@@ -3340,14 +3344,12 @@ impl<A: Application> Replica<A> {
         sequence: Sequence,
         digest: Digest,
     ) -> Vec<Signed<PrePrepare>> {
-        self.config
-            .validators
-            .iter()
-            .filter_map(|(signer, _)| {
-                match self.seen.get(&(signer, view, sequence, Phase::PrePrepare)) {
-                    Some(Seen::PrePrepare(p)) if p.body.digest != digest => Some(p.clone()),
-                    _ => None,
-                }
+        let phase = Phase::PrePrepare;
+        self.seen
+            .range((sequence, view, phase, 0)..=(sequence, view, phase, ReplicaIndex::MAX))
+            .filter_map(|(_, seen)| match seen {
+                Seen::PrePrepare(p) if p.body.digest != digest => Some(p.clone()),
+                _ => None,
             })
             .collect()
     }
@@ -3363,7 +3365,7 @@ impl<A: Application> Replica<A> {
         digest: Digest,
     ) -> bool {
         self.in_window(sequence)
-            && match self.seen.get(&(from, view, sequence, phase)) {
+            && match self.seen.get(&(sequence, view, phase, from)) {
                 Some(Seen::PrePrepare(p)) => p.body.digest != digest,
                 Some(Seen::Prepare(p)) => p.body.digest != digest,
                 Some(Seen::Commit(_)) | None => false,
@@ -3424,7 +3426,7 @@ impl<A: Application> Replica<A> {
                     .verify(&self.config.chain_id, &self.config.validators)
                     .map_err(Rejection::BadSignature)?;
                 let digest = header.body.digest;
-                let ours = match self.seen.get(&(primary, view, sequence, Phase::PrePrepare)) {
+                let ours = match self.seen.get(&(sequence, view, Phase::PrePrepare, primary)) {
                     Some(Seen::PrePrepare(p)) if p.body.digest != digest => Some(p.clone()),
                     _ => None,
                 };

@@ -907,7 +907,7 @@ fn an_equivocation_that_arrives_before_the_new_view_is_evidence() {
         ),
         Err(Rejection::ChangingView)
     );
-    assert!(!replica.seen.contains_key(&(2, 1, 10_000, Phase::Prepare)));
+    assert!(!replica.seen.contains_key(&(10_000, 1, Phase::Prepare, 2)));
 }
 
 /// The second half of an equivocation can arrive after the replica moved to a
@@ -965,7 +965,7 @@ fn an_equivocation_that_straddles_a_view_change_is_evidence() {
         replica.handle_message(0, 1, Message::PrePrepare(other, other_batch)),
         Err(Rejection::StaleView(0))
     );
-    assert!(!replica.seen.contains_key(&(1, 0, 1, Phase::PrePrepare)));
+    assert!(!replica.seen.contains_key(&(1, 0, Phase::PrePrepare, 1)));
     cluster.drain(3);
     let found: Vec<_> = cluster.evidence.iter().map(Evidence::validator).collect();
     assert_eq!(found, [0, 2]);
