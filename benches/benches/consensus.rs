@@ -48,83 +48,15 @@ impl Application for Counter {
 }
 
 fn cluster(n: u16, verify_clients: bool) -> Vec<Replica<Counter>> {
-    let identity = |i: u16| {
-        SigningKey::from_slice(&[
-            (i % 250) as u8 + 1,
-            (i / 250) as u8,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-            7,
-        ])
-        .expect("seed")
+    // Distinct 32-byte seeds per validator and key kind.
+    let seed = |i: u16, fill: u8| {
+        let mut seed = [fill; 32];
+        seed[0] = (i % 250) as u8 + 1;
+        seed[1] = (i / 250) as u8;
+        seed
     };
-    let vote = |i: u16| {
-        BlsSecretKey::key_gen(
-            &[
-                (i % 250) as u8 + 1,
-                (i / 250) as u8,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-                9,
-            ],
-            b"",
-        )
-        .expect("ikm")
-    };
+    let identity = |i: u16| SigningKey::from_slice(&seed(i, 7)).expect("seed");
+    let vote = |i: u16| BlsSecretKey::key_gen(&seed(i, 9), b"").expect("ikm");
     let vrf = |i: u16| {
         shieldx_core::crypto::vrf::VrfSecretKey::from_slice(&[(i % 251) as u8 + 1; 32])
             .expect("seed")

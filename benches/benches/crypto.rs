@@ -7,8 +7,8 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::{
-    AggregatePublicKey, BlsPublicKey, BlsSecretKey, BlsSignature, SIGNATURE_DST, aggregate_verify,
-    fast_aggregate_verify, threshold,
+    AggregatePublicKey, BlsPublicKey, BlsSecretKey, BlsSignature, HashedMessage, SIGNATURE_DST,
+    aggregate_verify, fast_aggregate_verify, threshold,
 };
 use shieldx_core::crypto::ed25519::{self, SigningKey};
 use shieldx_core::crypto::vrf::{VrfProof, VrfPublicKey, VrfSecretKey};
@@ -83,6 +83,13 @@ fn bls_ours(c: &mut Criterion) {
     });
     group.bench_function("sign/shieldx", |b| {
         b.iter(|| secrets[0].sign(black_box(MESSAGE)))
+    });
+    group.bench_function("hash_to_g2/shieldx", |b| {
+        b.iter(|| HashedMessage::new(black_box(MESSAGE)))
+    });
+    let hashed = HashedMessage::new(MESSAGE);
+    group.bench_function("sign_hashed/shieldx", |b| {
+        b.iter(|| secrets[0].sign_hashed(black_box(&hashed)))
     });
     group.bench_function("verify/shieldx", |b| {
         b.iter(|| publics[0].verify(black_box(MESSAGE), &signatures[0]))

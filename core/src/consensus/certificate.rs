@@ -5,7 +5,7 @@ use crate::codec::{self, CodecError, Decode, Encode, Reader};
 use crate::crypto::Digest;
 use crate::crypto::bls::{AggregatePublicKey, BlsSignature};
 
-use super::message::{CheckpointVote, CommitVote, PrePrepare, Signed, Vote};
+use super::message::{CheckpointVote, CommitMessage, CommitVote, PrePrepare, Signed, Vote};
 use super::types::{ReplicaIndex, Sequence, VALIDATORS_MAX, ValidatorSet, View};
 
 /// Why a certificate did not verify.
@@ -154,17 +154,27 @@ impl CommitCertificate {
         chain_id: &[u8],
         validators: &ValidatorSet,
     ) -> Result<(), CertificateError> {
-        self.verify_with_quorum(chain_id, validators, validators.quorum_power())
+        let message = CommitMessage::new(chain_id, self.view, self.sequence, self.digest);
+        self.verify_with_quorum(&message, validators, validators.quorum_power())
     }
 
     /// [`CommitCertificate::verify`] with an explicit power threshold (the
-    /// replica passes its own, which a planted test bug may lower).
+    /// replica passes its own, which a planted test bug may lower) and the
+    /// message already hashed (the replica hashed it to sign its own vote).
+    /// `message` must be for this certificate's view, sequence and digest.
     pub(crate) fn verify_with_quorum(
         &self,
-        chain_id: &[u8],
+        message: &CommitMessage,
         validators: &ValidatorSet,
         need: u64,
     ) -> Result<(), CertificateError> {
+        if (message.view, message.sequence, message.digest)
+            != (self.view, self.sequence, self.digest)
+        {
+            return Err(CertificateError::Inconsistent(
+                "the hashed message is for another slot",
+            ));
+        }
         if usize::from(self.signers.len) != validators.len() {
             return Err(CertificateError::Inconsistent(
                 "bitmap length differs from the validator set",
@@ -180,8 +190,7 @@ impl CommitCertificate {
             .filter_map(|i| validators.get(i))
             .map(|v| &v.vote_key);
         let aggregate_key = AggregatePublicKey::aggregate(keys)?;
-        let bytes = CommitVote::signing_bytes(chain_id, self.view, self.sequence, &self.digest);
-        aggregate_key.verify(&bytes, &self.aggregate)?;
+        aggregate_key.verify_hashed(message.hashed(), &self.aggregate)?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //! its commit certificate aggregates.
 
 use crate::codec::{self, CodecError, Decode, Encode, Reader};
-use crate::crypto::bls::{BlsSecretKey, BlsSignature};
+use crate::crypto::bls::{BlsSecretKey, BlsSignature, HashedMessage};
 use crate::crypto::ed25519::{Signature, SigningKey};
 use crate::crypto::{CryptoError, Digest};
 
@@ -162,6 +162,39 @@ pub struct CommitVote {
     pub signature: BlsSignature,
 }
 
+/// What commit votes for `(view, sequence, digest)` sign, hashed onto G2 once:
+/// a replica signs its own vote and then checks the certificate over the same
+/// message, and hashing is a third of a BLS signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitMessage {
+    /// The view.
+    pub view: View,
+    /// The sequence number.
+    pub sequence: Sequence,
+    /// The batch digest.
+    pub digest: Digest,
+    hashed: HashedMessage,
+}
+
+impl CommitMessage {
+    /// Hashes [`CommitVote::signing_bytes`] for `(view, sequence, digest)`.
+    pub fn new(chain_id: &[u8], view: View, sequence: Sequence, digest: Digest) -> CommitMessage {
+        CommitMessage {
+            view,
+            sequence,
+            digest,
+            hashed: HashedMessage::new(&CommitVote::signing_bytes(
+                chain_id, view, sequence, &digest,
+            )),
+        }
+    }
+
+    /// The hashed message, for signing and verification.
+    pub fn hashed(&self) -> &HashedMessage {
+        &self.hashed
+    }
+}
+
 impl CommitVote {
     /// Signs a commit vote.
     pub fn sign(
@@ -172,15 +205,25 @@ impl CommitVote {
         sequence: Sequence,
         digest: Digest,
     ) -> CommitVote {
-        let signature = key.sign(&CommitVote::signing_bytes(
-            chain_id, view, sequence, &digest,
-        ));
-        CommitVote {
-            view,
-            sequence,
-            digest,
+        CommitVote::sign_message(
             replica,
-            signature,
+            key,
+            &CommitMessage::new(chain_id, view, sequence, digest),
+        )
+    }
+
+    /// Signs a commit vote for a message already hashed.
+    pub fn sign_message(
+        replica: ReplicaIndex,
+        key: &BlsSecretKey,
+        message: &CommitMessage,
+    ) -> CommitVote {
+        CommitVote {
+            view: message.view,
+            sequence: message.sequence,
+            digest: message.digest,
+            replica,
+            signature: key.sign_hashed(message.hashed()),
         }
     }
 

@@ -31,6 +31,9 @@
 //!   FastAggregateVerify. Only if that fails does it verify the votes singly, drop
 //!   the bad ones and count them as forged. The result is the commit certificate
 //!   (aggregate + signer bitmap), which anyone holding the validator set can verify.
+//!   A replica hashes a slot's commit message onto G2 once
+//!   ([`CommitMessage`]): its own vote and the certificate it checks sign the
+//!   same bytes.
 //! - Per batch and replica the normal case costs one pre-prepare and at most
 //!   `n - 1` prepare ed25519 verifications, plus one pairing check (at most `n`
 //!   more when a Byzantine voter forces the fallback). Client request signatures
@@ -104,8 +107,8 @@ pub use client::{ReplyCollector, ReplyError};
 pub use evidence::{Evidence, EvidenceError, EvidenceRecord, Phase};
 pub use message::SNAPSHOT_BYTES_MAX;
 pub use message::{
-    BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, ConflictProof, Message, NewView,
-    PrePrepare, Signed, SignedBody, StateTransfer, Status, ViewChange, Vote,
+    BatchFetch, CertifiedBatch, CheckpointVote, CommitMessage, CommitVote, ConflictProof, Message,
+    NewView, PrePrepare, Signed, SignedBody, StateTransfer, Status, ViewChange, Vote,
 };
 #[cfg(feature = "planted-bugs")]
 pub use replica::PlantedBug;

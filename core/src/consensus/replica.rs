@@ -32,8 +32,8 @@ use super::certificate::{
 };
 use super::evidence::{Evidence, Phase};
 use super::message::{
-    BatchFetch, CertifiedBatch, CheckpointVote, CommitVote, ConflictProof, Message, NewView,
-    PrePrepare, Signed, SignedBody, StateTransfer, Status, ViewChange, Vote,
+    BatchFetch, CertifiedBatch, CheckpointVote, CommitMessage, CommitVote, ConflictProof, Message,
+    NewView, PrePrepare, Signed, SignedBody, StateTransfer, Status, ViewChange, Vote,
 };
 use super::types::{
     Batch, CHAIN_ID_MAX, ConfigError, LeaderProof, LeaderSchedule, REQUEST_PAYLOAD_MAX,
@@ -735,11 +735,35 @@ struct Slot {
     /// This replica's own votes, kept for retransmission.
     own_prepare: Option<Signed<Vote>>,
     own_commit: Option<CommitVote>,
+    /// The commit message hashed when this replica signed its vote, reused
+    /// to check the certificate.
+    commit_message: Option<CommitMessage>,
 }
 
 impl Slot {
     fn digest(&self) -> Option<Digest> {
         self.pre_prepare.as_ref().map(|p| p.body.digest)
+    }
+
+    /// The hashed commit message for `(view, sequence, digest)`, hashed once
+    /// per slot.
+    fn commit_message(
+        &mut self,
+        chain_id: &[u8],
+        (view, sequence, digest): (View, Sequence, Digest),
+    ) -> CommitMessage {
+        match self.commit_message {
+            Some(message)
+                if (message.view, message.sequence, message.digest) == (view, sequence, digest) =>
+            {
+                message
+            }
+            _ => {
+                let message = CommitMessage::new(chain_id, view, sequence, digest);
+                self.commit_message = Some(message);
+                message
+            }
+        }
     }
 }
 
@@ -2113,18 +2137,13 @@ impl<A: Application> Replica<A> {
         if !self.record_signature(view, sequence, Phase::Commit, digest) {
             return;
         }
-        let vote = CommitVote::sign(
-            &self.config.chain_id,
-            own,
-            &self.keys.vote_key,
-            view,
-            sequence,
-            digest,
-        );
-        if let Some(slot) = self.slots.get_mut(&sequence) {
-            slot.own_commit = Some(vote);
-            slot.commits.insert(own, vote);
-        }
+        let Some(slot) = self.slots.get_mut(&sequence) else {
+            return;
+        };
+        let message = slot.commit_message(&self.config.chain_id, (view, sequence, digest));
+        let vote = CommitVote::sign_message(own, &self.keys.vote_key, &message);
+        slot.own_commit = Some(vote);
+        slot.commits.insert(own, vote);
         self.send(Target::All, Message::Commit(vote));
         self.try_committed(sequence);
     }
@@ -2209,8 +2228,12 @@ impl<A: Application> Replica<A> {
         let skip_check = self.config.planted_bug == Some(PlantedBug::UnverifiedCommitCertificate);
         #[cfg(not(feature = "planted-bugs"))]
         let skip_check = false;
-        let certificate = CommitCertificate::aggregate(validators.len(), &matching)
-            .filter(|c| skip_check || c.verify_with_quorum(chain, validators, quorum).is_ok());
+        let certificate = CommitCertificate::aggregate(validators.len(), &matching).filter(|c| {
+            skip_check || {
+                let message = slot.commit_message(chain, (c.view, c.sequence, c.digest));
+                c.verify_with_quorum(&message, validators, quorum).is_ok()
+            }
+        });
         let certificate = match certificate {
             Some(certificate) => certificate,
             None => {

@@ -21,13 +21,26 @@ use crate::crypto::CryptoError;
 pub(super) type PublicPoint = Scalar;
 /// A signature: `secret * H(message)`.
 pub(super) type SignaturePoint = Scalar;
+/// A message hashed onto the field: `H(message)`.
+pub(super) type MessagePoint = Scalar;
 
 pub(super) fn public_of(secret: &Scalar) -> PublicPoint {
     *secret
 }
 
-pub(super) fn sign(secret: &Scalar, message: &[u8], dst: &[u8]) -> SignaturePoint {
-    hash_to_field(message, dst) * secret
+pub(super) fn hash(message: &[u8], dst: &[u8]) -> MessagePoint {
+    let mut hasher =
+        blake3::Hasher::new_derive_key("shieldx simulated signatures: bls hash to field");
+    hasher.update(&(dst.len() as u64).to_le_bytes());
+    hasher.update(dst);
+    hasher.update(message);
+    let mut wide = [0u8; 64];
+    hasher.finalize_xof().fill(&mut wide);
+    Scalar::from_bytes_wide(&wide)
+}
+
+pub(super) fn sign(secret: &Scalar, message: &MessagePoint) -> SignaturePoint {
+    message * secret
 }
 
 /// 32 little-endian scalar bytes, then 16 zero bytes; zero is the identity.
@@ -79,13 +92,12 @@ pub(super) fn weighted_sum<'a>(
 }
 
 pub(super) fn verify(
-    terms: &[(&PublicPoint, &[u8])],
-    dst: &[u8],
+    terms: &[(&PublicPoint, &MessagePoint)],
     signature: &SignaturePoint,
     what: &'static str,
 ) -> Result<(), CryptoError> {
     let expected = terms.iter().fold(Scalar::zero(), |acc, (public, message)| {
-        acc + hash_to_field(message, dst) * *public
+        acc + *message * *public
     });
     if expected == *signature {
         Ok(())
@@ -105,15 +117,4 @@ fn decode_scalar<const N: usize>(
         return Err(CryptoError::InvalidPoint { what });
     }
     Option::<Scalar>::from(Scalar::from_bytes(&repr)).ok_or(CryptoError::InvalidPoint { what })
-}
-
-fn hash_to_field(message: &[u8], dst: &[u8]) -> Scalar {
-    let mut hasher =
-        blake3::Hasher::new_derive_key("shieldx simulated signatures: bls hash to field");
-    hasher.update(&(dst.len() as u64).to_le_bytes());
-    hasher.update(dst);
-    hasher.update(message);
-    let mut wide = [0u8; 64];
-    hasher.finalize_xof().fill(&mut wide);
-    Scalar::from_bytes_wide(&wide)
 }
