@@ -2,7 +2,9 @@
 //! - ECVRF prove/verify: shieldx vs the `vrf-rfc9381` crate;
 //! - BLS FastAggregateVerify over 100 signers and AggregateVerify: shieldx
 //!   (`bls12_381`) vs `blst`;
-//! - ed25519 batch verification of 64 signatures (limit: 20 us per signature).
+//! - ed25519 batch verification of 64 signatures (limit: 20 us per signature),
+//!   and of 1,000 by 16 keys (a batch of client requests): shieldx vs
+//!   `ed25519-dalek`'s `verify_batch`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use shieldx_core::crypto::Digest;
@@ -243,10 +245,65 @@ fn ed25519_benches(c: &mut Criterion) {
         b.iter(|| publics[0].verify(black_box(&messages[0]), &signatures[0]))
     });
     group.throughput(Throughput::Elements(64));
-    group.bench_function("verify_batch_64", |b| {
+    group.bench_function("verify_batch_64/shieldx", |b| {
         b.iter(|| ed25519::verify_batch(black_box(&message_refs), &signatures, &publics))
     });
+    let dalek = DalekBatch::new(&message_refs, &signatures, &publics);
+    group.bench_function("verify_batch_64/ed25519-dalek", |b| {
+        b.iter(|| dalek.verify(black_box(&message_refs)))
+    });
+
+    // A batch of client requests: 1,000 signatures by 16 keys.
+    let messages: Vec<Vec<u8>> = (0..1_000u32).map(|i| i.to_le_bytes().repeat(32)).collect();
+    let message_refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let signers: Vec<&SigningKey> = (0..1_000).map(|i| &keys[i % 16]).collect();
+    let signatures: Vec<ed25519::Signature> = signers
+        .iter()
+        .zip(&messages)
+        .map(|(k, m)| k.sign(m))
+        .collect();
+    let publics: Vec<ed25519::VerifyingKey> = signers.iter().map(|k| k.verifying_key()).collect();
+    group.throughput(Throughput::Elements(1_000));
+    group.sample_size(20);
+    group.bench_function("verify_batch_1000_by_16_keys/shieldx", |b| {
+        b.iter(|| ed25519::verify_batch(black_box(&message_refs), &signatures, &publics))
+    });
+    let dalek = DalekBatch::new(&message_refs, &signatures, &publics);
+    group.bench_function("verify_batch_1000_by_16_keys/ed25519-dalek", |b| {
+        b.iter(|| dalek.verify(black_box(&message_refs)))
+    });
     group.finish();
+}
+
+/// The same batch in `ed25519-dalek`'s types, for its `verify_batch`.
+struct DalekBatch {
+    signatures: Vec<ed25519_dalek::Signature>,
+    keys: Vec<ed25519_dalek::VerifyingKey>,
+}
+
+impl DalekBatch {
+    fn new(
+        messages: &[&[u8]],
+        signatures: &[ed25519::Signature],
+        keys: &[ed25519::VerifyingKey],
+    ) -> DalekBatch {
+        let batch = DalekBatch {
+            signatures: signatures
+                .iter()
+                .map(|s| ed25519_dalek::Signature::from_bytes(&s.to_bytes()))
+                .collect(),
+            keys: keys
+                .iter()
+                .map(|k| ed25519_dalek::VerifyingKey::from_bytes(&k.to_bytes()).expect("valid key"))
+                .collect(),
+        };
+        assert!(batch.verify(messages), "the peer accepts the same batch");
+        batch
+    }
+
+    fn verify(&self, messages: &[&[u8]]) -> bool {
+        ed25519_dalek::verify_batch(messages, &self.signatures, &self.keys).is_ok()
+    }
 }
 
 fn digest(c: &mut Criterion) {
