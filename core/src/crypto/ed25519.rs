@@ -87,8 +87,8 @@ impl VerifyingKey {
         const WHAT: &str = "ed25519 public key";
         let bytes = fixed::<32>(WHAT, bytes)?;
         // Reject the non-canonical encodings that dalek's decompression accepts, so
-        // every key has exactly one encoding.
-        if super::edwards::decode_canonical(&bytes).is_none() {
+        // every key has exactly one encoding; dalek then decompresses it once.
+        if !super::edwards::is_canonical_encoding(&bytes) {
             return Err(CryptoError::InvalidPoint { what: WHAT });
         }
         let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
