@@ -14,16 +14,36 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
 }
 
-fn temp(name: &str, contents: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("shieldx-detect-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, contents).expect("write temp file");
-    path
+/// One test's directory of input files, removed with everything in it when
+/// the test ends, passed or not.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("shieldx-detect-cli-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Scratch(dir)
+    }
+
+    /// Writes `contents` to the file `name` in this directory.
+    fn file(&self, name: &str, contents: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write temp file");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
 fn generated_events_evaluate_with_the_default_pack() {
+    let scratch = Scratch::new("generated_events_evaluate_with_the_default_pack");
     let generated = shieldx(&[
         "gen",
         "events",
@@ -48,7 +68,7 @@ fn generated_events_evaluate_with_the_default_pack() {
         "0.2",
     ]);
     assert_eq!(generated.stdout, again.stdout, "same seed, same events");
-    let path = temp("labeled.jsonl", &lines);
+    let path = scratch.file("labeled.jsonl", &lines);
 
     let eval = shieldx(&[
         "eval",
@@ -137,7 +157,8 @@ fn detect_reads_stdin_and_writes_alert_lines() {
 
 #[test]
 fn malformed_event_line_is_named_and_exit_2() {
-    let path = temp("bad.jsonl", "{\"id\":\"x\",\"payload\":\"a\"}\nnot json\n");
+    let scratch = Scratch::new("malformed_event_line_is_named_and_exit_2");
+    let path = scratch.file("bad.jsonl", "{\"id\":\"x\",\"payload\":\"a\"}\nnot json\n");
     let output = shieldx(&["detect", "--input", path.to_str().expect("utf-8 path")]);
     assert_eq!(output.status.code(), Some(2));
     let err = text(&output.stderr);
@@ -147,7 +168,8 @@ fn malformed_event_line_is_named_and_exit_2() {
 
 #[test]
 fn rules_check_reports_line_and_field_and_exit_1() {
-    let path = temp(
+    let scratch = Scratch::new("rules_check_reports_line_and_field_and_exit_1");
+    let path = scratch.file(
         "rules.yaml",
         "rules:\n  - id: a\n    title: t\n    severity: urgent\n    match: { regex: '(' }\n",
     );
@@ -170,7 +192,8 @@ fn rules_check_reports_line_and_field_and_exit_1() {
 
 #[test]
 fn eval_rejects_bad_labels_and_duplicate_ids() {
-    let path = temp(
+    let scratch = Scratch::new("eval_rejects_bad_labels_and_duplicate_ids");
+    let path = scratch.file(
         "labels.jsonl",
         "{\"id\":\"x\",\"payload\":\"a\",\"label\":\"evil\"}\n",
     );
@@ -181,7 +204,7 @@ fn eval_rejects_bad_labels_and_duplicate_ids() {
         "{}",
         text(&output.stderr)
     );
-    let dup = temp(
+    let dup = scratch.file(
         "dup.jsonl",
         "{\"id\":\"x\",\"label\":\"benign\"}\n{\"id\":\"x\",\"label\":\"benign\"}\n",
     );

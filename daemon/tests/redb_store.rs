@@ -1,48 +1,69 @@
 //! The redb event store: the shared conformance suite, the application over
 //! it across reopen, and refusal of a corrupted log.
 
+use std::cell::Cell;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use shieldx_core::app::{App, AppConfig, Transaction, TransferLeg};
 use shieldx_core::consensus::Application as _;
 use shieldx_core::ledger::{Ledger, LedgerError, conformance};
 use shieldx_daemon::store::RedbStore;
 
-fn fresh_path() -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!("shieldx-redb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(format!("{}.redb", N.fetch_add(1, Ordering::Relaxed)));
-    let _ = std::fs::remove_file(&path);
-    path
+/// One test's directory of fresh database files, removed with everything in
+/// it when the test ends, passed or not.
+struct Scratch {
+    dir: PathBuf,
+    files: Cell<u32>,
+}
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("shieldx-redb-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Scratch {
+            dir,
+            files: Cell::new(0),
+        }
+    }
+
+    /// A path no database has used yet.
+    fn fresh_path(&self) -> PathBuf {
+        let n = self.files.get();
+        self.files.set(n + 1);
+        self.dir.join(format!("{n}.redb"))
+    }
+
+    /// The path [`Scratch::fresh_path`] gave last.
+    fn last_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.redb", self.files.get() - 1))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 #[test]
 fn redb_store_passes_the_conformance_suite() {
-    let paths = std::cell::RefCell::new(Vec::new());
+    let scratch = Scratch::new("conformance");
     conformance::run(
-        || {
-            let path = fresh_path();
-            paths.borrow_mut().push(path.clone());
-            RedbStore::open(&path).expect("open")
-        },
+        || RedbStore::open(&scratch.fresh_path()).expect("open"),
         |store| {
             drop(store);
-            let path = paths.borrow().last().cloned().expect("a store was made");
-            RedbStore::open(&path).expect("reopen")
+            RedbStore::open(&scratch.last_path()).expect("reopen")
         },
     );
-    for p in paths.into_inner() {
-        let _ = std::fs::remove_file(p);
-    }
 }
 
 const ADMIN: [u8; 32] = [1; 32];
 
 #[test]
 fn the_application_reopens_on_redb_with_the_same_state() {
-    let path = fresh_path();
+    let scratch = Scratch::new("reopen");
+    let path = scratch.fresh_path();
     let config = || AppConfig::new(b"redb-chain".to_vec(), ADMIN);
     let digest = {
         let mut app = App::open(config(), RedbStore::open(&path).expect("open")).expect("app");
@@ -76,12 +97,12 @@ fn the_application_reopens_on_redb_with_the_same_state() {
     let reopened = App::open(config(), RedbStore::open(&path).expect("reopen")).expect("app");
     assert_eq!(reopened.state_digest(), digest);
     assert_eq!(reopened.state().balance(&[3; 32]), 99 * 4);
-    let _ = std::fs::remove_file(&path);
 }
 
 #[test]
 fn a_corrupted_entry_is_refused_at_open() {
-    let path = fresh_path();
+    let scratch = Scratch::new("corrupted");
+    let path = scratch.fresh_path();
     {
         let mut app = App::open(
             AppConfig::new(b"c".to_vec(), ADMIN),
@@ -123,5 +144,4 @@ fn a_corrupted_entry_is_refused_at_open() {
         Err(LedgerError::Corrupt { sequence, .. }) => assert_eq!(sequence, 5),
         other => panic!("opened a corrupt log: {other:?}"),
     }
-    let _ = std::fs::remove_file(&path);
 }
