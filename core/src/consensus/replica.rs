@@ -1625,6 +1625,14 @@ impl<A: Application> Replica<A> {
         if !self.is_primary() || self.mode != Mode::Normal {
             return;
         }
+        if self.fetching_batches_of_this_view() {
+            // The NEW-VIEW re-proposed batches this primary does not hold yet:
+            // their requests may be pending here too, and proposing now would
+            // spend a fresh sequence on them. The fetch takes a round trip
+            // (retried with STATUS); its answer proposes again.
+            self.proposal_stalled = true;
+            return;
+        }
         while self.next_sequence <= self.high_watermark() {
             let unproposed = self.pending.len() - self.proposed.len();
             let unproposed_bytes = self.pending_bytes - self.proposed_bytes;
@@ -1772,10 +1780,22 @@ impl<A: Application> Replica<A> {
         self.pending_order = normal.into();
     }
 
+    /// Whether a slot of the current view waits for a batch being fetched.
+    fn fetching_batches_of_this_view(&self) -> bool {
+        !self.wanted_batches.is_empty()
+            && self.slots.values().any(|slot| {
+                slot.view == self.view
+                    && slot
+                        .digest()
+                        .is_some_and(|digest| self.wanted_batches.contains(&digest))
+            })
+    }
+
     /// Counts the pending requests of a re-proposed batch (when this
-    /// replica holds it) as proposed, so that a new primary does not spend
-    /// a fresh sequence on requests its NEW-VIEW already carries. A later
-    /// view change re-queues them if they have not executed by then.
+    /// replica holds it; otherwise when the fetch brings it) as proposed, so
+    /// that a new primary does not spend a fresh sequence on requests its
+    /// NEW-VIEW already carries. A later view change re-queues them if they
+    /// have not executed by then.
     fn mark_in_flight(&mut self, digest: Digest) {
         let Some(batch) = self.batches.get(&digest) else {
             return;
@@ -3256,6 +3276,14 @@ impl<A: Application> Replica<A> {
             return Err(Rejection::TooLarge("batch requests"));
         }
         self.batches.insert(digest, batch);
+        let view = self.view;
+        if self
+            .slots
+            .values()
+            .any(|slot| slot.view == view && slot.digest() == Some(digest))
+        {
+            self.mark_in_flight(digest);
+        }
         // Slots of this view that waited for the batch prepare now.
         let waiting: Vec<Sequence> = self
             .slots
@@ -3269,6 +3297,9 @@ impl<A: Application> Replica<A> {
         }
         self.arm_progress_timer(now_ns);
         self.execute_ready();
+        if std::mem::take(&mut self.proposal_stalled) {
+            self.propose_batches(now_ns, true);
+        }
         Ok(())
     }
 

@@ -739,6 +739,27 @@ fn a_new_primary_does_not_propose_again_what_its_new_view_re_proposes() {
     }
 }
 
+/// The same when the new primary never received the re-proposed batch: it
+/// fetches it, and the requests it carries are in flight from then on.
+#[test]
+fn a_new_primary_that_fetches_a_re_proposed_batch_does_not_propose_it_again() {
+    let mut cluster = Cluster::new(4, |c| c.batch_requests_max = 1);
+    assert_eq!(cluster.replicas[2].primary_of(1), 1);
+    cluster.filter = Box::new(|_, to, message| match message {
+        Message::PrePrepare(header, _) if header.body.view == 0 => to != 1,
+        Message::Commit(vote) => vote.view != 0,
+        _ => true,
+    });
+    carry_one_request_into_view_1(&mut cluster, b"fetched, then re-proposed once");
+    for index in 1..4 {
+        assert_eq!(
+            cluster.replicas[index].last_executed(),
+            1,
+            "replica {index} executed a second slot: the request was proposed twice"
+        );
+    }
+}
+
 /// A pre-prepare for `(view, 1)` signed by `signer`, over a one-request batch
 /// carrying `payload`: two payloads make an equivocation.
 fn signed_pre_prepare(
