@@ -62,12 +62,15 @@
 //!   its window, including those it refuses to act on: a pre-prepare or
 //!   prepare that arrives before the view's NEW-VIEW, and a pre-prepare whose
 //!   signer it does not take for the view's primary (replicas that entered a
-//!   view under different stable anchors can pin different primaries). A
-//!   pre-prepare or prepare of an older view is checked against what was
-//!   watched from its signer in that view, so an equivocation whose halves
-//!   straddle a view change is evidence too. A replica shows every watched
-//!   pre-prepare of a slot to a replica that prepared another digest for it,
-//!   so the halves of an equivocation meet.
+//!   view under different stable anchors can pin different primaries). It
+//!   watches those of the four views before its current one as well (one half
+//!   of an equivocation may reach only replicas that have moved on), and
+//!   checks one of an older view against what was watched from its signer
+//!   in that view, so an equivocation whose halves straddle a view change is
+//!   evidence too. A replica shows every watched pre-prepare of a slot to a
+//!   replica whose prepare, current or stale, names another digest for it, so
+//!   the halves of an equivocation meet. What is watched is bounded by the
+//!   window, five views, the validators and two phases.
 //! - **Certificates persist:** a commit certificate, once formed or received,
 //!   stays with its slot until a stable checkpoint covers the sequence; votes of
 //!   later views for that sequence never replace it. State transfer serves

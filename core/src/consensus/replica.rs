@@ -48,6 +48,11 @@ const VIEW_AHEAD_MAX: u64 = 64;
 const RETRANSMIT_SLOTS_MAX: u64 = 32;
 /// Batches fetched by digest that may be outstanding at once.
 const WANTED_BATCHES_MAX: usize = 4096;
+/// How many views before its current one a replica still watches refused
+/// pre-prepares and prepares for equivocation: one half of an equivocation
+/// may reach only replicas that have moved on. Bounds what is watched to the
+/// window times this many views per signer and phase.
+const STALE_VIEWS_WATCHED: View = 4;
 
 /// The replicated application that executes committed requests.
 ///
@@ -1873,7 +1878,7 @@ impl<A: Application> Replica<A> {
                 Some(Rejection::ChangingView)
             }
             Err(Rejection::StaleView(view))
-                if self.conflicts_with_watched(
+                if self.watches_stale(
                     from,
                     (view, body.sequence, Phase::PrePrepare),
                     body.digest,
@@ -1894,8 +1899,11 @@ impl<A: Application> Replica<A> {
             // anchors can pin different primaries;
             // regression-equivocation-to-replicas-that-pinned-another-primary),
             // still binds its signer, so a conflicting second one is evidence.
-            // Bounded like every watched message: the current view, the window.
-            // A stale one is only checked against what was watched in its view
+            // Bounded like every watched message: the window, and the current
+            // view or one of the STALE_VIEWS_WATCHED before it (a half that
+            // reaches only a replica that has moved on:
+            // regression-equivocation-half-reaches-only-a-replica-in-a-later-view).
+            // An older one is only checked against what was watched in its view
             // (the second half of an equivocation that straddled a view change).
             self.watch_verified(
                 &header,
@@ -2058,11 +2066,9 @@ impl<A: Application> Replica<A> {
             // or stale and conflicting with what was watched in its view.
             let watched = match refusal {
                 Rejection::ChangingView => self.in_window(body.sequence),
-                Rejection::StaleView(view) => self.conflicts_with_watched(
-                    from,
-                    (view, body.sequence, Phase::Prepare),
-                    body.digest,
-                ),
+                Rejection::StaleView(view) => {
+                    self.watches_stale(from, (view, body.sequence, Phase::Prepare), body.digest)
+                }
                 _ => false,
             };
             if watched {
@@ -2072,6 +2078,7 @@ impl<A: Application> Replica<A> {
                     body.digest,
                     Seen::Prepare(vote.clone()),
                 )?;
+                self.show_conflicting_pre_prepares(from, body.view, body.sequence, body.digest);
             }
             return Err(refusal);
         }
@@ -2088,18 +2095,7 @@ impl<A: Application> Replica<A> {
             Seen::Prepare(vote.clone()),
             body.digest,
         )?;
-        // A prepare for another digest than a pre-prepare this replica holds
-        // for the slot (its primary's, or one it watched from another signer
-        // that some replica may take for primary): whoever signed that
-        // pre-prepare may have equivocated. Show the sender, so that if it
-        // holds the other half the two signatures meet there.
-        for conflicting in self.seen_pre_prepares_other_than(body.view, body.sequence, body.digest)
-        {
-            self.forward_conflict(
-                Target::Replica(from),
-                ConflictProof::PrePrepare(conflicting),
-            );
-        }
+        self.show_conflicting_pre_prepares(from, body.view, body.sequence, body.digest);
         let slot = self.slot_in_view(body.sequence, body.view)?;
         if slot.prepares.contains_key(&from) {
             return Err(Rejection::Duplicate);
@@ -3388,6 +3384,42 @@ impl<A: Application> Replica<A> {
                 }
             }
         }
+    }
+
+    /// A verified prepare from `from` names `digest` for `(view, sequence)`:
+    /// every pre-prepare this replica watched for that slot with another
+    /// digest (its primary's, or one from another signer that some replica
+    /// may take for primary, or of a view it has left) may be half of an
+    /// equivocation. Show the sender, so that if it holds the other half the
+    /// two signatures meet there.
+    fn show_conflicting_pre_prepares(
+        &mut self,
+        from: ReplicaIndex,
+        view: View,
+        sequence: Sequence,
+        digest: Digest,
+    ) {
+        for conflicting in self.seen_pre_prepares_other_than(view, sequence, digest) {
+            self.forward_conflict(
+                Target::Replica(from),
+                ConflictProof::PrePrepare(conflicting),
+            );
+        }
+    }
+
+    /// Whether a pre-prepare or prepare of an older view is still watched:
+    /// inside the window, and either of one of the [`STALE_VIEWS_WATCHED`]
+    /// views before the current one, or conflicting with what was watched
+    /// from its signer in its view.
+    fn watches_stale(
+        &self,
+        from: ReplicaIndex,
+        (view, sequence, phase): (View, Sequence, Phase),
+        digest: Digest,
+    ) -> bool {
+        self.in_window(sequence)
+            && (view.saturating_add(STALE_VIEWS_WATCHED) >= self.view
+                || self.conflicts_with_watched(from, (view, sequence, phase), digest))
     }
 
     /// The pre-prepares watched for `(view, sequence)`, from any signer, whose

@@ -980,7 +980,9 @@ fn an_equivocation_that_straddles_a_view_change_is_evidence() {
         replica.handle_message(0, 2, Message::Prepare(prepare(other))),
         Err(Rejection::Equivocation(2))
     );
-    // A stale message with nothing watched to conflict with is not kept.
+    // A message of a view more than STALE_VIEWS_WATCHED behind, with nothing
+    // watched to conflict with, is not kept (the bound on what is kept).
+    replica.start_view_change(0, 1 + STALE_VIEWS_WATCHED);
     let (other, other_batch) = signed_pre_prepare(1, 0, b"c");
     assert_eq!(
         replica.handle_message(0, 1, Message::PrePrepare(other, other_batch)),
@@ -993,6 +995,63 @@ fn an_equivocation_that_straddles_a_view_change_is_evidence() {
     for evidence in &cluster.evidence {
         assert_eq!(evidence.verify(CHAIN, &validator_set(4)), Ok(()));
     }
+}
+
+/// One half of an equivocation can reach only a replica that has already
+/// moved to a later view, while the other half is prepared by a replica still
+/// in the old one. The replica that moved on watches the stale half and shows
+/// it to the one whose (stale) prepare names the other digest, which then
+/// holds both (regression-equivocation-half-reaches-only-a-replica-in-a-later-view).
+#[test]
+fn a_stale_half_of_an_equivocation_is_shown_to_the_replica_holding_the_other() {
+    let mut cluster = Cluster::new(4, |_| {});
+    let (first, first_batch) = signed_pre_prepare(0, 0, b"a");
+    let (second, second_batch) = signed_pre_prepare(0, 0, b"b");
+    assert_eq!(
+        cluster.replicas[1].handle_message(0, 0, Message::PrePrepare(first.clone(), first_batch)),
+        Ok(())
+    );
+    let prepare: Vec<Signed<Vote>> = std::iter::from_fn(|| cluster.replicas[1].poll_output())
+        .filter_map(|output| match output {
+            Output::Send {
+                message: Message::Prepare(vote),
+                ..
+            } => Some(vote),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prepare.len(), 1, "replica 1 prepares the first half");
+
+    let moved_on = &mut cluster.replicas[2];
+    moved_on.start_view_change(0, 1);
+    assert_eq!(
+        moved_on.handle_message(0, 0, Message::PrePrepare(second.clone(), second_batch)),
+        Err(Rejection::StaleView(0))
+    );
+    while moved_on.poll_output().is_some() {}
+    assert_eq!(
+        moved_on.handle_message(0, 1, Message::Prepare(prepare[0].clone())),
+        Err(Rejection::StaleView(0))
+    );
+    let shown: Vec<Output> = std::iter::from_fn(|| moved_on.poll_output()).collect();
+    let proof = shown
+        .iter()
+        .find_map(|output| match output {
+            Output::Send {
+                to: Target::Replica(1),
+                message: Message::Conflict(proof @ ConflictProof::PrePrepare(p)),
+            } if *p == second => Some(proof.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("the stale half is shown to replica 1: {shown:?}"));
+    assert_eq!(
+        cluster.replicas[1].handle_message(0, 2, Message::Conflict(proof)),
+        Err(Rejection::Equivocation(0))
+    );
+    cluster.drain(1);
+    let found: Vec<_> = cluster.evidence.iter().map(Evidence::validator).collect();
+    assert_eq!(found, [0]);
+    assert_eq!(cluster.evidence[0].verify(CHAIN, &validator_set(4)), Ok(()));
 }
 
 #[test]
