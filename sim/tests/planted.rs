@@ -52,10 +52,10 @@ const CATALOGUE: &[(&str, &str, u64, &str)] = &[
     (
         "exactly-once-skipped",
         NORMAL_N4,
-        20,
+        28,
         "exactly-once execution",
     ),
-    ("lowest-view-in-new-view", VIEW_CHURN_N7, 685, "agreement"),
+    ("lowest-view-in-new-view", VIEW_CHURN_N7, 380, "agreement"),
     (
         "view-change-drops-prepared",
         NORMAL_N4,
@@ -111,14 +111,18 @@ fn each_planted_bug_is_caught_by_its_seed_and_only_with_the_bug() {
 /// (the bug only moves the run's timing here) once lost an equivocation's
 /// evidence: the conflicting half of node 1's pre-prepare reached three
 /// replicas before its NEW-VIEW and was dropped without being watched. No
-/// unplanted seed has hit that timing yet, so this run is the regression
+/// unplanted seed has hit that timing yet, so a planted run is the regression
 /// scenario; the mechanism is pinned by the replica test
-/// `an_equivocation_that_arrives_before_the_new_view_is_evidence`.
+/// `an_equivocation_that_arrives_before_the_new_view_is_evidence`. Session 11
+/// changed the trajectories (seed 379 no longer equivocates in time); seed
+/// 506 is the run that loses the evidence when replicas stop watching
+/// pre-prepares that arrive before their NEW-VIEW (found by running the swarm
+/// with that watch switched off: 700 seeds, 506 the one such loss).
 #[test]
 fn an_equivocation_reordered_before_its_new_view_yields_evidence() {
     let mut planted = base(VIEW_CHURN_N7);
     planted.consensus.planted_bug = Some("lowest-view-in-new-view".to_owned());
-    let seed = 379;
+    let seed = 506;
     let report = Simulation::new(swarm::derive(&planted, seed), seed).run();
     assert!(
         report.evidence > 0,
