@@ -2,20 +2,39 @@
 //! and its snapshots. It passes the same conformance suite as the in-memory
 //! store (`daemon/tests/redb_store.rs`).
 //!
+//! The log is stored in *pages*: each append is cut into runs of contiguous
+//! entries (at most [`PAGE_ENTRIES`] entries or [`PAGE_BYTES`] bytes each),
+//! and each run is one redb value keyed by its first sequence number. A
+//! group commit of 10,000 entries is then a few dozen B-tree inserts, not
+//! 10,000, and a scan reads long contiguous values. A page is never rewritten:
+//! appends only add pages after the last one.
+//!
 //! Durability maps onto redb's: an append commits with `Durability::None`
 //! (visible at once, not yet on disk), `sync` commits an empty transaction with
 //! `Durability::Immediate`, which persists every earlier commit. Immediate
 //! commits write redb's allocator state (`quick_repair`), so reopening after a
 //! crash does not rebuild it by walking the whole file.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use shieldx_core::crypto::Digest;
-use shieldx_core::ledger::{Base, Entry, EventStore, StoreError};
+use shieldx_core::ledger::{Base, Entry, EntryRef, EventStore, StoreError};
 
-/// sequence -> hash (32 bytes) || entry bytes.
-const ENTRIES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("ledger_entries");
+/// first sequence of the page -> the page's entries, each encoded as
+/// hash (32 bytes) || length (u32 LE) || entry bytes.
+const PAGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("ledger_pages");
+/// The per-entry table of the first layout; a store that has it is refused.
+const LEGACY_ENTRIES: &str = "ledger_entries";
+/// Most entries in one page.
+pub const PAGE_ENTRIES: usize = 1024;
+/// A page is closed once it holds this many bytes (one entry may exceed it).
+pub const PAGE_BYTES: usize = 256 * 1024;
+/// Entries a scan gathers before lending them to its visitor.
+const SCAN_BATCH: usize = 256;
+/// Bytes before each entry's bytes in a page: its hash and its length.
+const ENTRY_HEADER: usize = 32 + 4;
 /// "base" -> sequence || hash; "snapshot" -> sequence || hash || bytes.
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("ledger_meta");
 
@@ -23,6 +42,54 @@ const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("ledger_meta
 #[derive(Debug)]
 pub struct RedbStore {
     db: Database,
+    /// The sequence the next append must start at (kept in step with every
+    /// committed append and reset).
+    next: u64,
+}
+
+/// One entry inside a page, borrowed.
+struct PageEntry<'a> {
+    sequence: u64,
+    hash: Digest,
+    bytes: &'a [u8],
+}
+
+/// Walks the entries of the page that starts at `first`.
+fn page_entries(
+    first: u64,
+    mut page: &[u8],
+) -> impl Iterator<Item = Result<PageEntry<'_>, StoreError>> {
+    let mut sequence = first;
+    std::iter::from_fn(move || {
+        if page.is_empty() {
+            return None;
+        }
+        if page.len() < ENTRY_HEADER {
+            page = &[];
+            return Some(Err(read_err(format!(
+                "page {first}: entry {sequence} is truncated"
+            ))));
+        }
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&page[..32]);
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&page[32..ENTRY_HEADER]);
+        let len = u32::from_le_bytes(len) as usize;
+        let Some(bytes) = page.get(ENTRY_HEADER..ENTRY_HEADER + len) else {
+            page = &[];
+            return Some(Err(read_err(format!(
+                "page {first}: entry {sequence} is truncated"
+            ))));
+        };
+        page = &page[ENTRY_HEADER + len..];
+        let entry = PageEntry {
+            sequence,
+            hash: Digest::from_bytes(hash),
+            bytes,
+        };
+        sequence += 1;
+        Some(Ok(entry))
+    })
 }
 
 fn write_err(e: impl std::fmt::Display) -> StoreError {
@@ -56,15 +123,30 @@ impl RedbStore {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
         let db = Database::create(path).map_err(read_err)?;
-        let store = RedbStore { db };
+        let mut store = RedbStore { db, next: 0 };
         // Create the tables so that reads never meet a missing table.
         let mut tx = store.db.begin_write().map_err(write_err)?;
         tx.set_durability(Durability::Immediate)
             .map_err(write_err)?;
         tx.set_quick_repair(true);
-        tx.open_table(ENTRIES).map_err(write_err)?;
+        if tx
+            .list_tables()
+            .map_err(read_err)?
+            .any(|t| t.name() == LEGACY_ENTRIES)
+        {
+            return Err(read_err(format!(
+                "{} holds a ledger in the per-entry layout ({LEGACY_ENTRIES}), \
+                 which this version does not read; rebuild the node from a peer's snapshot",
+                path.display()
+            )));
+        }
+        tx.open_table(PAGES).map_err(write_err)?;
         tx.open_table(META).map_err(write_err)?;
         tx.commit().map_err(write_err)?;
+        store.next = match store.last()? {
+            Some((sequence, _)) => sequence + 1,
+            None => store.base()?.sequence + 1,
+        };
         Ok(store)
     }
 
@@ -79,29 +161,25 @@ impl RedbStore {
 
     fn last(&self) -> Result<Option<(u64, Digest)>, StoreError> {
         let tx = self.db.begin_read().map_err(read_err)?;
-        let entries = tx.open_table(ENTRIES).map_err(read_err)?;
-        match entries.last().map_err(read_err)? {
-            None => Ok(None),
-            Some((k, v)) => {
-                let v = v.value();
-                if v.len() < 32 {
-                    return Err(read_err("stored entry is truncated"));
-                }
-                let mut hash = [0u8; 32];
-                hash.copy_from_slice(&v[..32]);
-                Ok(Some((k.value(), Digest::from_bytes(hash))))
-            }
+        let pages = tx.open_table(PAGES).map_err(read_err)?;
+        let Some((first, page)) = pages.last().map_err(read_err)? else {
+            return Ok(None);
+        };
+        let mut last = None;
+        for entry in page_entries(first.value(), page.value()) {
+            let entry = entry?;
+            last = Some((entry.sequence, entry.hash));
+        }
+        match last {
+            Some(last) => Ok(Some(last)),
+            None => Err(read_err(format!("page {} is empty", first.value()))),
         }
     }
 }
 
 impl EventStore for RedbStore {
     fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
-        let next = match self.last()? {
-            Some((sequence, _)) => sequence + 1,
-            None => self.base()?.sequence + 1,
-        };
-        for (expected, e) in (next..).zip(entries) {
+        for (expected, e) in (self.next..).zip(entries) {
             if e.sequence != expected {
                 return Err(StoreError::OutOfOrder {
                     expected,
@@ -112,18 +190,32 @@ impl EventStore for RedbStore {
         let mut tx = self.db.begin_write().map_err(write_err)?;
         tx.set_durability(Durability::None).map_err(write_err)?;
         {
-            let mut table = tx.open_table(ENTRIES).map_err(write_err)?;
-            let mut value = Vec::new();
-            for e in entries {
-                value.clear();
-                value.extend_from_slice(e.hash.as_bytes());
-                value.extend_from_slice(&e.bytes);
+            let mut table = tx.open_table(PAGES).map_err(write_err)?;
+            let mut page = Vec::new();
+            let mut rest = entries;
+            while let Some(first) = rest.first() {
+                page.clear();
+                let mut taken = 0;
+                for e in rest.iter().take(PAGE_ENTRIES) {
+                    if taken > 0 && page.len() + ENTRY_HEADER + e.bytes.len() > PAGE_BYTES {
+                        break;
+                    }
+                    let len = u32::try_from(e.bytes.len())
+                        .map_err(|_| write_err(format!("entry {} exceeds 4 GiB", e.sequence)))?;
+                    page.extend_from_slice(e.hash.as_bytes());
+                    page.extend_from_slice(&len.to_le_bytes());
+                    page.extend_from_slice(&e.bytes);
+                    taken += 1;
+                }
                 table
-                    .insert(e.sequence, value.as_slice())
+                    .insert(first.sequence, page.as_slice())
                     .map_err(write_err)?;
+                rest = &rest[taken..];
             }
         }
-        tx.commit().map_err(write_err)
+        tx.commit().map_err(write_err)?;
+        self.next += entries.len() as u64;
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
@@ -136,23 +228,82 @@ impl EventStore for RedbStore {
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
         let tx = self.db.begin_read().map_err(read_err)?;
-        let table = tx.open_table(ENTRIES).map_err(read_err)?;
+        let table = tx.open_table(PAGES).map_err(read_err)?;
+        // Start at the page that holds `from`: the last one that begins at or
+        // before it.
+        let start = match table.range(..=from).map_err(read_err)?.next_back() {
+            Some(item) => item.map_err(read_err)?.0.value(),
+            None => from,
+        };
         let mut out = Vec::new();
-        for item in table.range(from..).map_err(read_err)?.take(limit) {
-            let (k, v) = item.map_err(read_err)?;
-            let v = v.value();
-            if v.len() < 32 {
-                return Err(read_err(format!("entry {} is truncated", k.value())));
+        for item in table.range(start..).map_err(read_err)? {
+            if out.len() >= limit {
+                break;
             }
-            let mut hash = [0u8; 32];
-            hash.copy_from_slice(&v[..32]);
-            out.push(Entry {
-                sequence: k.value(),
-                bytes: v[32..].to_vec(),
-                hash: Digest::from_bytes(hash),
-            });
+            let (first, page) = item.map_err(read_err)?;
+            for entry in page_entries(first.value(), page.value()) {
+                let entry = entry?;
+                if entry.sequence < from {
+                    continue;
+                }
+                if out.len() >= limit {
+                    break;
+                }
+                out.push(Entry {
+                    sequence: entry.sequence,
+                    bytes: entry.bytes.to_vec(),
+                    hash: entry.hash,
+                });
+            }
         }
         Ok(out)
+    }
+
+    fn scan(
+        &self,
+        from: u64,
+        each: &mut dyn FnMut(&[EntryRef<'_>]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_read().map_err(read_err)?;
+        let table = tx.open_table(PAGES).map_err(read_err)?;
+        let start = match table.range(..=from).map_err(read_err)?.next_back() {
+            Some(item) => item.map_err(read_err)?.0.value(),
+            None => from,
+        };
+        // Pages are lent, not copied: their guards are held until the
+        // batch they make up has been visited. Small pages (one per small
+        // transaction) are gathered into batches of at least SCAN_BATCH.
+        let mut pages = Vec::new();
+        let mut gathered = 0;
+        let mut iter = table.range(start..).map_err(read_err)?.peekable();
+        while let Some(item) = iter.next() {
+            let (first, page) = item.map_err(read_err)?;
+            let first = first.value();
+            gathered += page_entries(first, page.value()).count();
+            pages.push((first, page));
+            if gathered < SCAN_BATCH && iter.peek().is_some() {
+                continue;
+            }
+            let mut batch = Vec::with_capacity(gathered);
+            for (first, page) in &pages {
+                for entry in page_entries(*first, page.value()) {
+                    let entry = entry?;
+                    if entry.sequence >= from {
+                        batch.push(EntryRef {
+                            sequence: entry.sequence,
+                            hash: entry.hash,
+                            bytes: entry.bytes,
+                        });
+                    }
+                }
+            }
+            if !batch.is_empty() && each(&batch).is_break() {
+                return Ok(());
+            }
+            pages.clear();
+            gathered = 0;
+        }
+        Ok(())
     }
 
     fn bounds(&self) -> Result<(Base, Option<(u64, Digest)>), StoreError> {
@@ -164,8 +315,8 @@ impl EventStore for RedbStore {
         tx.set_durability(Durability::Immediate)
             .map_err(write_err)?;
         tx.set_quick_repair(true);
-        tx.delete_table(ENTRIES).map_err(write_err)?;
-        tx.open_table(ENTRIES).map_err(write_err)?;
+        tx.delete_table(PAGES).map_err(write_err)?;
+        tx.open_table(PAGES).map_err(write_err)?;
         {
             let mut meta = tx.open_table(META).map_err(write_err)?;
             let mut value = Vec::with_capacity(40 + snapshot.len());
@@ -175,7 +326,9 @@ impl EventStore for RedbStore {
             meta.insert("snapshot", value.as_slice())
                 .map_err(write_err)?;
         }
-        tx.commit().map_err(write_err)
+        tx.commit().map_err(write_err)?;
+        self.next = base.sequence + 1;
+        Ok(())
     }
 
     fn put_snapshot(&mut self, base: Base, snapshot: &[u8]) -> Result<(), StoreError> {

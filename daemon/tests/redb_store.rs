@@ -124,24 +124,54 @@ fn a_corrupted_entry_is_refused_at_open() {
         }
         app.ledger_mut().sync().expect("sync");
     }
-    {
-        // Flip one byte of entry 5 behind the store's back.
+    let corrupted = {
+        // Flip the last byte of a page in the middle of the log, behind the
+        // store's back: that is the last byte of the page's last entry, the
+        // one just before the next page.
         let db = redb::Database::create(&path).expect("db");
         use redb::ReadableTable as _;
         let table: redb::TableDefinition<'_, u64, &[u8]> =
-            redb::TableDefinition::new("ledger_entries");
+            redb::TableDefinition::new("ledger_pages");
         let tx = db.begin_write().expect("write");
-        {
+        let corrupted = {
             let mut t = tx.open_table(table).expect("table");
-            let mut value = t.get(5).expect("get").expect("entry 5").value().to_vec();
+            let keys: Vec<u64> = t
+                .iter()
+                .expect("iter")
+                .map(|item| item.expect("page").0.value())
+                .collect();
+            assert!(keys.len() >= 3, "one page per transaction: {keys:?}");
+            let (page, next) = (keys[keys.len() / 2], keys[keys.len() / 2 + 1]);
+            let mut value = t.get(page).expect("get").expect("page").value().to_vec();
             let last = value.len() - 1;
             value[last] ^= 0x40;
-            t.insert(5, value.as_slice()).expect("insert");
-        }
+            t.insert(page, value.as_slice()).expect("insert");
+            next - 1
+        };
         tx.commit().expect("commit");
-    }
+        corrupted
+    };
     match Ledger::open(RedbStore::open(&path).expect("open")) {
-        Err(LedgerError::Corrupt { sequence, .. }) => assert_eq!(sequence, 5),
+        Err(LedgerError::Corrupt { sequence, .. }) => assert_eq!(sequence, corrupted),
         other => panic!("opened a corrupt log: {other:?}"),
     }
+}
+
+#[test]
+fn a_store_in_the_per_entry_layout_is_refused_with_a_clear_error() {
+    let scratch = Scratch::new("legacy");
+    let path = scratch.fresh_path();
+    {
+        let db = redb::Database::create(&path).expect("db");
+        let table: redb::TableDefinition<'_, u64, &[u8]> =
+            redb::TableDefinition::new("ledger_entries");
+        let tx = db.begin_write().expect("write");
+        tx.open_table(table)
+            .expect("table")
+            .insert(1, [0u8; 40].as_slice())
+            .expect("insert");
+        tx.commit().expect("commit");
+    }
+    let err = RedbStore::open(&path).expect_err("the old layout is not read");
+    assert!(err.to_string().contains("per-entry layout"), "{err}");
 }

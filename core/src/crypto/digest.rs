@@ -27,12 +27,7 @@ impl Digest {
     /// different splits of the same bytes give different digests, under a domain
     /// `context` (blake3 `derive_key` mode) so that different uses never collide.
     pub fn of_parts(context: &str, parts: &[&[u8]]) -> Digest {
-        let mut hasher = blake3::Hasher::new_derive_key(context);
-        for part in parts {
-            hasher.update(&(part.len() as u64).to_le_bytes());
-            hasher.update(part);
-        }
-        Digest(*hasher.finalize().as_bytes())
+        DigestDomain::new(context).digest(parts)
     }
 
     /// Wraps raw digest bytes.
@@ -70,6 +65,35 @@ impl fmt::Display for Digest {
     }
 }
 
+/// A [`Digest::of_parts`] domain prepared once. Deriving the context key is
+/// one blake3 compression; a hot path that hashes many small inputs under one
+/// context (the ledger's hash chain) keeps a `DigestDomain` and skips it.
+#[derive(Clone)]
+pub struct DigestDomain(blake3::Hasher);
+
+impl DigestDomain {
+    /// Prepares `context`.
+    pub fn new(context: &str) -> DigestDomain {
+        DigestDomain(blake3::Hasher::new_derive_key(context))
+    }
+
+    /// The same digest as `Digest::of_parts(context, parts)`.
+    pub fn digest(&self, parts: &[&[u8]]) -> Digest {
+        let mut hasher = self.0.clone();
+        for part in parts {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        Digest(*hasher.finalize().as_bytes())
+    }
+}
+
+impl fmt::Debug for DigestDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DigestDomain")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +115,22 @@ mod tests {
         assert_ne!(ab_c, a_bc);
         assert_ne!(ab_c, other_domain);
         assert_eq!(ab_c, Digest::of_parts("shieldx test", &[b"ab", b"c"]));
+    }
+
+    #[test]
+    fn a_prepared_domain_gives_of_parts_digests() {
+        let domain = DigestDomain::new("shieldx test");
+        for parts in [
+            &[][..],
+            &[&b""[..]],
+            &[b"ab", b"c"],
+            &[&[7u8; 1500][..], b"x"],
+        ] {
+            assert_eq!(
+                domain.digest(parts),
+                Digest::of_parts("shieldx test", parts)
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! further call and open the same files).
 
 use super::{Base, Entry, EventStore, GENESIS, StoreError, entry_hash};
+use std::ops::ControlFlow;
+
 use crate::crypto::Digest;
 
 fn chain(from: Base, count: u64, tag: u8) -> Vec<Entry> {
@@ -38,6 +40,7 @@ pub fn run<S: EventStore>(mut make: impl FnMut() -> S, mut reopen: impl FnMut(S)
     rejects_gaps_and_overlaps(make());
     synced_appends_survive_a_crash(make(), &mut reopen);
     snapshots_and_reset(make(), &mut reopen);
+    large_batches_and_entries(make(), &mut reopen);
 }
 
 fn append_read_and_bounds<S: EventStore>(mut store: S) {
@@ -65,6 +68,86 @@ fn append_read_and_bounds<S: EventStore>(mut store: S) {
     let (base, last) = store.bounds().expect("bounds");
     assert_eq!(base, Base::GENESIS);
     assert_eq!(last, Some((300, entries[299].hash)));
+}
+
+/// Batches of thousands of entries and entries of hundreds of KiB (a store
+/// may group entries into pages: reads must start and stop anywhere).
+fn large_batches_and_entries<S: EventStore>(mut store: S, reopen: &mut impl FnMut(S) -> S) {
+    let mut entries = chain(Base::GENESIS, 2_500, 5);
+    // Entry 2,501 is 600 KiB, 2,502 is empty, 2,503..2,600 are small.
+    let mut hash = entries[2_499].hash;
+    for (sequence, len) in (2_501..=2_600).map(|s| {
+        (
+            s,
+            if s == 2_501 {
+                600 << 10
+            } else {
+                (s % 7) as usize * 50 * (usize::from(s != 2_502))
+            },
+        )
+    }) {
+        let bytes = vec![(sequence % 251) as u8; len];
+        hash = entry_hash(&hash, &bytes);
+        entries.push(Entry {
+            sequence,
+            bytes,
+            hash,
+        });
+    }
+    store
+        .append(&entries[..2_500])
+        .expect("append a large batch");
+    store
+        .append(&entries[2_500..])
+        .expect("append large entries");
+    store.sync().expect("sync");
+    store = reopen(store);
+    for from in [
+        1u64, 2, 1_023, 1_024, 1_025, 1_026, 2_047, 2_049, 2_500, 2_501, 2_502, 2_599, 2_600,
+    ] {
+        for limit in [1usize, 2, 3, 1_500] {
+            let start = from as usize - 1;
+            let end = (start + limit).min(entries.len());
+            assert_eq!(
+                store.read(from, limit).expect("read"),
+                entries[start..end].to_vec(),
+                "read({from}, {limit})"
+            );
+        }
+    }
+    assert!(store.read(2_601, 5).expect("read").is_empty());
+    for from in [1u64, 1_024, 1_025, 2_500, 2_600, 2_601] {
+        let mut seen = Vec::new();
+        store
+            .scan(from, &mut |batch| {
+                assert!(!batch.is_empty(), "scan batches are never empty");
+                seen.extend(batch.iter().map(|e| Entry {
+                    sequence: e.sequence,
+                    hash: e.hash,
+                    bytes: e.bytes.to_vec(),
+                }));
+                ControlFlow::Continue(())
+            })
+            .expect("scan");
+        assert_eq!(seen, entries[from as usize - 1..].to_vec(), "scan({from})");
+    }
+    let mut batches = 0;
+    store
+        .scan(1, &mut |_| {
+            batches += 1;
+            ControlFlow::Break(())
+        })
+        .expect("scan");
+    assert_eq!(batches, 1, "a scan stops when its visitor breaks");
+    assert_eq!(
+        store.bounds().expect("bounds").1,
+        Some((2_600, entries[2_599].hash))
+    );
+    let next = chain(head_of(&entries), 1, 6);
+    store
+        .append(&next)
+        .expect("the log continues after large entries");
+    assert_eq!(store.read(2_601, 5).expect("read"), next);
 }
 
 fn rejects_gaps_and_overlaps<S: EventStore>(mut store: S) {

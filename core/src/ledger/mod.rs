@@ -28,9 +28,10 @@ pub mod conformance;
 pub mod memory;
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use crate::codec::{CodecError, Reader, put_bytes};
-use crate::crypto::Digest;
+use crate::crypto::{Digest, DigestDomain};
 use crate::detect::{Event, Severity};
 
 /// The hash the first entry chains from.
@@ -623,7 +624,9 @@ impl EventRecord {
 
 /// The chain hash of an entry.
 pub fn entry_hash(prev: &Digest, bytes: &[u8]) -> Digest {
-    Digest::of_parts("shieldx/ledger/entry", &[prev.as_bytes(), bytes])
+    static DOMAIN: std::sync::LazyLock<DigestDomain> =
+        std::sync::LazyLock::new(|| DigestDomain::new("shieldx/ledger/entry"));
+    DOMAIN.digest(&[prev.as_bytes(), bytes])
 }
 
 /// A stored entry: its sequence number, encoded bytes and chain hash.
@@ -636,6 +639,31 @@ pub struct Entry {
     /// `entry_hash(previous entry's hash, bytes)`.
     pub hash: Digest,
 }
+
+/// A stored entry borrowed from the store, as [`EventStore::scan`] gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// Sequence number.
+    pub sequence: u64,
+    /// The stored chain hash.
+    pub hash: Digest,
+    /// The stored bytes.
+    pub bytes: &'a [u8],
+}
+
+impl Entry {
+    /// Borrows the entry.
+    pub fn as_ref(&self) -> EntryRef<'_> {
+        EntryRef {
+            sequence: self.sequence,
+            hash: self.hash,
+            bytes: &self.bytes,
+        }
+    }
+}
+
+/// Entries read per store call by the default [`EventStore::scan`].
+const SCAN_CHUNK: usize = 4096;
 
 /// The chain position a log continues from: genesis, or a snapshot's head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -696,6 +724,29 @@ pub trait EventStore {
     fn put_snapshot(&mut self, base: Base, snapshot: &[u8]) -> Result<(), StoreError>;
     /// The latest stored snapshot.
     fn snapshot(&self) -> Result<Option<(Base, Vec<u8>)>, StoreError>;
+    /// Calls `each` with the entries from `from` to the end of the log, in
+    /// order and in batches (never empty), until `each` breaks. Replay and
+    /// chain verification use it; a store overrides it to lend its bytes
+    /// rather than copy them, as the redb store does. The default reads
+    /// [`EventStore::read`] chunks.
+    fn scan(
+        &self,
+        from: u64,
+        each: &mut dyn FnMut(&[EntryRef<'_>]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let mut from = from;
+        loop {
+            let chunk = self.read(from, SCAN_CHUNK)?;
+            let Some(last) = chunk.last() else {
+                return Ok(());
+            };
+            from = last.sequence + 1;
+            let refs: Vec<EntryRef<'_>> = chunk.iter().map(Entry::as_ref).collect();
+            if each(&refs).is_break() {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// The version a stream must be at for an append to proceed.
@@ -747,9 +798,6 @@ pub struct Ledger<S> {
     head: (u64, Digest),
     streams: BTreeMap<String, u64>,
 }
-
-/// Entries read per store call while verifying.
-const READ_CHUNK: usize = 4096;
 
 impl<S: EventStore> Ledger<S> {
     /// Opens the log in `store`, verifying the whole hash chain and every
@@ -845,37 +893,46 @@ impl<S: EventStore> Ledger<S> {
         mut each: impl FnMut(&EventRecord),
     ) -> Result<(u64, Digest), LedgerError> {
         let (mut sequence, mut hash) = (start.sequence, start.hash);
-        loop {
-            let chunk = self.store.read(sequence + 1, READ_CHUNK)?;
-            if chunk.is_empty() {
-                break;
-            }
-            for entry in chunk {
+        let mut failure = None;
+        self.store.scan(sequence + 1, &mut |batch| {
+            for entry in batch {
                 let corrupt = |reason: String| LedgerError::Corrupt {
                     sequence: sequence + 1,
                     reason,
                 };
                 if entry.sequence != sequence + 1 {
-                    return Err(corrupt(format!("found sequence {}", entry.sequence)));
+                    failure = Some(corrupt(format!("found sequence {}", entry.sequence)));
+                    return ControlFlow::Break(());
                 }
-                let expected = entry_hash(&hash, &entry.bytes);
+                let expected = entry_hash(&hash, entry.bytes);
                 if entry.hash != expected {
-                    return Err(corrupt(format!(
+                    failure = Some(corrupt(format!(
                         "hash {} does not chain (expected {expected})",
                         entry.hash
                     )));
+                    return ControlFlow::Break(());
                 }
-                let record = EventRecord::decode(&entry.bytes)
-                    .map_err(|e| corrupt(format!("does not decode: {e}")))?;
+                let record = match EventRecord::decode(entry.bytes) {
+                    Ok(record) => record,
+                    Err(e) => {
+                        failure = Some(corrupt(format!("does not decode: {e}")));
+                        return ControlFlow::Break(());
+                    }
+                };
                 if record.sequence != entry.sequence {
-                    return Err(corrupt(format!("encodes sequence {}", record.sequence)));
+                    failure = Some(corrupt(format!("encodes sequence {}", record.sequence)));
+                    return ControlFlow::Break(());
                 }
                 each(&record);
                 sequence = entry.sequence;
                 hash = entry.hash;
             }
+            ControlFlow::Continue(())
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((sequence, hash)),
         }
-        Ok((sequence, hash))
     }
 
     /// The last sequence number and hash.
