@@ -382,8 +382,14 @@ fn compile(yaml: &str) -> Result<Arc<CompiledRules>, String> {
 }
 
 fn stream_of(account: &AccountId) -> String {
-    let hex: String = account.iter().map(|b| format!("{b:02x}")).collect();
-    format!("account/{hex}")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut stream = String::with_capacity("account/".len() + 2 * account.len());
+    stream.push_str("account/");
+    for b in account {
+        stream.push(char::from(HEX[usize::from(b >> 4)]));
+        stream.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    stream
 }
 
 impl<S: EventStore> App<S> {
@@ -1275,7 +1281,9 @@ impl State {
                 let stake = validator
                     .power
                     .saturating_mul(config.genesis_stake_per_power);
-                state.stakes.insert(validator.identity.to_bytes(), stake);
+                if stake > 0 {
+                    state.stakes.insert(validator.identity.to_bytes(), stake);
+                }
                 state.supply = state.supply.saturating_add(stake);
             }
         }
@@ -1412,8 +1420,38 @@ impl State {
             | DomainEvent::EventsSubmitted { .. }
             | DomainEvent::IdempotencyRecorded { .. } => {}
         }
-        self.balances.retain(|_, v| *v > 0);
-        self.stakes.retain(|_, v| *v > 0);
+        // No account keeps a zero balance or stake. Only the accounts this
+        // event touched can have reached zero, so only they are checked (a
+        // scan of every account per event made transfers O(accounts)).
+        match &r.event {
+            DomainEvent::Minted { account, .. } | DomainEvent::Burned { account, .. } => {
+                drop_if_zero(&mut self.balances, account);
+            }
+            DomainEvent::Transferred { from, to, .. } => {
+                drop_if_zero(&mut self.balances, from);
+                drop_if_zero(&mut self.balances, to);
+            }
+            DomainEvent::Staked { validator, .. }
+            | DomainEvent::UnbondingStarted { validator, .. }
+            | DomainEvent::UnbondingCompleted { validator, .. }
+            | DomainEvent::Slashed { validator, .. } => {
+                drop_if_zero(&mut self.balances, validator);
+                drop_if_zero(&mut self.stakes, validator);
+            }
+            DomainEvent::AlertRaised { .. }
+            | DomainEvent::UnbondingSlashed { .. }
+            | DomainEvent::Heartbeat { .. }
+            | DomainEvent::Jailed { .. }
+            | DomainEvent::RulesUpdated { .. }
+            | DomainEvent::EventsSubmitted { .. }
+            | DomainEvent::IdempotencyRecorded { .. } => {}
+        }
+    }
+}
+
+fn drop_if_zero(amounts: &mut BTreeMap<AccountId, u64>, account: &AccountId) {
+    if amounts.get(account) == Some(&0) {
+        amounts.remove(account);
     }
 }
 

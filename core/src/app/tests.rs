@@ -695,3 +695,53 @@ mod unbonding {
         }
     }
 }
+
+#[test]
+fn an_account_stream_is_named_by_the_lowercase_hex_of_the_account() {
+    let mut account = [0u8; 32];
+    for (i, b) in account.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37) ^ 0xa5;
+    }
+    let hex: String = account.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(super::stream_of(&account), format!("account/{hex}"));
+}
+
+#[test]
+fn projections_keep_no_zero_balance_or_stake() {
+    let mut app =
+        App::open(AppConfig::new(b"zero".to_vec(), ADMIN), MemoryStore::new()).expect("app");
+    let alice = [7u8; 32];
+    let bob = [8u8; 32];
+    app.execute_transaction(
+        1,
+        ADMIN,
+        1,
+        &Transaction::Mint {
+            time_ms: 1,
+            key: b"m".to_vec(),
+            to: alice,
+            amount: 10,
+        },
+    );
+    app.execute_transaction(
+        2,
+        alice,
+        2,
+        &Transaction::Transfer {
+            time_ms: 2,
+            key: b"t".to_vec(),
+            legs: vec![TransferLeg {
+                to: bob,
+                amount: 10,
+            }],
+        },
+    );
+    let state = app.state();
+    assert_eq!(state.balance(&bob), 10);
+    assert!(
+        !state.balances.contains_key(&alice),
+        "an emptied account leaves the balances projection"
+    );
+    assert!(state.balances.values().all(|&v| v > 0));
+    assert!(state.stakes.values().all(|&v| v > 0));
+}
