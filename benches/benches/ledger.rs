@@ -1,15 +1,16 @@
 //! Ledger and application throughput on redb (issue 7, BENCHMARKS.md):
 //! durable appends with group commit, checked transfers, replay with hash-chain
-//! verification, snapshot writes, and reopen time. Each figure is printed with
-//! the raw fsync rate measured in the same run, because this VM's fsync rate
-//! swings widely.
+//! verification, snapshot writes, reopen time, and recovery after a crash of a
+//! process that had written a 1 GiB log. Each figure is printed with the raw
+//! fsync rate (or raw file write) measured in the same run, because this VM's
+//! disk swings widely.
 
 use std::hint::black_box;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use shieldx_core::app::{App, AppConfig, Transaction, TransferLeg};
 use shieldx_core::crypto::Digest;
 use shieldx_core::ledger::{Base, Entry, EventStore as _, Ledger, entry_hash};
@@ -74,51 +75,58 @@ fn appends(_: &mut Criterion) {
     }
 }
 
-fn transfers(_: &mut Criterion) {
-    let path = dir().join("transfers.redb");
-    let _ = std::fs::remove_file(&path);
-    let admin = [1u8; 32];
+/// A transfer of 1,000 legs from `payer`, one leg per account of 997.
+fn thousand_legs(h: u64) -> Transaction {
+    let legs = (0..1_000u64)
+        .map(|i| TransferLeg {
+            to: {
+                let mut a = [0u8; 32];
+                a[..8].copy_from_slice(&(i % 997 + 10).to_le_bytes());
+                a
+            },
+            amount: 1 + i % 13,
+        })
+        .collect();
+    Transaction::Transfer {
+        time_ms: 2 + h,
+        key: h.to_le_bytes().to_vec(),
+        legs,
+    }
+}
+
+const ADMIN: [u8; 32] = [1u8; 32];
+const PAYER: [u8; 32] = [2u8; 32];
+
+/// An application on redb at `path` whose payer holds enough to pay forever.
+fn funded_app(path: &Path) -> App<RedbStore> {
     let mut app = App::open(
-        AppConfig::new(b"bench".to_vec(), admin),
-        RedbStore::open(&path).expect("open"),
+        AppConfig::new(b"bench".to_vec(), ADMIN),
+        RedbStore::open(path).expect("open"),
     )
     .expect("app");
-    let payer = [2u8; 32];
     app.execute_transaction(
         1,
-        admin,
+        ADMIN,
         1,
         &Transaction::Mint {
             time_ms: 1,
             key: b"mint".to_vec(),
-            to: payer,
+            to: PAYER,
             amount: u64::MAX / 2,
         },
     );
+    app
+}
+
+fn transfers(_: &mut Criterion) {
+    let path = dir().join("transfers.redb");
+    let _ = std::fs::remove_file(&path);
+    let mut app = funded_app(&path);
     let fsync = fsync_rate();
     let commits = 100u64;
     let start = Instant::now();
     for h in 0..commits {
-        let legs = (0..1_000u64)
-            .map(|i| TransferLeg {
-                to: {
-                    let mut a = [0u8; 32];
-                    a[..8].copy_from_slice(&(i % 997 + 10).to_le_bytes());
-                    a
-                },
-                amount: 1 + i % 13,
-            })
-            .collect();
-        let r = app.execute_transaction(
-            h + 2,
-            payer,
-            h + 2,
-            &Transaction::Transfer {
-                time_ms: 2 + h,
-                key: h.to_le_bytes().to_vec(),
-                legs,
-            },
-        );
+        let r = app.execute_transaction(h + 2, PAYER, h + 2, &thousand_legs(h));
         black_box(r);
         app.ledger_mut().sync().expect("durable commit");
     }
@@ -154,7 +162,7 @@ fn transfers(_: &mut Criterion) {
     drop(app);
     let start = Instant::now();
     let reopened = App::open(
-        AppConfig::new(b"bench".to_vec(), admin),
+        AppConfig::new(b"bench".to_vec(), ADMIN),
         RedbStore::open(&path).expect("reopen"),
     )
     .expect("app");
@@ -172,11 +180,21 @@ fn snapshot(_: &mut Criterion) {
     let mut store = RedbStore::open(&path).expect("open");
     let bytes = vec![42u8; 16 << 20];
     let fsync = fsync_rate();
+    // The peer: the same bytes into a plain file, then fdatasync.
+    let raw_path = dir().join("snapshot.raw");
+    let start = Instant::now();
+    {
+        let mut f = std::fs::File::create(&raw_path).expect("raw file");
+        f.write_all(&bytes).expect("write");
+        f.sync_data().expect("fdatasync");
+    }
+    let raw = start.elapsed().as_secs_f64() * 1e3;
+    let _ = std::fs::remove_file(&raw_path);
     let start = Instant::now();
     store.put_snapshot(Base::GENESIS, &bytes).expect("snapshot");
     store.sync().expect("durable");
     println!(
-        "16 MiB snapshot written durably: {:.1} ms (raw fsync rate {fsync:.0}/s)",
+        "16 MiB snapshot written durably: {:.1} ms (plain file write + fdatasync of the same bytes {raw:.1} ms; raw fsync rate {fsync:.0}/s)",
         start.elapsed().as_secs_f64() * 1e3
     );
     let ledger = Ledger::open(store).expect("opens");
@@ -184,5 +202,96 @@ fn snapshot(_: &mut Criterion) {
     let _ = std::fs::remove_file(&path);
 }
 
-criterion_group!(benches, appends, transfers, snapshot);
-criterion_main!(benches);
+/// Set in the child process that writes the 1 GiB log, then crashes.
+const CRASH_CHILD: &str = "SHIELDX_LEDGER_BENCH_CRASH_CHILD";
+/// The child's snapshot interval, in batches of 1,000 events.
+const CRASH_CHILD_INTERVAL: &str = "SHIELDX_LEDGER_BENCH_CRASH_INTERVAL";
+/// The log size recovery is measured at.
+const RECOVERY_LOG_BYTES: u64 = 1 << 30;
+
+/// The child: checked transfers of 1,000 legs, each batch committed durably
+/// as a validator does, a snapshot every `interval` batches, until the file
+/// holds 1 GiB and the next snapshot is one batch away: the worst case,
+/// `interval` - 1 durable batches after the last snapshot. Then a few batches
+/// without a durable commit, and an abort.
+fn write_a_large_log_then_crash(path: &Path, interval: u64) -> ! {
+    let mut app = funded_app(path);
+    let mut h = 0u64;
+    while std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) < RECOVERY_LOG_BYTES
+        || h % interval != interval - 1
+    {
+        app.execute_transaction(h + 2, PAYER, h + 2, &thousand_legs(h));
+        app.ledger_mut().sync().expect("durable commit");
+        h += 1;
+        if h.is_multiple_of(interval) {
+            app.checkpoint().expect("checkpoint");
+        }
+    }
+    for _ in 0..3 {
+        app.execute_transaction(h + 2, PAYER, h + 2, &thousand_legs(h));
+        h += 1;
+    }
+    std::process::abort();
+}
+
+fn recovery(_: &mut Criterion) {
+    // Snapshots every 100,000 and every 25,000 events.
+    for interval in [100u64, 25] {
+        recovery_with_snapshots_every(interval);
+    }
+}
+
+fn recovery_with_snapshots_every(interval: u64) {
+    let path = dir().join("recovery.redb");
+    let _ = std::fs::remove_file(&path);
+    let build = Instant::now();
+    let status = std::process::Command::new(std::env::current_exe().expect("this bench"))
+        .env(CRASH_CHILD, &path)
+        .env(CRASH_CHILD_INTERVAL, interval.to_string())
+        .status()
+        .expect("child");
+    assert!(!status.success(), "the child crashes: {status}");
+    let built = build.elapsed().as_secs_f64();
+    let size = std::fs::metadata(&path).expect("log file").len();
+    let start = Instant::now();
+    let app = App::open(
+        AppConfig::new(b"bench".to_vec(), ADMIN),
+        RedbStore::open(&path).expect("reopen after the crash"),
+    )
+    .expect("recovers");
+    let recovered = start.elapsed().as_secs_f64() * 1e3;
+    let events = app.ledger().head().0;
+    let snapshot_at = app
+        .ledger()
+        .store()
+        .snapshot()
+        .expect("snapshot")
+        .map_or(0, |(base, _)| base.sequence);
+    let start = Instant::now();
+    app.verify_log().expect("the whole chain verifies");
+    let verified = start.elapsed().as_secs_f64();
+    println!(
+        "recovery after a crash, snapshots every {} events: {recovered:.1} ms for a {:.2} GiB log \
+         of {events} events, {} of them after the last snapshot \
+         (written in {built:.0} s; verifying the whole chain takes {verified:.2} s)",
+        interval * 1_000,
+        size as f64 / f64::from(1u32 << 30),
+        events - snapshot_at
+    );
+    drop(app);
+    let _ = std::fs::remove_file(&path);
+}
+
+criterion_group!(benches, appends, transfers, snapshot, recovery);
+
+fn main() {
+    if let Some(path) = std::env::var_os(CRASH_CHILD) {
+        let interval = std::env::var(CRASH_CHILD_INTERVAL)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100);
+        write_a_large_log_then_crash(Path::new(&path), interval);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
