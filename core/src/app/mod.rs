@@ -436,8 +436,12 @@ impl<S: EventStore> App<S> {
             }
             _ => Base::GENESIS,
         };
-        // Recovery verifies the snapshot's entry and the suffix only.
-        let ledger = Ledger::open_at(store, checkpoint, state.streams.clone())?;
+        // Recovery verifies the snapshot's entry and the suffix only, once:
+        // the verified records are kept and applied below.
+        let mut records = Vec::new();
+        let ledger = Ledger::open_at_with(store, checkpoint, state.streams.clone(), |r| {
+            records.push(r);
+        })?;
         let genesis = State::genesis(&config);
         let mut app = App {
             config,
@@ -461,9 +465,6 @@ impl<S: EventStore> App<S> {
             app.detector = detector;
             app.state = state;
         }
-        let mut records = Vec::new();
-        app.ledger
-            .replay_from(checkpoint, |r| records.push(r.clone()))?;
         let retention = app.config.idempotency_retention_ms;
         for r in &records {
             app.apply(r, retention, true);
@@ -783,9 +784,7 @@ impl<S: EventStore> App<S> {
             s.idempotency_by_time.remove(&(t, key));
             s.idempotency.remove(&key);
         }
-        self.state
-            .streams
-            .insert(r.stream.clone(), r.stream_version);
+        crate::ledger::set_stream_version(&mut self.state.streams, r);
         match &r.event {
             DomainEvent::EventsSubmitted { events } => {
                 if replaying {
@@ -1308,23 +1307,20 @@ impl State {
             DomainEvent::Minted {
                 account, amount, ..
             } => {
-                *self.balances.entry(*account).or_default() += amount;
+                credit(&mut self.balances, account, *amount);
                 self.supply = self.supply.saturating_add(*amount);
             }
             DomainEvent::Burned {
                 account, amount, ..
             } => {
-                let b = self.balances.entry(*account).or_default();
-                *b = b.saturating_sub(*amount);
+                debit(&mut self.balances, account, *amount);
                 self.supply = self.supply.saturating_sub(*amount);
             }
             DomainEvent::Transferred {
                 from, to, amount, ..
             } => {
-                let b = self.balances.entry(*from).or_default();
-                *b = b.saturating_sub(*amount);
-                let t = self.balances.entry(*to).or_default();
-                *t = t.saturating_add(*amount);
+                debit(&mut self.balances, from, *amount);
+                credit(&mut self.balances, to, *amount);
             }
             DomainEvent::AlertRaised {
                 rule_id,
@@ -1337,17 +1333,15 @@ impl State {
                 *self.alerts_by_source.entry(source.clone()).or_default() += 1;
             }
             DomainEvent::Staked { validator, amount } => {
-                let b = self.balances.entry(*validator).or_default();
-                *b = b.saturating_sub(*amount);
-                *self.stakes.entry(*validator).or_default() += amount;
+                debit(&mut self.balances, validator, *amount);
+                credit(&mut self.stakes, validator, *amount);
             }
             DomainEvent::UnbondingStarted {
                 validator,
                 amount,
                 matures,
             } => {
-                let st = self.stakes.entry(*validator).or_default();
-                *st = st.saturating_sub(*amount);
+                debit(&mut self.stakes, validator, *amount);
                 let started = r.causation.height;
                 let entry = self
                     .unbonding
@@ -1376,8 +1370,7 @@ impl State {
                         self.unbonding.remove(validator);
                     }
                 }
-                let b = self.balances.entry(*validator).or_default();
-                *b = b.saturating_add(*amount);
+                credit(&mut self.balances, validator, *amount);
             }
             DomainEvent::UnbondingSlashed {
                 validator,
@@ -1400,8 +1393,7 @@ impl State {
                 evidence,
                 reason,
             } => {
-                let st = self.stakes.entry(*validator).or_default();
-                *st = st.saturating_sub(*amount);
+                debit(&mut self.stakes, validator, *amount);
                 self.supply = self.supply.saturating_sub(*amount);
                 if reason == Offence::Equivocation.name() {
                     self.tombstoned.insert(*validator, r.causation.height);
@@ -1420,38 +1412,28 @@ impl State {
             | DomainEvent::EventsSubmitted { .. }
             | DomainEvent::IdempotencyRecorded { .. } => {}
         }
-        // No account keeps a zero balance or stake. Only the accounts this
-        // event touched can have reached zero, so only they are checked (a
-        // scan of every account per event made transfers O(accounts)).
-        match &r.event {
-            DomainEvent::Minted { account, .. } | DomainEvent::Burned { account, .. } => {
-                drop_if_zero(&mut self.balances, account);
-            }
-            DomainEvent::Transferred { from, to, .. } => {
-                drop_if_zero(&mut self.balances, from);
-                drop_if_zero(&mut self.balances, to);
-            }
-            DomainEvent::Staked { validator, .. }
-            | DomainEvent::UnbondingStarted { validator, .. }
-            | DomainEvent::UnbondingCompleted { validator, .. }
-            | DomainEvent::Slashed { validator, .. } => {
-                drop_if_zero(&mut self.balances, validator);
-                drop_if_zero(&mut self.stakes, validator);
-            }
-            DomainEvent::AlertRaised { .. }
-            | DomainEvent::UnbondingSlashed { .. }
-            | DomainEvent::Heartbeat { .. }
-            | DomainEvent::Jailed { .. }
-            | DomainEvent::RulesUpdated { .. }
-            | DomainEvent::EventsSubmitted { .. }
-            | DomainEvent::IdempotencyRecorded { .. } => {}
-        }
     }
 }
 
-fn drop_if_zero(amounts: &mut BTreeMap<AccountId, u64>, account: &AccountId) {
-    if amounts.get(account) == Some(&0) {
-        amounts.remove(account);
+/// Adds to an account's amount. No account keeps a zero balance or stake:
+/// crediting nothing creates no entry, and [`debit`] removes an entry that
+/// reaches zero, so no projection ever scans for zeros.
+fn credit(amounts: &mut BTreeMap<AccountId, u64>, account: &AccountId, amount: u64) {
+    if amount > 0 {
+        let held = amounts.entry(*account).or_default();
+        *held = held.saturating_add(amount);
+    }
+}
+
+/// Takes from an account's amount, removing the entry if it reaches zero.
+fn debit(amounts: &mut BTreeMap<AccountId, u64>, account: &AccountId, amount: u64) {
+    if let std::collections::btree_map::Entry::Occupied(mut held) = amounts.entry(*account) {
+        let left = held.get().saturating_sub(amount);
+        if left == 0 {
+            held.remove();
+        } else {
+            *held.get_mut() = left;
+        }
     }
 }
 

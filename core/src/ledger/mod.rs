@@ -640,6 +640,17 @@ pub struct Entry {
     pub hash: Digest,
 }
 
+/// Records `record`'s stream version, copying the stream name only for a
+/// stream not seen before.
+pub(crate) fn set_stream_version(streams: &mut BTreeMap<String, u64>, record: &EventRecord) {
+    match streams.get_mut(record.stream.as_str()) {
+        Some(version) => *version = record.stream_version,
+        None => {
+            streams.insert(record.stream.clone(), record.stream_version);
+        }
+    }
+}
+
 /// A stored entry borrowed from the store, as [`EventStore::scan`] gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryRef<'a> {
@@ -811,9 +822,7 @@ impl<S: EventStore> Ledger<S> {
             streams: BTreeMap::new(),
         };
         let mut streams = BTreeMap::new();
-        let head = ledger.replay(|record| {
-            streams.insert(record.stream.clone(), record.stream_version);
-        })?;
+        let head = ledger.replay(|record| set_stream_version(&mut streams, record))?;
         ledger.head = head;
         ledger.streams = streams;
         Ok(ledger)
@@ -829,6 +838,18 @@ impl<S: EventStore> Ledger<S> {
         store: S,
         checkpoint: Base,
         streams: BTreeMap<String, u64>,
+    ) -> Result<Ledger<S>, LedgerError> {
+        Ledger::open_at_with(store, checkpoint, streams, |_| {})
+    }
+
+    /// [`Ledger::open_at`], handing every verified record of the suffix to
+    /// `each`, in order: recovery applies them to its projections without
+    /// reading and verifying the suffix a second time.
+    pub fn open_at_with(
+        store: S,
+        checkpoint: Base,
+        streams: BTreeMap<String, u64>,
+        mut each: impl FnMut(EventRecord),
     ) -> Result<Ledger<S>, LedgerError> {
         let (base, _) = store.bounds()?;
         let corrupt = |reason: &str| LedgerError::Corrupt {
@@ -871,8 +892,9 @@ impl<S: EventStore> Ledger<S> {
             streams,
         };
         let mut streams = std::mem::take(&mut ledger.streams);
-        let head = ledger.replay_from(checkpoint, |record| {
-            streams.insert(record.stream.clone(), record.stream_version);
+        let head = ledger.replay_records(checkpoint, &mut |record| {
+            set_stream_version(&mut streams, &record);
+            each(record);
         })?;
         ledger.head = head;
         ledger.streams = streams;
@@ -891,6 +913,15 @@ impl<S: EventStore> Ledger<S> {
         &self,
         start: Base,
         mut each: impl FnMut(&EventRecord),
+    ) -> Result<(u64, Digest), LedgerError> {
+        self.replay_records(start, &mut |record| each(&record))
+    }
+
+    /// [`Ledger::replay_from`], handing over each record.
+    fn replay_records(
+        &self,
+        start: Base,
+        each: &mut dyn FnMut(EventRecord),
     ) -> Result<(u64, Digest), LedgerError> {
         let (mut sequence, mut hash) = (start.sequence, start.hash);
         let mut failure = None;
@@ -923,7 +954,7 @@ impl<S: EventStore> Ledger<S> {
                     failure = Some(corrupt(format!("encodes sequence {}", record.sequence)));
                     return ControlFlow::Break(());
                 }
-                each(&record);
+                each(record);
                 sequence = entry.sequence;
                 hash = entry.hash;
             }
