@@ -119,6 +119,22 @@ fn decode_base(bytes: &[u8]) -> Result<Base, StoreError> {
     })
 }
 
+/// Stores base || snapshot under "snapshot", written straight into the
+/// space redb reserves for it (a snapshot can be many MiB: no staging copy).
+fn insert_snapshot(
+    meta: &mut redb::Table<'_, &str, &[u8]>,
+    base: &[u8],
+    snapshot: &[u8],
+) -> Result<(), StoreError> {
+    let mut value = meta
+        .insert_reserve("snapshot", base.len() + snapshot.len())
+        .map_err(write_err)?;
+    let bytes = value.as_mut();
+    bytes[..base.len()].copy_from_slice(base);
+    bytes[base.len()..].copy_from_slice(snapshot);
+    Ok(())
+}
+
 impl RedbStore {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
@@ -319,12 +335,10 @@ impl EventStore for RedbStore {
         tx.open_table(PAGES).map_err(write_err)?;
         {
             let mut meta = tx.open_table(META).map_err(write_err)?;
-            let mut value = Vec::with_capacity(40 + snapshot.len());
+            let mut value = Vec::with_capacity(40);
             encode_base(base, &mut value);
             meta.insert("base", value.as_slice()).map_err(write_err)?;
-            value.extend_from_slice(snapshot);
-            meta.insert("snapshot", value.as_slice())
-                .map_err(write_err)?;
+            insert_snapshot(&mut meta, &value, snapshot)?;
         }
         tx.commit().map_err(write_err)?;
         self.next = base.sequence + 1;
@@ -336,11 +350,9 @@ impl EventStore for RedbStore {
         tx.set_durability(Durability::None).map_err(write_err)?;
         {
             let mut meta = tx.open_table(META).map_err(write_err)?;
-            let mut value = Vec::with_capacity(40 + snapshot.len());
+            let mut value = Vec::with_capacity(40);
             encode_base(base, &mut value);
-            value.extend_from_slice(snapshot);
-            meta.insert("snapshot", value.as_slice())
-                .map_err(write_err)?;
+            insert_snapshot(&mut meta, &value, snapshot)?;
         }
         tx.commit().map_err(write_err)
     }
