@@ -92,14 +92,18 @@ impl WindowTable {
             Some(&id) => id,
             None => self.insert(key, time_ms),
         };
+        // Record the touch before the queue may be compacted: compaction
+        // keeps each key's latest touch, and this is now that touch.
         self.queue.push_back((slot_id, touched));
+        if let Some(slot) = self.slots[slot_id as usize].as_mut() {
+            slot.touched = touched;
+        }
         if self.queue.len() > 2 * self.index.len() + 64 {
             self.rebuild_queue();
         }
         let Some(slot) = self.slots[slot_id as usize].as_mut() else {
             return false;
         };
-        slot.touched = touched;
         // Logical time never runs backwards for a key.
         let now = time_ms.max(slot.latest);
         slot.latest = now;
@@ -202,6 +206,7 @@ impl WindowTable {
         false
     }
 
+    /// Compacts the queue to each live key's latest touch, oldest first.
     fn rebuild_queue(&mut self) {
         let mut live: Vec<(u64, u32)> = self
             .slots
@@ -430,6 +435,43 @@ mod tests {
                 b.update(key.as_bytes(), None, i),
                 "{i}"
             );
+        }
+    }
+
+    /// Keys held, sorted.
+    fn held(t: &WindowTable) -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = t.index.keys().map(|k| k.to_vec()).collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn the_update_that_compacts_the_queue_keeps_its_own_touch() {
+        // Two keys updated in turn at capacity 2: the LRU queue is compacted
+        // every ~66 updates, at some update of each key. Then a third key
+        // evicts the least recently updated one: "a", always. Before the
+        // fix, the compaction ran before the update recorded its touch, so
+        // the key being updated dropped out of the queue; at capacity, the
+        // other key was evicted instead, and a replica restored from a
+        // snapshot (whose queue is rebuilt from the touches) evicted
+        // differently from one that was not.
+        for n in 0..300u64 {
+            let mut t = table(AggregateMode::Threshold, 5, 1_000, 2);
+            for i in 0..n {
+                t.update(if i % 2 == 0 { b"b" } else { b"a" }, None, i);
+            }
+            t.update(b"a", None, n);
+            t.update(b"b", None, n + 1);
+            let mut bytes = Vec::new();
+            t.encode(&mut bytes);
+            let mut restored = table(AggregateMode::Threshold, 5, 1_000, 2);
+            restored
+                .decode_into(&mut crate::codec::Reader::new(&bytes))
+                .unwrap();
+            t.update(b"c", None, n + 2);
+            restored.update(b"c", None, n + 2);
+            assert_eq!(held(&t), vec![b"b".to_vec(), b"c".to_vec()], "after {n}");
+            assert_eq!(held(&restored), held(&t), "after {n}");
         }
     }
 
