@@ -31,9 +31,65 @@ enum State {
     Distinct(Vec<(u64, u64)>),
 }
 
+/// Key bytes kept inline when short.
+const INLINE_KEY: usize = 22;
+
+/// A window key: inline when it is at most [`INLINE_KEY`] bytes (addresses,
+/// sensor ids), so that a lookup compares bytes inside the hash table's
+/// bucket instead of following a pointer to the heap (one cache miss fewer
+/// per update at 100,000 keys). Hashes and compares as its bytes.
+#[derive(Debug, Clone)]
+enum WindowKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl WindowKey {
+    fn new(key: &[u8]) -> WindowKey {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0u8; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            WindowKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            WindowKey::Heap(key.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            WindowKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            WindowKey::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl PartialEq for WindowKey {
+    fn eq(&self, other: &WindowKey) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for WindowKey {}
+
+impl std::hash::Hash for WindowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As the bytes hash, so that lookups by `&[u8]` find it.
+        self.as_bytes().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for WindowKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 #[derive(Debug)]
 struct Slot {
-    key: Box<[u8]>,
+    key: WindowKey,
     touched: u64,
     latest: u64,
     state: State,
@@ -44,7 +100,7 @@ struct Slot {
 pub struct WindowTable {
     aggregate: Aggregate,
     capacity: usize,
-    index: HashMap<Box<[u8]>, u32, FixedState>,
+    index: HashMap<WindowKey, u32, FixedState>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
     queue: VecDeque<(u32, u64)>,
@@ -170,8 +226,9 @@ impl WindowTable {
 
     fn insert(&mut self, key: &[u8], time_ms: u64) -> u32 {
         while self.index.len() >= self.capacity && self.evict_oldest() {}
+        let key = WindowKey::new(key);
         let slot = Slot {
-            key: key.into(),
+            key: key.clone(),
             touched: 0,
             latest: time_ms,
             state: self.fresh_state(),
@@ -186,7 +243,7 @@ impl WindowTable {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(key.into(), id);
+        self.index.insert(key, id);
         id
     }
 
@@ -197,7 +254,7 @@ impl WindowTable {
                 .as_ref()
                 .is_some_and(|s| s.touched == touched);
             if live && let Some(slot) = self.slots[id as usize].take() {
-                self.index.remove(&slot.key);
+                self.index.remove(slot.key.as_bytes());
                 self.free.push(id);
                 self.evictions += 1;
                 return true;
@@ -228,7 +285,7 @@ impl WindowTable {
         live.sort_unstable_by_key(|s| s.touched);
         crate::codec::put_length(out, live.len());
         for slot in live {
-            crate::codec::put_bytes(out, &slot.key);
+            crate::codec::put_bytes(out, slot.key.as_bytes());
             out.extend_from_slice(&slot.latest.to_le_bytes());
             match &slot.state {
                 State::Fixed { start, count } => {
@@ -440,7 +497,7 @@ mod tests {
 
     /// Keys held, sorted.
     fn held(t: &WindowTable) -> Vec<Vec<u8>> {
-        let mut keys: Vec<Vec<u8>> = t.index.keys().map(|k| k.to_vec()).collect();
+        let mut keys: Vec<Vec<u8>> = t.index.keys().map(|k| k.as_bytes().to_vec()).collect();
         keys.sort();
         keys
     }
@@ -491,7 +548,7 @@ mod tests {
             for i in 0..1_000u64 {
                 t.update(format!("k{}", (i * 7919) % 37).as_bytes(), None, i);
             }
-            let mut keys: Vec<Vec<u8>> = t.index.keys().map(|k| k.to_vec()).collect();
+            let mut keys: Vec<Vec<u8>> = t.index.keys().map(|k| k.as_bytes().to_vec()).collect();
             keys.sort();
             keys
         };
