@@ -243,35 +243,24 @@ impl EventStore for RedbStore {
     }
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
-        let tx = self.db.begin_read().map_err(read_err)?;
-        let table = tx.open_table(PAGES).map_err(read_err)?;
-        // Start at the page that holds `from`: the last one that begins at or
-        // before it.
-        let start = match table.range(..=from).map_err(read_err)?.next_back() {
-            Some(item) => item.map_err(read_err)?.0.value(),
-            None => from,
-        };
         let mut out = Vec::new();
-        for item in table.range(start..).map_err(read_err)? {
-            if out.len() >= limit {
-                break;
-            }
-            let (first, page) = item.map_err(read_err)?;
-            for entry in page_entries(first.value(), page.value()) {
-                let entry = entry?;
-                if entry.sequence < from {
-                    continue;
-                }
-                if out.len() >= limit {
-                    break;
-                }
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.scan(from, &mut |batch| {
+            for entry in batch.iter().take(limit - out.len()) {
                 out.push(Entry {
                     sequence: entry.sequence,
                     bytes: entry.bytes.to_vec(),
                     hash: entry.hash,
                 });
             }
-        }
+            if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
         Ok(out)
     }
 
@@ -282,6 +271,8 @@ impl EventStore for RedbStore {
     ) -> Result<(), StoreError> {
         let tx = self.db.begin_read().map_err(read_err)?;
         let table = tx.open_table(PAGES).map_err(read_err)?;
+        // Start at the page that holds `from`: the last one that begins at or
+        // before it.
         let start = match table.range(..=from).map_err(read_err)?.next_back() {
             Some(item) => item.map_err(read_err)?.0.value(),
             None => from,
