@@ -68,24 +68,177 @@ impl fmt::Display for Digest {
 /// A [`Digest::of_parts`] domain prepared once. Deriving the context key is
 /// one blake3 compression; a hot path that hashes many small inputs under one
 /// context (the ledger's hash chain) keeps a `DigestDomain` and skips it.
+///
+/// [`DigestDomain::digest_many`] hashes many independent inputs side by side.
+/// It drives blake3's compression function directly, through the crate's
+/// `platform` module: the SIMD routine blake3 itself uses to hash up to 16
+/// chunks of one large input at once (AVX-512, AVX2 or SSE4.1, chosen at run
+/// time). That module is documented by blake3 as unstable, so the workspace
+/// pins blake3 to one exact version, and the tests compare every input length
+/// a chunk can hold with [`DigestDomain::digest`].
 #[derive(Clone)]
-pub struct DigestDomain(blake3::Hasher);
+pub struct DigestDomain {
+    hasher: blake3::Hasher,
+    /// The derived context key, as the compression function's key words.
+    key: [u32; 8],
+}
+
+/// blake3's block and chunk sizes and the domain flags of the spec (§2.1) that
+/// `derive_key` mode uses for the key material.
+const BLOCK_LEN: usize = blake3::BLOCK_LEN;
+const CHUNK_LEN: usize = blake3::CHUNK_LEN;
+const CHUNK_START: u8 = 1 << 0;
+const CHUNK_END: u8 = 1 << 1;
+const ROOT: u8 = 1 << 3;
+const DERIVE_KEY_MATERIAL: u8 = 1 << 6;
 
 impl DigestDomain {
     /// Prepares `context`.
     pub fn new(context: &str) -> DigestDomain {
-        DigestDomain(blake3::Hasher::new_derive_key(context))
+        let context_key = blake3::hazmat::hash_derive_key_context(context);
+        DigestDomain {
+            hasher: blake3::Hasher::new_derive_key(context),
+            key: words(&context_key),
+        }
     }
 
     /// The same digest as `Digest::of_parts(context, parts)`.
     pub fn digest(&self, parts: &[&[u8]]) -> Digest {
-        let mut hasher = self.0.clone();
+        let mut hasher = self.hasher.clone();
         for part in parts {
             hasher.update(&(part.len() as u64).to_le_bytes());
             hasher.update(part);
         }
         Digest(*hasher.finalize().as_bytes())
     }
+
+    /// `out[i] = self.digest(&inputs[i])` for every input, computed side by
+    /// side: inputs whose framed length fits one blake3 chunk (1,024 bytes)
+    /// are grouped by their number of blocks, and every block but the last of
+    /// a group is compressed up to 16 inputs per SIMD pass. Longer inputs are
+    /// hashed one at a time. `out` is cleared first.
+    pub fn digest_many<const K: usize>(&self, inputs: &[[&[u8]; K]], out: &mut Vec<Digest>) {
+        use blake3::platform::Platform;
+
+        out.clear();
+        out.resize(inputs.len(), Digest::ZERO);
+        let platform = Platform::detect();
+        let mut framed = Vec::with_capacity(
+            inputs
+                .iter()
+                .map(|parts| parts.iter().map(|p| 8 + p.len()).sum::<usize>())
+                .filter(|&len| len <= CHUNK_LEN)
+                .sum(),
+        );
+        // (input index, start in `framed`, framed length), by full-block count.
+        let mut groups: [Vec<(usize, usize, usize)>; CHUNK_LEN / BLOCK_LEN] = Default::default();
+        for (i, parts) in inputs.iter().enumerate() {
+            let len: usize = parts.iter().map(|p| 8 + p.len()).sum();
+            if len > CHUNK_LEN {
+                out[i] = self.digest(parts);
+                continue;
+            }
+            let start = framed.len();
+            for part in parts {
+                framed.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                framed.extend_from_slice(part);
+            }
+            // The last block, full or not, is the one that ends the chunk.
+            groups[len.saturating_sub(1) / BLOCK_LEN].push((i, start, len));
+        }
+        let mut cvs = Vec::new();
+        for (full, group) in groups.iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            cvs.clear();
+            cvs.resize(group.len() * 32, 0u8);
+            let starts = group.iter().map(|&(_, start, _)| start);
+            match full {
+                0 => {
+                    for cv in cvs.chunks_exact_mut(32) {
+                        cv.copy_from_slice(&bytes(&self.key));
+                    }
+                }
+                1 => self.full_blocks::<{ BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                2 => self.full_blocks::<{ 2 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                3 => self.full_blocks::<{ 3 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                4 => self.full_blocks::<{ 4 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                5 => self.full_blocks::<{ 5 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                6 => self.full_blocks::<{ 6 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                7 => self.full_blocks::<{ 7 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                8 => self.full_blocks::<{ 8 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                9 => self.full_blocks::<{ 9 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                10 => self.full_blocks::<{ 10 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                11 => self.full_blocks::<{ 11 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                12 => self.full_blocks::<{ 12 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                13 => self.full_blocks::<{ 13 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                14 => self.full_blocks::<{ 14 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                _ => self.full_blocks::<{ 15 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+            }
+            let first = if full == 0 { CHUNK_START } else { 0 };
+            for (&(i, start, len), cv) in group.iter().zip(cvs.chunks_exact(32)) {
+                let last = &framed[start + full * BLOCK_LEN..start + len];
+                let mut block = [0u8; BLOCK_LEN];
+                block[..last.len()].copy_from_slice(last);
+                let mut cv = words(cv);
+                platform.compress_in_place(
+                    &mut cv,
+                    &block,
+                    last.len() as u8,
+                    0,
+                    DERIVE_KEY_MATERIAL | first | CHUNK_END | ROOT,
+                );
+                out[i] = Digest(bytes(&cv));
+            }
+        }
+    }
+
+    /// Compresses the first `N / 64` blocks of the inputs that start at
+    /// `starts` in `framed`, writing each chaining value to `cvs`.
+    fn full_blocks<const N: usize>(
+        &self,
+        platform: &blake3::platform::Platform,
+        framed: &[u8],
+        starts: impl Iterator<Item = usize>,
+        cvs: &mut [u8],
+    ) {
+        let blocks: Vec<&[u8; N]> = starts
+            .map(|start| {
+                framed[start..start + N]
+                    .try_into()
+                    .expect("a framed input holds more than its full blocks")
+            })
+            .collect();
+        platform.hash_many(
+            &blocks,
+            &self.key,
+            0,
+            blake3::IncrementCounter::No,
+            DERIVE_KEY_MATERIAL,
+            CHUNK_START,
+            0,
+            cvs,
+        );
+    }
+}
+
+/// Little-endian words of 32 bytes.
+fn words(bytes: &[u8]) -> [u32; 8] {
+    let mut words = [0u32; 8];
+    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(4)) {
+        *word = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
+    words
+}
+
+/// The 32 bytes of little-endian words.
+fn bytes(words: &[u32; 8]) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    for (chunk, word) in bytes.chunks_exact_mut(4).zip(words) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    bytes
 }
 
 impl fmt::Debug for DigestDomain {
@@ -131,6 +284,39 @@ mod tests {
                 Digest::of_parts("shieldx test", parts)
             );
         }
+    }
+
+    #[test]
+    fn digest_many_matches_digest_for_every_length_a_chunk_holds() {
+        let domain = DigestDomain::new("shieldx test");
+        let prev = [9u8; 32];
+        let data: Vec<u8> = (0..1_200u32).map(|i| (i * 31 + 7) as u8).collect();
+        // Framed lengths 48..=1248: every block count, both sides of each
+        // block boundary, and past one chunk (the one-at-a-time path).
+        let inputs: Vec<[&[u8]; 2]> = (0..=1_200).map(|n| [&prev[..], &data[..n]]).collect();
+        let mut out = Vec::new();
+        domain.digest_many(&inputs, &mut out);
+        assert_eq!(out.len(), inputs.len());
+        for (parts, digest) in inputs.iter().zip(&out) {
+            assert_eq!(*digest, domain.digest(parts), "{} bytes", parts[1].len());
+        }
+        // One part: framed lengths from 8, including a single partial block.
+        let singles: Vec<[&[u8]; 1]> = (0..=200).map(|n| [&data[..n]]).collect();
+        domain.digest_many(&singles, &mut out);
+        for (parts, digest) in singles.iter().zip(&out) {
+            assert_eq!(*digest, Digest::of_parts("shieldx test", parts));
+        }
+        // Inputs of mixed sizes, in an order that interleaves the groups.
+        let mixed: Vec<[&[u8]; 2]> = [500, 3, 1_100, 70, 500, 0, 16, 1_000]
+            .iter()
+            .map(|&n| [&prev[..], &data[..n]])
+            .collect();
+        domain.digest_many(&mixed, &mut out);
+        for (parts, digest) in mixed.iter().zip(&out) {
+            assert_eq!(*digest, domain.digest(parts));
+        }
+        domain.digest_many::<2>(&[], &mut out);
+        assert!(out.is_empty());
     }
 
     #[test]

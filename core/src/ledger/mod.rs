@@ -622,11 +622,33 @@ impl EventRecord {
     }
 }
 
+/// The domain of the chain hash.
+static ENTRY_DOMAIN: std::sync::LazyLock<DigestDomain> =
+    std::sync::LazyLock::new(|| DigestDomain::new("shieldx/ledger/entry"));
+
 /// The chain hash of an entry.
 pub fn entry_hash(prev: &Digest, bytes: &[u8]) -> Digest {
-    static DOMAIN: std::sync::LazyLock<DigestDomain> =
-        std::sync::LazyLock::new(|| DigestDomain::new("shieldx/ledger/entry"));
-    DOMAIN.digest(&[prev.as_bytes(), bytes])
+    ENTRY_DOMAIN.digest(&[prev.as_bytes(), bytes])
+}
+
+/// The chain hash each of `entries` should have if the one before the first
+/// has hash `prev` and every other one's predecessor has its stored hash:
+/// `out[i] = entry_hash(stored hash of entries[i - 1], entries[i].bytes)`.
+///
+/// A run of stored entries chains from `prev` exactly when `out` equals their
+/// stored hashes, and since no hash depends on a computed one, they are
+/// computed side by side ([`DigestDomain::digest_many`]): replay and recovery
+/// verify a chain at several times the speed of hashing it in order.
+pub fn entry_hashes(prev: &Digest, entries: &[EntryRef<'_>], out: &mut Vec<Digest>) {
+    let inputs: Vec<[&[u8]; 2]> = entries
+        .iter()
+        .scan(prev, |prev, entry| {
+            let input = [prev.as_bytes().as_slice(), entry.bytes];
+            *prev = &entry.hash;
+            Some(input)
+        })
+        .collect();
+    ENTRY_DOMAIN.digest_many(&inputs, out);
 }
 
 /// A stored entry: its sequence number, encoded bytes and chain hash.
@@ -925,8 +947,10 @@ impl<S: EventStore> Ledger<S> {
     ) -> Result<(u64, Digest), LedgerError> {
         let (mut sequence, mut hash) = (start.sequence, start.hash);
         let mut failure = None;
+        let mut chained = Vec::new();
         self.store.scan(sequence + 1, &mut |batch| {
-            for entry in batch {
+            entry_hashes(&hash, batch, &mut chained);
+            for (entry, &expected) in batch.iter().zip(&chained) {
                 let corrupt = |reason: String| LedgerError::Corrupt {
                     sequence: sequence + 1,
                     reason,
@@ -935,7 +959,6 @@ impl<S: EventStore> Ledger<S> {
                     failure = Some(corrupt(format!("found sequence {}", entry.sequence)));
                     return ControlFlow::Break(());
                 }
-                let expected = entry_hash(&hash, entry.bytes);
                 if entry.hash != expected {
                     failure = Some(corrupt(format!(
                         "hash {} does not chain (expected {expected})",

@@ -172,6 +172,45 @@ fn corruption_is_refused_with_the_first_bad_sequence() {
     }
 }
 
+#[test]
+fn side_by_side_chain_hashes_are_the_in_order_ones_and_find_the_first_break() {
+    let mut hash = GENESIS;
+    let entries: Vec<Entry> = (1..=300u64)
+        .map(|sequence| {
+            // Sizes across every blake3 block count, and past one chunk.
+            let bytes = vec![sequence as u8; (sequence as usize * 37) % 1_300];
+            hash = entry_hash(&hash, &bytes);
+            Entry {
+                sequence,
+                bytes,
+                hash,
+            }
+        })
+        .collect();
+    let refs: Vec<EntryRef<'_>> = entries.iter().map(Entry::as_ref).collect();
+    let mut out = Vec::new();
+    entry_hashes(&GENESIS, &refs, &mut out);
+    let stored: Vec<Digest> = entries.iter().map(|e| e.hash).collect();
+    assert_eq!(out, stored);
+
+    // Tampered bytes break the chain at that entry and nowhere else; a
+    // tampered stored hash breaks it there and at the next entry.
+    let mut tampered = entries.clone();
+    tampered[120].bytes[0] ^= 1;
+    tampered[200].hash = Digest::of(b"forged");
+    let refs: Vec<EntryRef<'_>> = tampered.iter().map(Entry::as_ref).collect();
+    entry_hashes(&GENESIS, &refs, &mut out);
+    let breaks: Vec<usize> = (0..out.len())
+        .filter(|&i| out[i] != tampered[i].hash)
+        .collect();
+    assert_eq!(breaks, vec![120, 200, 201]);
+
+    // A wrong starting hash breaks the first entry only.
+    entry_hashes(&Digest::of(b"elsewhere"), &refs[..3], &mut out);
+    assert_ne!(out[0], tampered[0].hash);
+    assert_eq!(out[1..], stored[1..3]);
+}
+
 /// Version-1 encoding of a record (AlertRaised had no `source`): kept here,
 /// in the test, to write the frozen fixture; the ledger itself only reads v1.
 fn encode_v1(record: &EventRecord) -> Vec<u8> {
