@@ -286,12 +286,20 @@ impl EventStore for RedbStore {
         while let Some(item) = iter.next() {
             let (first, page) = item.map_err(read_err)?;
             let first = first.value();
-            gathered += page_entries(first, page.value()).count();
             pages.push((first, page));
-            if gathered < SCAN_BATCH && iter.peek().is_some() {
-                continue;
+            // A page holds the sequences up to the next page's first, so the
+            // batch is sized without walking the page an extra time.
+            let next_first = match iter.peek() {
+                Some(Ok((next, _))) => Some(next.value()),
+                Some(Err(_)) | None => None,
+            };
+            if let Some(next_first) = next_first {
+                gathered += next_first.saturating_sub(first.max(from));
+                if gathered < SCAN_BATCH as u64 {
+                    continue;
+                }
             }
-            let mut batch = Vec::with_capacity(gathered);
+            let mut batch = Vec::with_capacity(usize::try_from(gathered).unwrap_or(SCAN_BATCH));
             for (first, page) in &pages {
                 for entry in page_entries(*first, page.value()) {
                     let entry = entry?;

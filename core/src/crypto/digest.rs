@@ -116,22 +116,22 @@ impl DigestDomain {
     /// side: inputs whose framed length fits one blake3 chunk (1,024 bytes)
     /// are grouped by their number of blocks, and every block but the last of
     /// a group is compressed up to 16 inputs per SIMD pass. Longer inputs are
-    /// hashed one at a time. `out` is cleared first.
-    pub fn digest_many<const K: usize>(&self, inputs: &[[&[u8]; K]], out: &mut Vec<Digest>) {
+    /// hashed one at a time. The digests replace those `into` held, and its
+    /// buffers are reused, so a caller that hashes batch after batch keeps one.
+    pub fn digest_many<const K: usize>(&self, inputs: &[[&[u8]; K]], into: &mut Digests) {
         use blake3::platform::Platform;
 
+        let Digests {
+            digests: out,
+            framed,
+            groups,
+            cvs,
+        } = into;
         out.clear();
         out.resize(inputs.len(), Digest::ZERO);
+        framed.clear();
+        groups.iter_mut().for_each(Vec::clear);
         let platform = Platform::detect();
-        let mut framed = Vec::with_capacity(
-            inputs
-                .iter()
-                .map(|parts| parts.iter().map(|p| 8 + p.len()).sum::<usize>())
-                .filter(|&len| len <= CHUNK_LEN)
-                .sum(),
-        );
-        // (input index, start in `framed`, framed length), by full-block count.
-        let mut groups: [Vec<(usize, usize, usize)>; CHUNK_LEN / BLOCK_LEN] = Default::default();
         for (i, parts) in inputs.iter().enumerate() {
             let len: usize = parts.iter().map(|p| 8 + p.len()).sum();
             if len > CHUNK_LEN {
@@ -146,7 +146,6 @@ impl DigestDomain {
             // The last block, full or not, is the one that ends the chunk.
             groups[len.saturating_sub(1) / BLOCK_LEN].push((i, start, len));
         }
-        let mut cvs = Vec::new();
         for (full, group) in groups.iter().enumerate() {
             if group.is_empty() {
                 continue;
@@ -160,21 +159,21 @@ impl DigestDomain {
                         cv.copy_from_slice(&bytes(&self.key));
                     }
                 }
-                1 => self.full_blocks::<{ BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                2 => self.full_blocks::<{ 2 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                3 => self.full_blocks::<{ 3 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                4 => self.full_blocks::<{ 4 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                5 => self.full_blocks::<{ 5 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                6 => self.full_blocks::<{ 6 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                7 => self.full_blocks::<{ 7 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                8 => self.full_blocks::<{ 8 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                9 => self.full_blocks::<{ 9 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                10 => self.full_blocks::<{ 10 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                11 => self.full_blocks::<{ 11 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                12 => self.full_blocks::<{ 12 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                13 => self.full_blocks::<{ 13 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                14 => self.full_blocks::<{ 14 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
-                _ => self.full_blocks::<{ 15 * BLOCK_LEN }>(&platform, &framed, starts, &mut cvs),
+                1 => self.full_blocks::<{ BLOCK_LEN }>(&platform, framed, starts, cvs),
+                2 => self.full_blocks::<{ 2 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                3 => self.full_blocks::<{ 3 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                4 => self.full_blocks::<{ 4 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                5 => self.full_blocks::<{ 5 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                6 => self.full_blocks::<{ 6 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                7 => self.full_blocks::<{ 7 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                8 => self.full_blocks::<{ 8 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                9 => self.full_blocks::<{ 9 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                10 => self.full_blocks::<{ 10 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                11 => self.full_blocks::<{ 11 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                12 => self.full_blocks::<{ 12 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                13 => self.full_blocks::<{ 13 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                14 => self.full_blocks::<{ 14 * BLOCK_LEN }>(&platform, framed, starts, cvs),
+                _ => self.full_blocks::<{ 15 * BLOCK_LEN }>(&platform, framed, starts, cvs),
             }
             let first = if full == 0 { CHUNK_START } else { 0 };
             for (&(i, start, len), cv) in group.iter().zip(cvs.chunks_exact(32)) {
@@ -220,6 +219,34 @@ impl DigestDomain {
             0,
             cvs,
         );
+    }
+}
+
+/// The digests [`DigestDomain::digest_many`] computed last, in input order,
+/// and the buffers it reuses.
+#[derive(Debug, Default)]
+pub struct Digests {
+    digests: Vec<Digest>,
+    /// The framed inputs that fit one chunk, back to back.
+    framed: Vec<u8>,
+    /// (input index, start in `framed`, framed length), by full-block count.
+    groups: [Vec<(usize, usize, usize)>; CHUNK_LEN / BLOCK_LEN],
+    /// Chaining values after the full blocks of one group.
+    cvs: Vec<u8>,
+}
+
+impl Digests {
+    /// No digests yet.
+    pub fn new() -> Digests {
+        Digests::default()
+    }
+}
+
+impl core::ops::Deref for Digests {
+    type Target = [Digest];
+
+    fn deref(&self) -> &[Digest] {
+        &self.digests
     }
 }
 
@@ -294,16 +321,16 @@ mod tests {
         // Framed lengths 48..=1248: every block count, both sides of each
         // block boundary, and past one chunk (the one-at-a-time path).
         let inputs: Vec<[&[u8]; 2]> = (0..=1_200).map(|n| [&prev[..], &data[..n]]).collect();
-        let mut out = Vec::new();
+        let mut out = Digests::new();
         domain.digest_many(&inputs, &mut out);
         assert_eq!(out.len(), inputs.len());
-        for (parts, digest) in inputs.iter().zip(&out) {
+        for (parts, digest) in inputs.iter().zip(out.iter()) {
             assert_eq!(*digest, domain.digest(parts), "{} bytes", parts[1].len());
         }
         // One part: framed lengths from 8, including a single partial block.
         let singles: Vec<[&[u8]; 1]> = (0..=200).map(|n| [&data[..n]]).collect();
         domain.digest_many(&singles, &mut out);
-        for (parts, digest) in singles.iter().zip(&out) {
+        for (parts, digest) in singles.iter().zip(out.iter()) {
             assert_eq!(*digest, Digest::of_parts("shieldx test", parts));
         }
         // Inputs of mixed sizes, in an order that interleaves the groups.
@@ -312,7 +339,7 @@ mod tests {
             .map(|&n| [&prev[..], &data[..n]])
             .collect();
         domain.digest_many(&mixed, &mut out);
-        for (parts, digest) in mixed.iter().zip(&out) {
+        for (parts, digest) in mixed.iter().zip(out.iter()) {
             assert_eq!(*digest, domain.digest(parts));
         }
         domain.digest_many::<2>(&[], &mut out);

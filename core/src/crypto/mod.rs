@@ -26,7 +26,7 @@ pub mod vrf;
 
 mod hex_fmt;
 
-pub use digest::{Digest, DigestDomain};
+pub use digest::{Digest, DigestDomain, Digests};
 
 /// Whether this build replaced ed25519 and BLS signatures with the simulator's
 /// test-only stand-ins (feature `simulated-signatures`; see `bls/simulated.rs`).

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use crate::codec::{CodecError, Reader, put_bytes};
-use crate::crypto::{Digest, DigestDomain};
+use crate::crypto::{Digest, DigestDomain, Digests};
 use crate::detect::{Event, Severity};
 
 /// The hash the first entry chains from.
@@ -639,7 +639,7 @@ pub fn entry_hash(prev: &Digest, bytes: &[u8]) -> Digest {
 /// stored hashes, and since no hash depends on a computed one, they are
 /// computed side by side ([`DigestDomain::digest_many`]): replay and recovery
 /// verify a chain at several times the speed of hashing it in order.
-pub fn entry_hashes(prev: &Digest, entries: &[EntryRef<'_>], out: &mut Vec<Digest>) {
+pub fn entry_hashes(prev: &Digest, entries: &[EntryRef<'_>], out: &mut Digests) {
     let inputs: Vec<[&[u8]; 2]> = entries
         .iter()
         .scan(prev, |prev, entry| {
@@ -947,10 +947,10 @@ impl<S: EventStore> Ledger<S> {
     ) -> Result<(u64, Digest), LedgerError> {
         let (mut sequence, mut hash) = (start.sequence, start.hash);
         let mut failure = None;
-        let mut chained = Vec::new();
+        let mut chained = Digests::new();
         self.store.scan(sequence + 1, &mut |batch| {
             entry_hashes(&hash, batch, &mut chained);
-            for (entry, &expected) in batch.iter().zip(&chained) {
+            for (entry, &expected) in batch.iter().zip(chained.iter()) {
                 let corrupt = |reason: String| LedgerError::Corrupt {
                     sequence: sequence + 1,
                     reason,

@@ -188,10 +188,10 @@ fn side_by_side_chain_hashes_are_the_in_order_ones_and_find_the_first_break() {
         })
         .collect();
     let refs: Vec<EntryRef<'_>> = entries.iter().map(Entry::as_ref).collect();
-    let mut out = Vec::new();
+    let mut out = Digests::new();
     entry_hashes(&GENESIS, &refs, &mut out);
     let stored: Vec<Digest> = entries.iter().map(|e| e.hash).collect();
-    assert_eq!(out, stored);
+    assert_eq!(*out, stored[..]);
 
     // Tampered bytes break the chain at that entry and nowhere else; a
     // tampered stored hash breaks it there and at the next entry.
