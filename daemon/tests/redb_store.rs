@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use shieldx_core::app::{App, AppConfig, Transaction, TransferLeg};
 use shieldx_core::consensus::Application as _;
-use shieldx_core::ledger::{Ledger, LedgerError, conformance};
+use shieldx_core::crypto::Digest;
+use shieldx_core::ledger::{
+    Entry, EventStore as _, Ledger, LedgerError, StoreError, conformance, entry_hash,
+};
 use shieldx_daemon::store::RedbStore;
 
 /// One test's directory of fresh database files, removed with everything in
@@ -131,7 +134,7 @@ fn a_corrupted_entry_is_refused_at_open() {
         let db = redb::Database::create(&path).expect("db");
         use redb::ReadableTable as _;
         let table: redb::TableDefinition<'_, u64, &[u8]> =
-            redb::TableDefinition::new("ledger_pages");
+            redb::TableDefinition::new("ledger_pages_v2");
         let tx = db.begin_write().expect("write");
         let corrupted = {
             let mut t = tx.open_table(table).expect("table");
@@ -158,20 +161,86 @@ fn a_corrupted_entry_is_refused_at_open() {
 }
 
 #[test]
-fn a_store_in_the_per_entry_layout_is_refused_with_a_clear_error() {
+fn a_store_in_an_earlier_layout_is_refused_with_a_clear_error() {
     let scratch = Scratch::new("legacy");
-    let path = scratch.fresh_path();
-    {
-        let db = redb::Database::create(&path).expect("db");
-        let table: redb::TableDefinition<'_, u64, &[u8]> =
-            redb::TableDefinition::new("ledger_entries");
-        let tx = db.begin_write().expect("write");
-        tx.open_table(table)
-            .expect("table")
-            .insert(1, [0u8; 40].as_slice())
-            .expect("insert");
-        tx.commit().expect("commit");
+    for (table, layout) in [
+        ("ledger_entries", "per-entry layout"),
+        ("ledger_pages", "interleaved page layout"),
+    ] {
+        let path = scratch.fresh_path();
+        {
+            let db = redb::Database::create(&path).expect("db");
+            let table: redb::TableDefinition<'_, u64, &[u8]> = redb::TableDefinition::new(table);
+            let tx = db.begin_write().expect("write");
+            tx.open_table(table)
+                .expect("table")
+                .insert(1, [0u8; 40].as_slice())
+                .expect("insert");
+            tx.commit().expect("commit");
+        }
+        let err = RedbStore::open(&path).expect_err("the old layout is not read");
+        assert!(err.to_string().contains(layout), "{err}");
     }
-    let err = RedbStore::open(&path).expect_err("the old layout is not read");
-    assert!(err.to_string().contains("per-entry layout"), "{err}");
+}
+
+#[test]
+fn a_page_with_a_damaged_header_is_refused_not_trusted() {
+    let scratch = Scratch::new("damaged-header");
+    use redb::ReadableTable as _;
+    let table: redb::TableDefinition<'_, u64, &[u8]> =
+        redb::TableDefinition::new("ledger_pages_v2");
+    // Each damage is applied to a fresh two-page log; every one must make
+    // opening or reading fail with a read error, never a panic or a wrong entry.
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(&str, Damage); 5] = [
+        ("truncated to its count", |v| v.truncate(4)),
+        ("a count of zero", |v| {
+            v[..4].copy_from_slice(&0u32.to_le_bytes())
+        }),
+        ("a count past its columns", |v| {
+            v[..4].copy_from_slice(&u32::MAX.to_le_bytes())
+        }),
+        ("its first end offset past the bytes", |v| {
+            let count = u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as usize;
+            let at = 4 + 32 * count;
+            v[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        }),
+        ("its bytes cut short", |v| {
+            v.pop();
+        }),
+    ];
+    for (what, damage) in damages {
+        let path = scratch.fresh_path();
+        {
+            let mut store = RedbStore::open(&path).expect("open");
+            let mut hash = Digest::ZERO;
+            for sequence in 1..=6u64 {
+                let bytes = vec![sequence as u8; 10 + sequence as usize];
+                hash = entry_hash(&hash, &bytes);
+                store
+                    .append(&[Entry {
+                        sequence,
+                        bytes,
+                        hash,
+                    }])
+                    .expect("append");
+            }
+            store.sync().expect("sync");
+        }
+        {
+            let db = redb::Database::create(&path).expect("db");
+            let tx = db.begin_write().expect("write");
+            {
+                let mut t = tx.open_table(table).expect("table");
+                let mut value = t.get(3).expect("get").expect("page 3").value().to_vec();
+                damage(&mut value);
+                t.insert(3, value.as_slice()).expect("insert");
+            }
+            tx.commit().expect("commit");
+        }
+        let store = RedbStore::open(&path).expect("page 3 is not the last: open does not read it");
+        let err = store.read(1, 10).expect_err(what);
+        assert!(matches!(err, StoreError::ReadFailed(_)), "{what}: {err}");
+        assert!(err.to_string().contains("page 3"), "{what}: {err}");
+    }
 }
