@@ -22,7 +22,7 @@ use crate::audit::AuditDigest;
 use crate::checker::{Checker, CheckerValidators, LivenessWindow, Violation};
 use crate::queue::EventQueue;
 use crate::rng::SimRng;
-use crate::scenario::{ByzantineRole, FaultAction, Latency, Scenario, StakingSettings};
+use crate::scenario::{ByzantineRole, FaultAction, Latency, Scenario};
 
 const MS: u64 = 1_000_000;
 /// Bound on pending events: a run that needs more is a bug in the scenario or
@@ -62,9 +62,19 @@ fn shieldx_sim_workload(seed: u64) -> crate::workload::Workload {
     })
 }
 
-/// A replica's application; client 0 is the chain's admin (it mints).
-fn new_app(admin: [u8; 32], validators: &ValidatorSet, staking: &StakingSettings) -> SimApp {
+/// Replica `node`'s application; client 0 is the chain's admin (it mints).
+/// Each replica's window tables hash with their own seed, as each daemon's do.
+fn new_app(
+    admin: [u8; 32],
+    validators: &ValidatorSet,
+    scenario: &Scenario,
+    node: ReplicaIndex,
+) -> SimApp {
+    let staking = &scenario.staking;
     let mut config = AppConfig::new(CHAIN_ID.to_vec(), admin);
+    config.detector.max_keys_per_rule = scenario.detector.max_keys_per_rule;
+    config.detector.hash_seed =
+        0x5eed_0000_0000_0001 ^ u64::from(node).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     config.validators = Some(validators.clone());
     config.genesis_stake_per_power = GENESIS_STAKE_PER_POWER;
     config.slashing.liveness_window = staking.liveness_window;
@@ -219,6 +229,9 @@ pub struct RunStats {
     pub client_retries: u64,
     /// Evidence transactions honest validators submitted.
     pub evidence_submitted: u64,
+    /// Anomaly-window keys evicted at capacity, on the up replica that
+    /// evicted most (counted since its detector was last built or restored).
+    pub window_evictions: u64,
 }
 
 /// The result of a run.
@@ -453,7 +466,7 @@ impl Simulation {
                 config,
                 keys,
                 Box::new(VrfSchedule),
-                new_app(admin, &validators, &scenario.staking),
+                new_app(admin, &validators, &scenario, i),
                 start_local_ns(i),
             )
             .expect("scenario settings are valid")
@@ -974,6 +987,13 @@ impl Simulation {
         let mut violations = self.checker.finish(&healthy, window);
         violations.extend(self.extra_violations.iter().cloned());
         violations.extend(self.staking_violations(&window));
+        self.stats.window_evictions = self
+            .nodes
+            .iter()
+            .filter(|node| node.state == NodeState::Up)
+            .map(|node| node.replica.app().window_evictions())
+            .max()
+            .unwrap_or(0);
         let expect = &self.scenario.expect;
         let at_least = [
             (
@@ -990,6 +1010,11 @@ impl Simulation {
                 "expected evidence",
                 self.checker.evidence_count() as u64,
                 expect.evidence_min,
+            ),
+            (
+                "expected anomaly-window evictions",
+                self.stats.window_evictions,
+                expect.window_evictions_min,
             ),
         ];
         for (invariant, seen, min) in at_least {
@@ -1407,7 +1432,12 @@ impl Simulation {
                         return;
                     }
                 };
-                let app = new_app(self.admin, &config.validators, &self.scenario.staking);
+                let app = new_app(
+                    self.admin,
+                    &config.validators,
+                    &self.scenario,
+                    index as ReplicaIndex,
+                );
                 self.nodes[index].replica =
                     Replica::recover(config, keys, Box::new(VrfSchedule), app, &records, local)
                         .expect("the configuration was valid at start");

@@ -42,6 +42,9 @@ pub struct Scenario {
     /// Client load.
     #[serde(default)]
     pub workload: Workload,
+    /// The detector's bounds on every replica.
+    #[serde(default)]
+    pub detector: DetectorSettings,
     /// Network model.
     #[serde(default)]
     pub network: NetworkModel,
@@ -136,6 +139,26 @@ impl Default for StakingSettings {
             liveness_check_interval: policy.liveness_check_interval,
             jail_sequences: policy.jail_sequences,
             heartbeat_interval_ms: 1_000,
+        }
+    }
+}
+
+/// The detector's bounds (the application's `DetectorConfig`; defaults are
+/// production's). Each replica gets its own window hash seed, as each daemon
+/// draws a secret one, so a result that depended on the seed would split the
+/// replicas' state digests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorSettings {
+    /// The most keys one anomaly rule tracks before it evicts the least
+    /// recently updated one.
+    pub max_keys_per_rule: usize,
+}
+
+impl Default for DetectorSettings {
+    fn default() -> Self {
+        DetectorSettings {
+            max_keys_per_rule: shieldx_core::detect::DetectorConfig::default().max_keys_per_rule,
         }
     }
 }
@@ -459,6 +482,11 @@ pub struct Expectations {
     /// its checksum (proof that a `corrupt` fault was read back and caught).
     #[serde(default)]
     pub corruptions_detected_min: u64,
+    /// At least this many anomaly-window keys evicted at capacity, on the
+    /// replica that evicted most (proof that a small `detector.max_keys_per_rule`
+    /// was reached).
+    #[serde(default)]
+    pub window_evictions_min: u64,
 }
 
 impl Default for Expectations {
@@ -470,6 +498,7 @@ impl Default for Expectations {
             view_changes_max: None,
             rejections_min: BTreeMap::new(),
             corruptions_detected_min: 0,
+            window_evictions_min: 0,
         }
     }
 }
@@ -496,6 +525,9 @@ impl Scenario {
         }
         if !self.powers.is_empty() && self.powers.len() != usize::from(n) {
             return fail("powers must list one power per validator".into());
+        }
+        if self.detector.max_keys_per_rule == 0 {
+            return fail("detector.max_keys_per_rule must be at least 1".into());
         }
         if let Some(max) = self.expect.view_changes_max
             && max < self.expect.view_changes_min

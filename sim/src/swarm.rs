@@ -44,6 +44,7 @@ pub fn derive(base: &Scenario, seed: u64) -> Scenario {
     scenario.expect.view_changes_max = None;
     scenario.expect.rejections_min.clear();
     scenario.expect.corruptions_detected_min = 0;
+    scenario.expect.window_evictions_min = 0;
     // Each fault kind is switched on by its own coin, as swarm testing does.
     scenario.random_faults = RandomFaults {
         loss_per_mille: if rng.chance(1, 2) { rng.below(301) } else { 0 },

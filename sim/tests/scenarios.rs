@@ -131,6 +131,11 @@ fn invalid_scenarios_are_rejected_with_a_reason() {
     let error = Scenario::from_toml("name = \"x\"\nvalidators = 4\n[[faults]]\nat_ms = 1\naction = { kind = \"crash\", node = 9 }\n[run]\nduration_ms = 10\nfaults_stop_ms = 5\n")
         .expect_err("node out of range");
     assert!(error.to_string().contains("node 9"), "{error}");
+    let error = Scenario::from_toml(
+        "name = \"x\"\nvalidators = 4\n[detector]\nmax_keys_per_rule = 0\n[run]\nduration_ms = 10\nfaults_stop_ms = 5\n",
+    )
+    .expect_err("a window that holds no key");
+    assert!(error.to_string().contains("max_keys_per_rule"), "{error}");
 }
 
 #[test]

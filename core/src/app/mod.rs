@@ -490,6 +490,12 @@ impl<S: EventStore> App<S> {
         &self.ledger
     }
 
+    /// Anomaly-window keys evicted at capacity since this replica's detector
+    /// was built or restored ([`crate::detect::Detector::window_evictions`]).
+    pub fn window_evictions(&self) -> u64 {
+        self.detector.window_evictions()
+    }
+
     /// The ledger, mutably (the simulator crashes its store).
     pub fn ledger_mut(&mut self) -> &mut Ledger<S> {
         &mut self.ledger

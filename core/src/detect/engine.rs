@@ -684,6 +684,17 @@ impl Detector {
             .collect()
     }
 
+    /// Keys evicted so far, over every anomaly rule, to respect
+    /// [`DetectorConfig::max_keys_per_rule`]. Since the last rebuild of the
+    /// tables (a snapshot restore or a rules update restarts the count).
+    pub fn window_evictions(&self) -> u64 {
+        self.windows
+            .iter()
+            .flatten()
+            .map(WindowTable::evictions)
+            .sum()
+    }
+
     /// Inspects one event at logical time `time_ms` (the event's or the
     /// block's timestamp) and appends its alerts to `alerts`, in rule order.
     pub fn inspect(&mut self, event: &Event, time_ms: u64, alerts: &mut Vec<Alert>) {
