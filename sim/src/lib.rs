@@ -11,12 +11,13 @@
 //!
 //! On these sit the scenario format ([`scenario`]), the run loop with its
 //! network model, node faults and Byzantine roles ([`runner`]), and the
-//! invariant checkers ([`checker`]), which are written independently of the
-//! protocol code they judge, and the synthetic labelled sensor workload
-//! ([`workload`]).
+//! invariant checkers ([`checker`], and [`fidelity`] for snapshots), which are
+//! written independently of the protocol code they judge, and the synthetic
+//! labelled sensor workload ([`workload`]).
 
 pub mod audit;
 pub mod checker;
+pub mod fidelity;
 pub mod queue;
 pub mod rng;
 pub mod runner;

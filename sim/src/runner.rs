@@ -20,6 +20,7 @@ use shieldx_core::staking::VrfSchedule;
 
 use crate::audit::AuditDigest;
 use crate::checker::{Checker, CheckerValidators, LivenessWindow, Violation};
+use crate::fidelity::CheckedApp;
 use crate::queue::EventQueue;
 use crate::rng::SimRng;
 use crate::scenario::{ByzantineRole, FaultAction, Latency, Scenario};
@@ -63,13 +64,15 @@ fn shieldx_sim_workload(seed: u64) -> crate::workload::Workload {
 }
 
 /// Replica `node`'s application; client 0 is the chain's admin (it mints).
-/// Each replica's window tables hash with their own seed, as each daemon's do.
+/// Each replica's window tables hash with their own seed, as each daemon's do,
+/// and every application runs beside a copy restored from its own snapshots
+/// ([`CheckedApp`]).
 fn new_app(
     admin: [u8; 32],
     validators: &ValidatorSet,
     scenario: &Scenario,
     node: ReplicaIndex,
-) -> SimApp {
+) -> CheckedApp {
     let staking = &scenario.staking;
     let mut config = AppConfig::new(CHAIN_ID.to_vec(), admin);
     config.detector.max_keys_per_rule = scenario.detector.max_keys_per_rule;
@@ -80,8 +83,8 @@ fn new_app(
     config.slashing.liveness_window = staking.liveness_window;
     config.slashing.liveness_check_interval = staking.liveness_check_interval;
     config.slashing.jail_sequences = staking.jail_sequences;
-    match App::open(config, MemoryStore::new()) {
-        Ok(app) => app,
+    match App::open(config.clone(), MemoryStore::new()) {
+        Ok(app) => CheckedApp::new(app, config),
         Err(e) => unreachable!("an empty in-memory ledger always opens: {e}"),
     }
 }
@@ -149,7 +152,7 @@ enum NodeState {
 
 #[derive(Debug)]
 struct Node {
-    replica: Replica<SimApp>,
+    replica: Replica<CheckedApp>,
     /// The second replica of a [`ByzantineRole::Twin`] validator: the same
     /// keys, its own memory, no disk. It shares the node's state and clock.
     twin: Option<Twin>,
@@ -168,7 +171,7 @@ struct Node {
 
 #[derive(Debug)]
 struct Twin {
-    replica: Replica<SimApp>,
+    replica: Replica<CheckedApp>,
     timer_at_ns: Option<u64>,
 }
 
@@ -818,7 +821,7 @@ impl Simulation {
             .validators
             .get(primary)
             .map(|v| v.identity.to_bytes());
-        let state = replica.app().state();
+        let state = replica.app().inner().state();
         let tombstoned_at = account.and_then(|a| state.tombstoned.get(&a).copied());
         let jailed =
             account.and_then(|a| Some((*state.jailed_since.get(&a)?, *state.jailed.get(&a)?)));
@@ -852,6 +855,23 @@ impl Simulation {
     /// Staking outcomes, read from the most advanced honest replica's state:
     /// every injected equivocation was slashed and tombstoned through the
     /// committed log, and no honest validator was slashed.
+    /// Reports, once, a difference between node `node`'s applications (its
+    /// replica's and its twin's) and their copies restored from snapshots:
+    /// called before a restart replaces them, and at the end.
+    fn harvest_divergence(&mut self, node: ReplicaIndex, now_ns: u64) {
+        let entry = &self.nodes[usize::from(node)];
+        let apps = std::iter::once(entry.replica.app())
+            .chain(entry.twin.as_ref().map(|twin| twin.replica.app()));
+        let found: Vec<String> = apps.filter_map(CheckedApp::divergence).collect();
+        for detail in found {
+            self.extra_violations.push(Violation {
+                invariant: "a replica restored from a snapshot behaves as one that executed every request",
+                detail: format!("node {node}: {detail}"),
+                at_ns: now_ns,
+            });
+        }
+    }
+
     fn staking_violations(&self, window: &LivenessWindow) -> Vec<Violation> {
         let end_ns = window.end_ns;
         let Some(reference) = self
@@ -862,7 +882,7 @@ impl Simulation {
         else {
             return Vec::new();
         };
-        let state = reference.replica.app().state();
+        let state = reference.replica.app().inner().state();
         let validators = &reference.replica.config().validators;
         let account = |node: ReplicaIndex| {
             validators
@@ -984,6 +1004,9 @@ impl Simulation {
             bound_ns: self.scenario.expect.liveness_bound_ms * MS,
             end_ns,
         };
+        for node in 0..self.nodes.len() {
+            self.harvest_divergence(node as ReplicaIndex, end_ns);
+        }
         let mut violations = self.checker.finish(&healthy, window);
         violations.extend(self.extra_violations.iter().cloned());
         violations.extend(self.staking_violations(&window));
@@ -991,7 +1014,7 @@ impl Simulation {
             .nodes
             .iter()
             .filter(|node| node.state == NodeState::Up)
-            .map(|node| node.replica.app().window_evictions())
+            .map(|node| node.replica.app().inner().window_evictions())
             .max()
             .unwrap_or(0);
         let expect = &self.scenario.expect;
@@ -1082,16 +1105,23 @@ impl Simulation {
                 pending_requests: node.replica.pending_requests(),
                 rejections: node.replica.rejections().iter().collect(),
                 app_digest: shieldx_core::consensus::Application::state_digest(node.replica.app()),
-                ledger_head: node.replica.app().ledger().head().0,
-                supply: node.replica.app().state().supply,
-                alerts: node.replica.app().state().alerts_by_severity.values().sum(),
+                ledger_head: node.replica.app().inner().ledger().head().0,
+                supply: node.replica.app().inner().state().supply,
+                alerts: node
+                    .replica
+                    .app()
+                    .inner()
+                    .state()
+                    .alerts_by_severity
+                    .values()
+                    .sum(),
                 jails: node
                     .replica
                     .config()
                     .validators
                     .iter()
                     .filter_map(|(i, v)| {
-                        let state = node.replica.app().state();
+                        let state = node.replica.app().inner().state();
                         let account = v.identity.to_bytes();
                         Some((
                             i,
@@ -1105,7 +1135,13 @@ impl Simulation {
                     .config()
                     .validators
                     .iter()
-                    .map(|(_, v)| node.replica.app().state().stake(&v.identity.to_bytes()))
+                    .map(|(_, v)| {
+                        node.replica
+                            .app()
+                            .inner()
+                            .state()
+                            .stake(&v.identity.to_bytes())
+                    })
                     .collect(),
                 leader_weights: node.replica.schedule_anchor().weights.clone(),
                 tombstoned: node
@@ -1116,6 +1152,7 @@ impl Simulation {
                     .filter(|(_, v)| {
                         node.replica
                             .app()
+                            .inner()
                             .state()
                             .tombstoned
                             .contains_key(&v.identity.to_bytes())
@@ -1438,6 +1475,7 @@ impl Simulation {
                     &self.scenario,
                     index as ReplicaIndex,
                 );
+                self.harvest_divergence(index as ReplicaIndex, now_ns);
                 self.nodes[index].replica =
                     Replica::recover(config, keys, Box::new(VrfSchedule), app, &records, local)
                         .expect("the configuration was valid at start");
@@ -1536,6 +1574,7 @@ impl Simulation {
             self.nodes[node]
                 .replica
                 .app_mut()
+                .inner_mut()
                 .ledger_mut()
                 .store_mut()
                 .fail_next_writes(1);
@@ -1545,7 +1584,7 @@ impl Simulation {
     fn drain(&mut self, node: ReplicaIndex, now_ns: u64) {
         let index = usize::from(node);
         if self.nodes[index].state == NodeState::Up
-            && let Some(reason) = self.nodes[index].replica.app().halted()
+            && let Some(reason) = self.nodes[index].replica.app().inner().halted()
         {
             // Fail-stop: the replica's store failed mid-step. Whatever it had
             // not yet sent or synced is lost, exactly as in a crash, and it
