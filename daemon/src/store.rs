@@ -58,13 +58,6 @@ pub struct RedbStore {
     next: u64,
 }
 
-/// One entry inside a page, borrowed.
-struct PageEntry<'a> {
-    sequence: u64,
-    hash: Digest,
-    bytes: &'a [u8],
-}
-
 /// A page's columns, borrowed.
 struct Page<'a> {
     first: u64,
@@ -83,8 +76,9 @@ impl<'a> Page<'a> {
         if count == 0 {
             return Err(read_err(format!("page {first} is empty")));
         }
-        let (hashes, rest) = rest.split_at_checked(32 * count).ok_or_else(truncated)?;
-        let (ends, bytes) = rest.split_at_checked(4 * count).ok_or_else(truncated)?;
+        let column = |width: usize| count.checked_mul(width).ok_or_else(truncated);
+        let (hashes, rest) = rest.split_at_checked(column(32)?).ok_or_else(truncated)?;
+        let (ends, bytes) = rest.split_at_checked(column(4)?).ok_or_else(truncated)?;
         let page = Page {
             first,
             count,
@@ -110,7 +104,7 @@ impl<'a> Page<'a> {
     }
 
     /// Entry `i` (below `count`).
-    fn entry(&self, i: usize) -> Result<PageEntry<'a>, StoreError> {
+    fn entry(&self, i: usize) -> Result<EntryRef<'a>, StoreError> {
         let start = if i == 0 { 0 } else { self.end(i - 1) };
         let sequence = self.first + i as u64;
         let bytes = self.bytes.get(start..self.end(i)).ok_or_else(|| {
@@ -121,7 +115,7 @@ impl<'a> Page<'a> {
         })?;
         let mut hash = [0u8; 32];
         hash.copy_from_slice(&self.hashes[32 * i..32 * i + 32]);
-        Ok(PageEntry {
+        Ok(EntryRef {
             sequence,
             hash: Digest::from_bytes(hash),
             bytes,
@@ -350,12 +344,7 @@ impl EventStore for RedbStore {
                 let page = Page::parse(*first, guard.value())?;
                 let skip = usize::try_from(from.saturating_sub(*first)).unwrap_or(usize::MAX);
                 for i in skip.min(page.count)..page.count {
-                    let entry = page.entry(i)?;
-                    batch.push(EntryRef {
-                        sequence: entry.sequence,
-                        hash: entry.hash,
-                        bytes: entry.bytes,
-                    });
+                    batch.push(page.entry(i)?);
                 }
             }
             if !batch.is_empty() && each(&batch).is_break() {
