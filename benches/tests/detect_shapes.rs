@@ -20,6 +20,7 @@ use shieldx_core::detect::{CompiledRules, Detector, DetectorConfig, RuleSet, def
 const NS_PER_EVENT: f64 = 1_000.0; // alert construction, payload hash, candidate sort
 const NS_PER_TRANSFORMED_BYTE: f64 = 2.0; // per byte per transform in a chain
 const NS_PER_INPUT_BYTE: f64 = 6.0; // transforms + overlapping DFA scan (~4 measured with perf)
+const NS_PER_AUTOMATON_WALK: f64 = 40.0; // anchored DFA walk where the fingerprint filter passed
 const NS_PER_AUTOMATON_MATCH: f64 = 25.0;
 const NS_PER_TARGET: f64 = 60.0;
 const NS_PER_REGEX_RUN: f64 = 150.0;
@@ -40,6 +41,7 @@ fn modelled_ns_per_event(set: &RuleSet, events: &[shieldx_core::detect::Event]) 
     let total = w.events as f64 * NS_PER_EVENT
         + w.transformed_bytes as f64 * NS_PER_TRANSFORMED_BYTE
         + w.input_bytes as f64 * NS_PER_INPUT_BYTE
+        + w.automaton_walks as f64 * NS_PER_AUTOMATON_WALK
         + w.automaton_matches as f64 * NS_PER_AUTOMATON_MATCH
         + w.targets_evaluated as f64 * NS_PER_TARGET
         + w.regex_runs as f64 * NS_PER_REGEX_RUN

@@ -15,7 +15,9 @@ const ALPHABET: &[u8] = b"abAB'<%27 ";
 
 fn literal() -> impl Strategy<Value = Condition> {
     (
-        proptest::collection::vec(proptest::sample::select(ALPHABET), 1..4),
+        // Up to 7 bytes: the literal scan treats literals of 1, 2–3 and 4 or
+        // more bytes differently.
+        proptest::collection::vec(proptest::sample::select(ALPHABET), 1..8),
         any::<bool>(),
     )
         .prop_map(|(bytes, nocase)| Condition::Literal { bytes, nocase })

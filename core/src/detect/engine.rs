@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
@@ -14,6 +13,7 @@ use super::transform::{Transform, apply_chain};
 use super::window::WindowTable;
 use super::{Alert, Event, MatchSpan};
 use crate::crypto::Digest;
+use literal_scan::LiteralScan;
 
 /// Compiled size limit of one regex. Set explicitly (the issue this engine was
 /// written for measured the defaults collapsing with 1,000 regexes): a rule set
@@ -118,7 +118,7 @@ pub struct CompiledRules {
     rules: Vec<Rule>,
     ids: Vec<Arc<str>>,
     inputs: Vec<InputSpec>,
-    automaton: Option<AhoCorasick>,
+    automaton: Option<LiteralScan>,
     hooks: Vec<Vec<Hook>>,
     atoms: Vec<Atom>,
     atom_input: Vec<u16>,
@@ -173,6 +173,9 @@ impl Builder {
 
     fn node(&mut self, rule: &Rule, cond: &Condition, input: u16) -> Result<Node, CompileError> {
         Ok(match cond {
+            // The empty string occurs in every input (the parser refuses it;
+            // a hand-built set may still hold one).
+            Condition::Literal { bytes, .. } if bytes.is_empty() => Node::True,
             Condition::Literal { bytes, nocase } => {
                 let exact = (!nocase && bytes.iter().any(u8::is_ascii_alphabetic))
                     .then(|| bytes.clone().into_boxed_slice());
@@ -469,16 +472,8 @@ impl CompiledRules {
         let automaton = if patterns.is_empty() {
             None
         } else {
-            Some(
-                AhoCorasick::builder()
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .match_kind(MatchKind::Standard)
-                    .ascii_case_insensitive(true)
-                    .byte_classes(true)
-                    .prefilter(true)
-                    .build(patterns.iter().map(|(_, p)| p))
-                    .map_err(|e| CompileError::Automaton(e.to_string()))?,
-            )
+            let patterns: Vec<&[u8]> = patterns.iter().map(|(_, p)| *p).collect();
+            Some(LiteralScan::new(&patterns).map_err(|e| CompileError::Automaton(e.to_string()))?)
         };
         let stats = EngineStats {
             rules: set.rules.len(),
@@ -561,6 +556,9 @@ pub struct WorkCounters {
     pub transformed_bytes: u64,
     /// Bytes of input searched by the automaton.
     pub input_bytes: u64,
+    /// Positions where the literal scan's fingerprint filter started a walk
+    /// of the automaton.
+    pub automaton_walks: u64,
     /// Automaton matches examined.
     pub automaton_matches: u64,
     /// (rule, field) targets whose condition was evaluated.
@@ -723,13 +721,13 @@ impl Detector {
         }
 
         s.candidates.clear();
-        if let Some(ac) = &rules.automaton {
+        if let Some(scan) = &rules.automaton {
             for i in 0..rules.inputs.len() {
                 let buffer = input(&rules, &s.buffers, event, i);
                 work.input_bytes += buffer.len() as u64;
-                for m in ac.find_overlapping_iter(buffer) {
+                work.automaton_walks += scan.for_each(buffer, |pattern, start, end| {
                     work.automaton_matches += 1;
-                    for hook in &rules.hooks[m.pattern().as_usize()] {
+                    for hook in &rules.hooks[pattern] {
                         if usize::from(hook.input) != i {
                             continue;
                         }
@@ -738,12 +736,12 @@ impl Detector {
                             continue;
                         }
                         if let Atom::Literal { exact: Some(bytes) } = &rules.atoms[a]
-                            && &buffer[m.start()..m.end()] != bytes.as_ref()
+                            && &buffer[start..end] != bytes.as_ref()
                         {
                             continue;
                         }
                         s.fired[a] = generation;
-                        s.spans[a] = (m.start() as u32, m.end() as u32);
+                        s.spans[a] = (start as u32, end as u32);
                         for &t in &rules.atom_targets[a] {
                             if s.candidate[t as usize] != generation {
                                 s.candidate[t as usize] = generation;
@@ -751,7 +749,7 @@ impl Detector {
                             }
                         }
                     }
-                }
+                }) as u64;
             }
         }
         for &t in &rules.always {
@@ -925,5 +923,6 @@ fn eval(
     }
 }
 
+mod literal_scan;
 #[cfg(test)]
 mod tests;
