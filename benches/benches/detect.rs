@@ -56,6 +56,10 @@ fn shapes() -> Vec<(&'static str, RuleSet, Vec<Event>)> {
     ]
 }
 
+/// Events per `Detector::inspect_batch` call: the application inspects the
+/// events of one ordered batch together.
+const BATCH: usize = 256;
+
 fn throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("detect");
     for (name, set, events) in shapes() {
@@ -64,9 +68,9 @@ fn throughput(c: &mut Criterion) {
         group.throughput(Throughput::Elements(events.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| {
-                for e in &events {
+                for batch in events.chunks(BATCH) {
                     alerts.clear();
-                    d.inspect(e, e.ts, &mut alerts);
+                    d.inspect_batch(batch.iter().map(|e| (e, e.ts)), &mut alerts);
                 }
                 black_box(alerts.len())
             })

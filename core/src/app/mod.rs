@@ -798,9 +798,8 @@ impl<S: EventStore> App<S> {
                     // transaction; replay re-runs it to rebuild the windows.
                     self.activate_pending_rules(r.causation.height);
                     let mut alerts = Vec::new();
-                    for e in events {
-                        self.detector.inspect(e, r.time_ms, &mut alerts);
-                    }
+                    self.detector
+                        .inspect_batch(events.iter().map(|e| (e, r.time_ms)), &mut alerts);
                 }
             }
             DomainEvent::IdempotencyRecorded { key, fields } => {
@@ -1148,9 +1147,8 @@ impl<S: EventStore> App<S> {
         }
         self.activate_pending_rules(height);
         let mut alerts = Vec::new();
-        for e in events {
-            self.detector.inspect(e, time_ms, &mut alerts);
-        }
+        self.detector
+            .inspect_batch(events.iter().map(|e| (e, time_ms)), &mut alerts);
         let sources: BTreeMap<&str, &str> = events
             .iter()
             .map(|e| (e.id.as_str(), e.source.as_str()))
@@ -1171,14 +1169,10 @@ impl<S: EventStore> App<S> {
                 "alerts".to_string(),
                 ExpectedVersion::Any,
                 DomainEvent::AlertRaised {
-                    source: sources
-                        .get(a.event_id.as_str())
-                        .copied()
-                        .unwrap_or("")
-                        .to_string(),
+                    source: sources.get(&*a.event_id).copied().unwrap_or("").to_string(),
                     rule_id: a.rule_id.to_string(),
                     severity: a.severity,
-                    event_id: a.event_id,
+                    event_id: a.event_id.to_string(),
                     payload_hash: a.payload_hash,
                 },
             ));

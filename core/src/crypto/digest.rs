@@ -23,6 +23,21 @@ impl Digest {
         Digest(*blake3::hash(bytes).as_bytes())
     }
 
+    /// `into[i] = Digest::of(inputs[i])` for every input, computed side by
+    /// side as [`DigestDomain::digest_many`] does: inputs of at most one
+    /// chunk (1,024 bytes) share SIMD passes, longer ones are hashed alone.
+    pub fn of_many(inputs: &[&[u8]], into: &mut Digests) {
+        into.prepare(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            if input.len() > CHUNK_LEN {
+                into.digests[i] = Digest::of(input);
+            } else {
+                into.push_with(i, |framed| framed.extend_from_slice(input));
+            }
+        }
+        into.hash_groups(&IV, 0);
+    }
+
     /// Hashes the concatenation of `parts`, each prefixed by its length so that
     /// different splits of the same bytes give different digests, under a domain
     /// `context` (blake3 `derive_key` mode) so that different uses never collide.
@@ -91,6 +106,17 @@ const CHUNK_START: u8 = 1 << 0;
 const CHUNK_END: u8 = 1 << 1;
 const ROOT: u8 = 1 << 3;
 const DERIVE_KEY_MATERIAL: u8 = 1 << 6;
+/// blake3's key words in plain hashing mode: its IV (spec §2.2).
+const IV: [u32; 8] = [
+    0x6A09_E667,
+    0xBB67_AE85,
+    0x3C6E_F372,
+    0xA54F_F53A,
+    0x510E_527F,
+    0x9B05_688C,
+    0x1F83_D9AB,
+    0x5BE0_CD19,
+];
 
 impl DigestDomain {
     /// Prepares `context`.
@@ -119,107 +145,51 @@ impl DigestDomain {
     /// hashed one at a time. The digests replace those `into` held, and its
     /// buffers are reused, so a caller that hashes batch after batch keeps one.
     pub fn digest_many<const K: usize>(&self, inputs: &[[&[u8]; K]], into: &mut Digests) {
-        use blake3::platform::Platform;
-
-        let Digests {
-            digests: out,
-            framed,
-            groups,
-            cvs,
-        } = into;
-        out.clear();
-        out.resize(inputs.len(), Digest::ZERO);
-        framed.clear();
-        groups.iter_mut().for_each(Vec::clear);
-        let platform = Platform::detect();
+        into.prepare(inputs.len());
         for (i, parts) in inputs.iter().enumerate() {
             let len: usize = parts.iter().map(|p| 8 + p.len()).sum();
             if len > CHUNK_LEN {
-                out[i] = self.digest(parts);
+                into.digests[i] = self.digest(parts);
                 continue;
             }
-            let start = framed.len();
-            for part in parts {
-                framed.extend_from_slice(&(part.len() as u64).to_le_bytes());
-                framed.extend_from_slice(part);
-            }
-            // The last block, full or not, is the one that ends the chunk.
-            groups[len.saturating_sub(1) / BLOCK_LEN].push((i, start, len));
-        }
-        for (full, group) in groups.iter().enumerate() {
-            if group.is_empty() {
-                continue;
-            }
-            cvs.clear();
-            cvs.resize(group.len() * 32, 0u8);
-            let starts = group.iter().map(|&(_, start, _)| start);
-            match full {
-                0 => {
-                    for cv in cvs.chunks_exact_mut(32) {
-                        cv.copy_from_slice(&bytes(&self.key));
-                    }
+            into.push_with(i, |framed| {
+                for part in parts {
+                    framed.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                    framed.extend_from_slice(part);
                 }
-                1 => self.full_blocks::<{ BLOCK_LEN }>(&platform, framed, starts, cvs),
-                2 => self.full_blocks::<{ 2 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                3 => self.full_blocks::<{ 3 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                4 => self.full_blocks::<{ 4 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                5 => self.full_blocks::<{ 5 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                6 => self.full_blocks::<{ 6 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                7 => self.full_blocks::<{ 7 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                8 => self.full_blocks::<{ 8 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                9 => self.full_blocks::<{ 9 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                10 => self.full_blocks::<{ 10 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                11 => self.full_blocks::<{ 11 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                12 => self.full_blocks::<{ 12 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                13 => self.full_blocks::<{ 13 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                14 => self.full_blocks::<{ 14 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-                _ => self.full_blocks::<{ 15 * BLOCK_LEN }>(&platform, framed, starts, cvs),
-            }
-            let first = if full == 0 { CHUNK_START } else { 0 };
-            for (&(i, start, len), cv) in group.iter().zip(cvs.chunks_exact(32)) {
-                let last = &framed[start + full * BLOCK_LEN..start + len];
-                let mut block = [0u8; BLOCK_LEN];
-                block[..last.len()].copy_from_slice(last);
-                let mut cv = words(cv);
-                platform.compress_in_place(
-                    &mut cv,
-                    &block,
-                    last.len() as u8,
-                    0,
-                    DERIVE_KEY_MATERIAL | first | CHUNK_END | ROOT,
-                );
-                out[i] = Digest(bytes(&cv));
-            }
+            });
         }
+        into.hash_groups(&self.key, DERIVE_KEY_MATERIAL);
     }
+}
 
-    /// Compresses the first `N / 64` blocks of the inputs that start at
-    /// `starts` in `framed`, writing each chaining value to `cvs`.
-    fn full_blocks<const N: usize>(
-        &self,
-        platform: &blake3::platform::Platform,
-        framed: &[u8],
-        starts: impl Iterator<Item = usize>,
-        cvs: &mut [u8],
-    ) {
-        let blocks: Vec<&[u8; N]> = starts
-            .map(|start| {
-                framed[start..start + N]
-                    .try_into()
-                    .expect("a framed input holds more than its full blocks")
-            })
-            .collect();
-        platform.hash_many(
-            &blocks,
-            &self.key,
-            0,
-            blake3::IncrementCounter::No,
-            DERIVE_KEY_MATERIAL,
-            CHUNK_START,
-            0,
-            cvs,
-        );
-    }
+/// Compresses the first `N / 64` blocks of the inputs that start at
+/// `starts` in `framed`, writing each chaining value to `cvs`.
+fn full_blocks<const N: usize>(
+    platform: &blake3::platform::Platform,
+    key: &[u32; 8],
+    flags: u8,
+    framed: &[u8],
+    starts: impl Iterator<Item = usize>,
+    cvs: &mut [u8],
+) {
+    let blocks: Vec<&[u8; N]> = starts
+        .map(|start| {
+            framed[start..start + N]
+                .try_into()
+                .expect("a framed input holds more than its full blocks")
+        })
+        .collect();
+    platform.hash_many(
+        &blocks,
+        key,
+        0,
+        blake3::IncrementCounter::No,
+        flags,
+        CHUNK_START,
+        0,
+        cvs,
+    );
 }
 
 /// The digests [`DigestDomain::digest_many`] computed last, in input order,
@@ -239,6 +209,77 @@ impl Digests {
     /// No digests yet.
     pub fn new() -> Digests {
         Digests::default()
+    }
+
+    /// Clears the buffers for `count` inputs.
+    fn prepare(&mut self, count: usize) {
+        self.digests.clear();
+        self.digests.resize(count, Digest::ZERO);
+        self.framed.clear();
+        self.groups.iter_mut().for_each(Vec::clear);
+    }
+
+    /// Appends input `i`, the bytes `write` appends (at most one chunk), to
+    /// the group of its block count.
+    fn push_with(&mut self, i: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.framed.len();
+        write(&mut self.framed);
+        let len = self.framed.len() - start;
+        debug_assert!(len <= CHUNK_LEN);
+        // The last block, full or not, is the one that ends the chunk.
+        self.groups[len.saturating_sub(1) / BLOCK_LEN].push((i, start, len));
+    }
+
+    /// Hashes every pushed input as one blake3 chunk (the root) under `key`
+    /// and the mode's `flags`: each group's full blocks side by side, then
+    /// each input's last block.
+    fn hash_groups(&mut self, key: &[u32; 8], flags: u8) {
+        use blake3::platform::Platform;
+
+        let Digests {
+            digests: out,
+            framed,
+            groups,
+            cvs,
+        } = self;
+        let platform = Platform::detect();
+        for (full, group) in groups.iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            cvs.clear();
+            cvs.resize(group.len() * 32, 0u8);
+            let starts = group.iter().map(|&(_, start, _)| start);
+            macro_rules! blocks {
+                ($($n:literal)*) => {
+                    match full {
+                        0 => {
+                            for cv in cvs.chunks_exact_mut(32) {
+                                cv.copy_from_slice(&bytes(key));
+                            }
+                        }
+                        $($n => full_blocks::<{ $n * BLOCK_LEN }>(&platform, key, flags, framed, starts, cvs),)*
+                        _ => unreachable!("a chunk has at most 16 blocks"),
+                    }
+                };
+            }
+            blocks!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+            let first = if full == 0 { CHUNK_START } else { 0 };
+            for (&(i, start, len), cv) in group.iter().zip(cvs.chunks_exact(32)) {
+                let last = &framed[start + full * BLOCK_LEN..start + len];
+                let mut block = [0u8; BLOCK_LEN];
+                block[..last.len()].copy_from_slice(last);
+                let mut cv = words(cv);
+                platform.compress_in_place(
+                    &mut cv,
+                    &block,
+                    last.len() as u8,
+                    0,
+                    flags | first | CHUNK_END | ROOT,
+                );
+                out[i] = Digest(bytes(&cv));
+            }
+        }
     }
 }
 
@@ -343,6 +384,30 @@ mod tests {
             assert_eq!(*digest, domain.digest(parts));
         }
         domain.digest_many::<2>(&[], &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn of_many_matches_of_for_every_length_a_chunk_holds() {
+        let data: Vec<u8> = (0..1_200u32).map(|i| (i * 131 + 3) as u8).collect();
+        // Every block count, both sides of each block boundary, the empty
+        // input and inputs longer than a chunk.
+        let inputs: Vec<&[u8]> = (0..=1_200).map(|n| &data[..n]).collect();
+        let mut out = Digests::new();
+        Digest::of_many(&inputs, &mut out);
+        assert_eq!(out.len(), inputs.len());
+        for (input, digest) in inputs.iter().zip(out.iter()) {
+            assert_eq!(*digest, Digest::of(input), "{} bytes", input.len());
+        }
+        let mixed: Vec<&[u8]> = [300, 0, 1_024, 1_025, 64, 65, 300]
+            .iter()
+            .map(|&n| &data[..n])
+            .collect();
+        Digest::of_many(&mixed, &mut out);
+        for (input, digest) in mixed.iter().zip(out.iter()) {
+            assert_eq!(*digest, Digest::of(input));
+        }
+        Digest::of_many(&[], &mut out);
         assert!(out.is_empty());
     }
 

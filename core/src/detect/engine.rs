@@ -543,6 +543,9 @@ struct Scratch {
     regex_result: Vec<Option<(u32, u32)>>,
     candidate: Vec<u32>,
     candidates: Vec<u32>,
+    /// `inspect_batch`: the alerts of each event that raised some.
+    alerting: Vec<Range<usize>>,
+    digests: crate::crypto::Digests,
 }
 
 /// Deterministic counts of the work a [`Detector`] did: what the engine's
@@ -593,6 +596,8 @@ impl Detector {
             regex_result: vec![None; rules.atoms.len()],
             candidate: vec![0; rules.targets.len()],
             candidates: Vec::new(),
+            alerting: Vec::new(),
+            digests: crate::crypto::Digests::new(),
         };
         Detector {
             rules,
@@ -696,6 +701,50 @@ impl Detector {
     /// Inspects one event at logical time `time_ms` (the event's or the
     /// block's timestamp) and appends its alerts to `alerts`, in rule order.
     pub fn inspect(&mut self, event: &Event, time_ms: u64, alerts: &mut Vec<Alert>) {
+        let first = alerts.len();
+        self.inspect_unhashed(event, time_ms, alerts);
+        if alerts.len() > first {
+            let hash = Digest::of(&event.payload);
+            alerts[first..]
+                .iter_mut()
+                .for_each(|a| a.payload_hash = hash);
+        }
+    }
+
+    /// Inspects each `(event, time_ms)` in order, exactly as [`inspect`]
+    /// would one after the other, and appends the alerts in that order. The
+    /// payload hashes of the events that raised alerts are computed side by
+    /// side at the end ([`Digest::of_many`]), which is what makes a batch
+    /// cheaper than its events one at a time.
+    ///
+    /// [`inspect`]: Detector::inspect
+    pub fn inspect_batch<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = (&'a Event, u64)>,
+        alerts: &mut Vec<Alert>,
+    ) {
+        let mut payloads: Vec<&[u8]> = Vec::new();
+        let mut ranges = std::mem::take(&mut self.scratch.alerting);
+        ranges.clear();
+        for (event, time_ms) in events {
+            let first = alerts.len();
+            self.inspect_unhashed(event, time_ms, alerts);
+            if alerts.len() > first {
+                payloads.push(&event.payload);
+                ranges.push(first..alerts.len());
+            }
+        }
+        Digest::of_many(&payloads, &mut self.scratch.digests);
+        for (range, hash) in ranges.iter().zip(self.scratch.digests.iter()) {
+            alerts[range.clone()]
+                .iter_mut()
+                .for_each(|a| a.payload_hash = *hash);
+        }
+        self.scratch.alerting = ranges;
+    }
+
+    /// [`Detector::inspect`] with every alert's payload hash left zero.
+    fn inspect_unhashed(&mut self, event: &Event, time_ms: u64, alerts: &mut Vec<Alert>) {
         let rules = Arc::clone(&self.rules);
         let s = &mut self.scratch;
         s.generation = s.generation.wrapping_add(1);
@@ -762,7 +811,7 @@ impl Detector {
         // sorting target ids yields alerts in rule order.
         s.candidates.sort_unstable();
 
-        let mut payload_hash: Option<Digest> = None;
+        let mut event_id: Option<Arc<str>> = None;
         let mut index = 0;
         let mut spans = Vec::new();
         while index < s.candidates.len() {
@@ -810,13 +859,13 @@ impl Detector {
                     continue;
                 }
             }
-            let hash = *payload_hash.get_or_insert_with(|| Digest::of(&event.payload));
+            let event_id = event_id.get_or_insert_with(|| Arc::from(event.id.as_str()));
             alerts.push(Alert {
                 rule_id: Arc::clone(&rules.ids[rule_index]),
                 rule_index: rule_index as u32,
                 severity: rule.severity,
-                event_id: event.id.clone(),
-                payload_hash: hash,
+                event_id: Arc::clone(event_id),
+                payload_hash: Digest::ZERO,
                 matches: spans.clone(),
             });
         }

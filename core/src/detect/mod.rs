@@ -204,8 +204,8 @@ pub struct Alert {
     pub rule_index: u32,
     /// The rule's severity.
     pub severity: Severity,
-    /// The event's id.
-    pub event_id: String,
+    /// The event's id (shared by the alerts of one event).
+    pub event_id: std::sync::Arc<str>,
     /// blake3 of the event's raw payload.
     pub payload_hash: Digest,
     /// The positive literal and regex matches that made the rule true, in

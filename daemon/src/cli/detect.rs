@@ -170,7 +170,7 @@ fn open(path: &Path) -> Result<std::fs::File, CliError> {
 fn alert_json(alert: &Alert, rules: &CompiledRules) -> Value {
     let rule = rules.rules().get(alert.rule_index as usize);
     json!({
-        "event_id": alert.event_id,
+        "event_id": &*alert.event_id,
         "rule_id": &*alert.rule_id,
         "title": rule.map(|r| r.title.as_str()),
         "severity": alert.severity.name(),

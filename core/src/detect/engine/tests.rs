@@ -191,3 +191,40 @@ fn default_pack_parses_and_compiles() {
     let compiled = CompiledRules::compile(&set).unwrap();
     assert_eq!(compiled.stats().rules, set.rules.len());
 }
+
+#[test]
+fn a_batch_raises_the_alerts_of_its_events_one_at_a_time() {
+    let set = default_rules();
+    let compiled = Arc::new(CompiledRules::compile(&set).unwrap());
+    let mut payloads: Vec<String> = vec![
+        "GET /?id=1%27%20UNION%20SELECT%20password%20FROM%20users-- HTTP/1.1\r\nHost: a\r\n\r\n"
+            .into(),
+        "GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n".into(),
+        "GET /?q=<script>alert(1)</script> HTTP/1.1\r\nUser-Agent: sqlmap/1.7\r\n\r\n".into(),
+        String::new(),
+        format!(
+            "GET /../../etc/passwd?{} HTTP/1.1\r\n\r\n",
+            "pad=x&".repeat(300)
+        ),
+    ];
+    for _ in 0..12 {
+        payloads.push("POST /login HTTP/1.1\r\n\r\nuser=admin&password=guess".into());
+    }
+    let events: Vec<(Event, u64)> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (http(&format!("e{i}"), p), 1_000 + 10 * i as u64))
+        .collect();
+    let mut one = Detector::new(Arc::clone(&compiled), DetectorConfig::default());
+    let mut expected = Vec::new();
+    for (e, t) in &events {
+        one.inspect(e, *t, &mut expected);
+    }
+    let mut batch = Detector::new(compiled, DetectorConfig::default());
+    let mut got = vec![];
+    batch.inspect_batch(events.iter().map(|(e, t)| (e, *t)), &mut got);
+    assert!(expected.len() >= 4, "{expected:?}");
+    assert!(expected.iter().all(|a| a.payload_hash != Digest::ZERO));
+    assert_eq!(got, expected);
+    assert_eq!(batch.encode_windows(), one.encode_windows());
+}
