@@ -45,7 +45,10 @@ fn modelled_ns_per_event(set: &RuleSet, events: &[shieldx_core::detect::Event]) 
         + w.automaton_matches as f64 * NS_PER_AUTOMATON_MATCH
         + w.targets_evaluated as f64 * NS_PER_TARGET
         + w.regex_runs as f64 * NS_PER_REGEX_RUN
-        + w.regex_bytes as f64 * NS_PER_REGEX_BYTE;
+        + w.regex_bytes as f64 * NS_PER_REGEX_BYTE
+        // A set of broad regexes scans like one regex (its DFA is larger).
+        + w.regex_set_runs as f64 * NS_PER_REGEX_RUN
+        + w.regex_set_bytes as f64 * NS_PER_REGEX_BYTE;
     total / w.events as f64
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use regex::bytes::{Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 use super::rules::{Condition, Field, Rule, RuleSet};
@@ -40,6 +40,19 @@ pub fn build_regex(source: &str) -> Result<Regex, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The most regexes one [`RegexSet`] of broad regexes holds.
+const REGEX_GROUP_MAX: usize = 64;
+/// A regex whose rarest required literal is shorter than this (or that has
+/// none) is *broad*: its prefilter passes on much ordinary traffic, so it
+/// runs on most events. The broad regexes of one input run together as a
+/// [`RegexSet`], one scan of the input for all of them; a member's own regex
+/// runs only when the set says it matches, to find where.
+const BROAD_LITERAL_LEN: usize = 4;
+/// Compiled size limit of a set of broad regexes, and its lazy-DFA cache.
+pub const REGEX_SET_SIZE_LIMIT: usize = 8 << 20;
+/// See [`REGEX_SET_SIZE_LIMIT`].
+pub const REGEX_SET_DFA_CACHE: usize = 8 << 20;
+
 /// A rule set that could not be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CompileError {
@@ -73,6 +86,8 @@ pub struct EngineStats {
     pub regexes: usize,
     /// Regexes that run only when their prefilter literal was found.
     pub prefiltered_regexes: usize,
+    /// Broad regexes, which run as members of a set ([`BROAD_LITERAL_LEN`]).
+    pub grouped_regexes: usize,
     /// (rule, field) targets evaluated on every event (no trigger literal).
     pub unfiltered_targets: usize,
 }
@@ -85,8 +100,15 @@ struct InputSpec {
 
 #[derive(Debug)]
 enum Atom {
-    Literal { exact: Option<Box<[u8]>> },
-    Regex { regex: u32, prefiltered: bool },
+    Literal {
+        exact: Option<Box<[u8]>>,
+    },
+    Regex {
+        regex: u32,
+        prefiltered: bool,
+        /// The set of broad regexes this one belongs to, and its index there.
+        group: Option<(u32, u32)>,
+    },
 }
 
 #[derive(Debug)]
@@ -123,6 +145,7 @@ pub struct CompiledRules {
     atoms: Vec<Atom>,
     atom_input: Vec<u16>,
     regexes: Vec<Regex>,
+    groups: Vec<RegexSet>,
     targets: Vec<Target>,
     atom_targets: Vec<Vec<u32>>,
     always: Vec<u32>,
@@ -139,6 +162,8 @@ struct Builder {
     atom_input: Vec<u16>,
     regexes: Vec<Regex>,
     prefiltered: usize,
+    /// Broad regex atoms: (input, atom, source).
+    broad: Vec<(u16, u32, String)>,
 }
 
 impl Builder {
@@ -196,9 +221,16 @@ impl Builder {
                     Atom::Regex {
                         regex: index,
                         prefiltered: literals.is_some(),
+                        group: None,
                     },
                     input,
                 )?;
+                if literals
+                    .as_ref()
+                    .is_none_or(|set| score(set).0 < BROAD_LITERAL_LEN)
+                {
+                    self.broad.push((input, atom, source.clone()));
+                }
                 if let Some(literals) = literals {
                     self.prefiltered += 1;
                     for lit in literals {
@@ -389,6 +421,44 @@ fn factor(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
     }
 }
 
+/// Compiles the broad regexes of each input into sets of at most
+/// [`REGEX_GROUP_MAX`], marking each member atom with its set and index.
+/// A chunk whose set does not compile (too large together) stays ungrouped:
+/// its regexes then run one by one, as they would have anyway.
+fn group_broad_regexes(b: &mut Builder) -> (Vec<RegexSet>, usize) {
+    let mut by_input: BTreeMap<u16, Vec<(u32, String)>> = BTreeMap::new();
+    for (input, atom, source) in b.broad.drain(..) {
+        by_input.entry(input).or_default().push((atom, source));
+    }
+    let mut groups = Vec::new();
+    let mut grouped = 0;
+    for members in by_input.values() {
+        for chunk in members.chunks(REGEX_GROUP_MAX) {
+            if chunk.len() < 2 {
+                continue;
+            }
+            let Ok(set) = RegexSetBuilder::new(chunk.iter().map(|(_, source)| source))
+                .unicode(false)
+                .size_limit(REGEX_SET_SIZE_LIMIT)
+                .dfa_size_limit(REGEX_SET_DFA_CACHE)
+                .nest_limit(64)
+                .build()
+            else {
+                continue;
+            };
+            let g = groups.len() as u32;
+            for (k, (atom, _)) in chunk.iter().enumerate() {
+                if let Atom::Regex { group, .. } = &mut b.atoms[*atom as usize] {
+                    *group = Some((g, k as u32));
+                }
+            }
+            grouped += chunk.len();
+            groups.push(set);
+        }
+    }
+    (groups, grouped)
+}
+
 /// Atoms such that the node can be true only if at least one of them fired.
 fn triggers(node: &Node, atoms: &[Atom]) -> Option<Vec<u32>> {
     match node {
@@ -428,6 +498,7 @@ impl CompiledRules {
             atom_input: Vec::new(),
             regexes: Vec::new(),
             prefiltered: 0,
+            broad: Vec::new(),
         };
         let mut targets = Vec::new();
         let mut rule_targets = Vec::with_capacity(set.rules.len());
@@ -466,6 +537,7 @@ impl CompiledRules {
                 None => always.push(ti as u32),
             }
         }
+        let (groups, grouped) = group_broad_regexes(&mut b);
         let mut patterns: Vec<(u32, &[u8])> =
             b.patterns.iter().map(|(k, &v)| (v, k.as_slice())).collect();
         patterns.sort_by_key(|(id, _)| *id);
@@ -481,6 +553,7 @@ impl CompiledRules {
             patterns: patterns.len(),
             regexes: b.regexes.len(),
             prefiltered_regexes: b.prefiltered,
+            grouped_regexes: grouped,
             unfiltered_targets: always.len(),
         };
         Ok(CompiledRules {
@@ -492,6 +565,7 @@ impl CompiledRules {
             atoms: b.atoms,
             atom_input: b.atom_input,
             regexes: b.regexes,
+            groups,
             targets,
             atom_targets,
             always,
@@ -541,6 +615,10 @@ struct Scratch {
     spans: Vec<(u32, u32)>,
     regex_memo: Vec<u32>,
     regex_result: Vec<Option<(u32, u32)>>,
+    /// Per set of broad regexes: the generation it last ran in, and which
+    /// members matched then.
+    group_memo: Vec<u32>,
+    group_matched: Vec<u64>,
     candidate: Vec<u32>,
     candidates: Vec<u32>,
     /// `inspect_batch`: the alerts of each event that raised some.
@@ -570,6 +648,10 @@ pub struct WorkCounters {
     pub regex_runs: u64,
     /// Bytes those regex searches covered (input length per run).
     pub regex_bytes: u64,
+    /// Scans by a set of broad regexes.
+    pub regex_set_runs: u64,
+    /// Bytes those set scans covered.
+    pub regex_set_bytes: u64,
 }
 
 /// Runs a [`CompiledRules`] over events, keeping the anomaly windows.
@@ -594,6 +676,8 @@ impl Detector {
             spans: vec![(0, 0); rules.atoms.len()],
             regex_memo: vec![0; rules.atoms.len()],
             regex_result: vec![None; rules.atoms.len()],
+            group_memo: vec![0; rules.groups.len()],
+            group_matched: vec![0; rules.groups.len()],
             candidate: vec![0; rules.targets.len()],
             candidates: Vec::new(),
             alerting: Vec::new(),
@@ -751,6 +835,7 @@ impl Detector {
         if s.generation == 0 {
             s.fired.fill(0);
             s.regex_memo.fill(0);
+            s.group_memo.fill(0);
             s.candidate.fill(0);
             s.generation = 1;
         }
@@ -918,18 +1003,42 @@ fn eval(
                     });
                     true
                 }
-                Atom::Regex { regex, prefiltered } => {
+                Atom::Regex {
+                    regex,
+                    prefiltered,
+                    group,
+                } => {
                     if *prefiltered && s.fired[a] != generation {
                         return false;
                     }
                     if s.regex_memo[a] != generation {
                         s.regex_memo[a] = generation;
                         let buffer = input(rules, &s.buffers, event, usize::from(target.input));
-                        work.regex_runs += 1;
-                        work.regex_bytes += buffer.len() as u64;
-                        s.regex_result[a] = rules.regexes[*regex as usize]
-                            .find(buffer)
-                            .map(|m| (m.start() as u32, m.end() as u32));
+                        let may_match = match *group {
+                            None => true,
+                            Some((g, member)) => {
+                                let g = g as usize;
+                                if s.group_memo[g] != generation {
+                                    s.group_memo[g] = generation;
+                                    work.regex_set_runs += 1;
+                                    work.regex_set_bytes += buffer.len() as u64;
+                                    s.group_matched[g] = rules.groups[g]
+                                        .matches(buffer)
+                                        .iter()
+                                        .fold(0, |bits, k| bits | 1 << k);
+                                }
+                                s.group_matched[g] & (1 << member) != 0
+                            }
+                        };
+                        s.regex_result[a] = if may_match {
+                            work.regex_runs += 1;
+                            work.regex_bytes += buffer.len() as u64;
+                            rules.regexes[*regex as usize]
+                                .find(buffer)
+                                .map(|m| (m.start() as u32, m.end() as u32))
+                        } else {
+                            None
+                        };
                     }
                     match s.regex_result[a] {
                         Some((start, end)) => {

@@ -228,3 +228,28 @@ fn a_batch_raises_the_alerts_of_its_events_one_at_a_time() {
     assert_eq!(got, expected);
     assert_eq!(batch.encode_windows(), one.encode_windows());
 }
+
+#[test]
+fn broad_regexes_scan_together_and_run_alone_only_to_locate_a_match() {
+    // Neither regex has a required literal of four bytes or more, so both
+    // are broad: one set scan answers for both, and only the one that
+    // matches runs on its own (for its span).
+    let mut d = detector(
+        r#"rules:
+  - { id: quote, title: t, severity: low, match: { regex: "['\"]\\s*(?:or|and)\\s+\\d" } }
+  - { id: semi, title: t, severity: low, match: { regex: ";\\s*(?:id|ls)\\b" } }
+  - { id: long, title: t, severity: low, match: { regex: "union\\s+select" } }
+"#,
+    );
+    assert_eq!(d.rules().stats().grouped_regexes, 2);
+    let mut alerts = Vec::new();
+    d.inspect(&http("1", "GET /?a=1' or 1=1 ; x"), 0, &mut alerts);
+    let work = d.work();
+    assert_eq!(
+        alerts.iter().map(|a| &*a.rule_id).collect::<Vec<_>>(),
+        ["quote"]
+    );
+    assert_eq!((work.regex_set_runs, work.regex_runs), (1, 1));
+    let m = &alerts[0].matches[0];
+    assert_eq!((m.start, m.end), (9, 15));
+}
