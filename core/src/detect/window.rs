@@ -13,9 +13,13 @@
 //!
 //! At most `capacity` keys are held. Inserting beyond that evicts the least
 //! recently updated key, found through a queue of (slot, touch) records with
-//! lazy deletion; the queue is rebuilt when it grows past twice the live keys,
-//! so an update costs amortised O(1) and the eviction order depends only on the
-//! sequence of updates, never on the hasher.
+//! lazy deletion. The queue is in touch order, so when it grows past twice the
+//! live keys it is compacted by dropping every record that is not its slot's
+//! latest touch (a filter, no sort); an update costs amortised O(1) and the
+//! eviction order depends only on the sequence of updates, never on the
+//! hasher. Each slot's latest touch is kept in a dense column beside the
+//! slots, so the filter and the eviction check read 8 bytes per record, not
+//! a slot.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -90,7 +94,6 @@ impl std::borrow::Borrow<[u8]> for WindowKey {
 #[derive(Debug)]
 struct Slot {
     key: WindowKey,
-    touched: u64,
     latest: u64,
     state: State,
 }
@@ -102,6 +105,8 @@ pub struct WindowTable {
     capacity: usize,
     index: HashMap<WindowKey, u32, FixedState>,
     slots: Vec<Option<Slot>>,
+    /// Each slot's latest touch; 0 for a free slot (touches start at 1).
+    touched: Vec<u64>,
     free: Vec<u32>,
     queue: VecDeque<(u32, u64)>,
     touches: u64,
@@ -117,6 +122,7 @@ impl WindowTable {
             capacity: capacity.max(1),
             index: HashMap::with_hasher(FixedState::with_seed(hash_seed)),
             slots: Vec::new(),
+            touched: Vec::new(),
             free: Vec::new(),
             queue: VecDeque::new(),
             touches: 0,
@@ -151,9 +157,7 @@ impl WindowTable {
         // Record the touch before the queue may be compacted: compaction
         // keeps each key's latest touch, and this is now that touch.
         self.queue.push_back((slot_id, touched));
-        if let Some(slot) = self.slots[slot_id as usize].as_mut() {
-            slot.touched = touched;
-        }
+        self.touched[slot_id as usize] = touched;
         if self.queue.len() > 2 * self.index.len() + 64 {
             self.rebuild_queue();
         }
@@ -229,7 +233,6 @@ impl WindowTable {
         let key = WindowKey::new(key);
         let slot = Slot {
             key: key.clone(),
-            touched: 0,
             latest: time_ms,
             state: self.fresh_state(),
         };
@@ -240,6 +243,7 @@ impl WindowTable {
             }
             None => {
                 self.slots.push(Some(slot));
+                self.touched.push(0);
                 (self.slots.len() - 1) as u32
             }
         };
@@ -250,10 +254,9 @@ impl WindowTable {
     /// Evicts the least recently updated key; false if there was none.
     fn evict_oldest(&mut self) -> bool {
         while let Some((id, touched)) = self.queue.pop_front() {
-            let live = self.slots[id as usize]
-                .as_ref()
-                .is_some_and(|s| s.touched == touched);
+            let live = self.touched[id as usize] == touched;
             if live && let Some(slot) = self.slots[id as usize].take() {
+                self.touched[id as usize] = 0;
                 self.index.remove(slot.key.as_bytes());
                 self.free.push(id);
                 self.evictions += 1;
@@ -263,16 +266,13 @@ impl WindowTable {
         false
     }
 
-    /// Compacts the queue to each live key's latest touch, oldest first.
+    /// Compacts the queue to each live key's latest touch, oldest first. The
+    /// queue holds every live key's latest touch (eviction pops only the key
+    /// it evicts, and stale records before it) in touch order, so keeping
+    /// just those records is the whole compaction.
     fn rebuild_queue(&mut self) {
-        let mut live: Vec<(u64, u32)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|s| (s.touched, i as u32)))
-            .collect();
-        live.sort_unstable();
-        self.queue = live.into_iter().map(|(t, i)| (i, t)).collect();
+        let touched = &self.touched;
+        self.queue.retain(|&(id, t)| touched[id as usize] == t);
     }
 }
 
@@ -281,8 +281,14 @@ impl WindowTable {
     /// snapshots: a replica restored from it alerts exactly as one that saw
     /// every event.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let mut live: Vec<&Slot> = self.slots.iter().flatten().collect();
-        live.sort_unstable_by_key(|s| s.touched);
+        let mut live: Vec<(u64, &Slot)> = self
+            .slots
+            .iter()
+            .zip(&self.touched)
+            .filter_map(|(s, &t)| s.as_ref().map(|s| (t, s)))
+            .collect();
+        live.sort_unstable_by_key(|&(t, _)| t);
+        let live = live.into_iter().map(|(_, s)| s);
         crate::codec::put_length(out, live.len());
         for slot in live {
             crate::codec::put_bytes(out, slot.key.as_bytes());
@@ -356,8 +362,8 @@ impl WindowTable {
             self.touches += 1;
             let touched = self.touches;
             self.queue.push_back((id, touched));
+            self.touched[id as usize] = touched;
             if let Some(slot) = self.slots[id as usize].as_mut() {
-                slot.touched = touched;
                 slot.state = state;
             }
         }
@@ -530,6 +536,46 @@ mod tests {
             assert_eq!(held(&t), vec![b"b".to_vec(), b"c".to_vec()], "after {n}");
             assert_eq!(held(&restored), held(&t), "after {n}");
         }
+    }
+
+    #[test]
+    fn evictions_follow_a_plain_lru_model_through_many_compactions() {
+        // The model: keys ordered by last update, the first one evicted.
+        // Each round updates only keys already held, long enough for the
+        // queue to be compacted several times, then brings new keys in, each
+        // of which must evict exactly the model's least recent key.
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut t = table(AggregateMode::Threshold, 1_000, 1_000, 16);
+        let mut model: Vec<Vec<u8>> = Vec::new();
+        let mut fresh = 0u64;
+        let mut time = 0u64;
+        for _ in 0..100 {
+            for step in 0..300 {
+                let key = if model.len() < 16 || step % 97 == 0 {
+                    fresh += 1;
+                    format!("new{fresh}").into_bytes()
+                } else {
+                    model[(next() % model.len() as u64) as usize].clone()
+                };
+                time += 1;
+                t.update(&key, None, time);
+                model.retain(|m| *m != key);
+                if model.len() == 16 {
+                    model.remove(0);
+                }
+                model.push(key);
+                let mut expected = model.clone();
+                expected.sort();
+                assert_eq!(held(&t), expected, "at time {time}");
+            }
+        }
+        assert!(t.evictions() > 200);
     }
 
     #[test]
