@@ -11,7 +11,7 @@ use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use super::rules::{Condition, Field, Rule, RuleSet};
 use super::transform::{Transform, apply_chain};
 use super::window::WindowTable;
-use super::{Alert, Event, MatchSpan};
+use super::{Alert, Event, MatchSpan, MatchSpans};
 use crate::crypto::Digest;
 use literal_scan::LiteralScan;
 
@@ -951,7 +951,7 @@ impl Detector {
                 severity: rule.severity,
                 event_id: Arc::clone(event_id),
                 payload_hash: Digest::ZERO,
-                matches: spans.clone(),
+                matches: MatchSpans::from_slice(&spans),
             });
         }
         debug_assert!(rules.rule_targets.len() == rules.rules.len());

@@ -210,5 +210,115 @@ pub struct Alert {
     pub payload_hash: Digest,
     /// The positive literal and regex matches that made the rule true, in
     /// condition order (empty for a rule without `match`).
-    pub matches: Vec<MatchSpan>,
+    pub matches: MatchSpans,
+}
+
+/// The spans of one alert, as a slice. Up to two are held inline, which is
+/// every rule of one condition or a pair: an alert then costs no allocation.
+#[derive(Clone)]
+pub struct MatchSpans(SpansRepr);
+
+#[derive(Clone)]
+enum SpansRepr {
+    Inline { len: u8, spans: [MatchSpan; 2] },
+    Heap(Box<[MatchSpan]>),
+}
+
+const NO_SPAN: MatchSpan = MatchSpan {
+    field: 0,
+    start: 0,
+    end: 0,
+};
+
+impl MatchSpans {
+    /// A copy of `spans`.
+    pub fn from_slice(spans: &[MatchSpan]) -> MatchSpans {
+        MatchSpans(match spans {
+            [] => SpansRepr::Inline {
+                len: 0,
+                spans: [NO_SPAN; 2],
+            },
+            [a] => SpansRepr::Inline {
+                len: 1,
+                spans: [*a, NO_SPAN],
+            },
+            [a, b] => SpansRepr::Inline {
+                len: 2,
+                spans: [*a, *b],
+            },
+            _ => SpansRepr::Heap(spans.into()),
+        })
+    }
+
+    /// The spans.
+    pub fn as_slice(&self) -> &[MatchSpan] {
+        match &self.0 {
+            SpansRepr::Inline { len, spans } => &spans[..usize::from(*len)],
+            SpansRepr::Heap(spans) => spans,
+        }
+    }
+}
+
+impl Default for MatchSpans {
+    fn default() -> MatchSpans {
+        MatchSpans::from_slice(&[])
+    }
+}
+
+impl std::ops::Deref for MatchSpans {
+    type Target = [MatchSpan];
+
+    fn deref(&self) -> &[MatchSpan] {
+        self.as_slice()
+    }
+}
+
+impl<'a> IntoIterator for &'a MatchSpans {
+    type Item = &'a MatchSpan;
+    type IntoIter = std::slice::Iter<'a, MatchSpan>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl PartialEq for MatchSpans {
+    fn eq(&self, other: &MatchSpans) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for MatchSpans {}
+
+impl std::fmt::Debug for MatchSpans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_spans_hold_any_number_inline_or_not() {
+        let span = |i: u32| MatchSpan {
+            field: i as u16,
+            start: i,
+            end: i + 1,
+        };
+        for n in 0..5u32 {
+            let spans: Vec<MatchSpan> = (0..n).map(span).collect();
+            let held = MatchSpans::from_slice(&spans);
+            assert_eq!(held.as_slice(), spans.as_slice());
+            assert_eq!(held.clone(), held);
+            assert_eq!(format!("{held:?}"), format!("{spans:?}"));
+            assert_eq!((&held).into_iter().count(), n as usize);
+        }
+        assert_ne!(
+            MatchSpans::from_slice(&[span(1)]),
+            MatchSpans::from_slice(&[span(1), span(2)])
+        );
+        assert!(MatchSpans::default().is_empty());
+    }
 }

@@ -81,8 +81,8 @@ fn boolean_conditions_and_spans() {
     d.inspect(&http("1", "x=<SCRIPT>alert(1)"), 0, &mut alerts);
     assert_eq!(alerts.len(), 1);
     assert_eq!(
-        alerts[0].matches,
-        vec![MatchSpan {
+        alerts[0].matches[..],
+        [MatchSpan {
             field: 0,
             start: 2,
             end: 9
