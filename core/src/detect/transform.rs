@@ -136,41 +136,62 @@ fn push_utf8(code: u32, out: &mut Vec<u8>) {
 
 fn url_decode_once(input: &[u8], out: &mut Vec<u8>) {
     out.clear();
+    rewrite(
+        input,
+        out,
+        |rest| memchr::memchr2(b'%', b'+', rest),
+        decode_escape,
+    );
+}
+
+/// Copies `input` to `out` as runs, up to each position `next` finds (the
+/// next byte the transform acts on); there `act` writes the replacement and
+/// returns how many input bytes it used (at least one).
+fn rewrite(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    next: impl Fn(&[u8]) -> Option<usize>,
+    mut act: impl FnMut(&[u8], usize, &mut Vec<u8>) -> usize,
+) {
     let mut i = 0;
     while i < input.len() {
-        // Bytes other than `%` and `+` are copied as runs.
-        let run = memchr::memchr2(b'%', b'+', &input[i..]).unwrap_or(input.len() - i);
+        let run = next(&input[i..]).unwrap_or(input.len() - i);
         out.extend_from_slice(&input[i..i + run]);
         i += run;
-        let Some(&b) = input.get(i) else { break };
-        if b == b'+' {
-            out.push(b' ');
-            i += 1;
-            continue;
+        if i == input.len() {
+            break;
         }
-        // %uXXXX (IIS-style Unicode escape)
-        if matches!(input.get(i + 1), Some(b'u' | b'U'))
-            && let Some(code) = input.get(i + 2..i + 6).and_then(hex4)
-        {
-            // Full-width ASCII (U+FF01..U+FF5E) folds to ASCII, as IIS does.
-            if (0xff01..=0xff5e).contains(&code) {
-                out.push((code - 0xff01 + 0x21) as u8);
-            } else {
-                push_utf8(code, out);
-            }
-            i += 6;
-            continue;
-        }
-        if let (Some(&h), Some(&l)) = (input.get(i + 1), input.get(i + 2))
-            && let (Some(h), Some(l)) = (hex_value(h), hex_value(l))
-        {
-            out.push((h << 4) | l);
-            i += 3;
-            continue;
-        }
-        out.push(b);
-        i += 1;
+        i += act(input, i, out);
     }
+}
+
+/// Decodes the `+` or `%` escape at `input[i]` into `out` and returns the
+/// bytes it used; a `%` that starts no valid escape is kept (1 byte).
+fn decode_escape(input: &[u8], i: usize, out: &mut Vec<u8>) -> usize {
+    if input[i] == b'+' {
+        out.push(b' ');
+        return 1;
+    }
+    // %uXXXX (IIS-style Unicode escape)
+    if matches!(input.get(i + 1), Some(b'u' | b'U'))
+        && let Some(code) = input.get(i + 2..i + 6).and_then(hex4)
+    {
+        // Full-width ASCII (U+FF01..U+FF5E) folds to ASCII, as IIS does.
+        if (0xff01..=0xff5e).contains(&code) {
+            out.push((code - 0xff01 + 0x21) as u8);
+        } else {
+            push_utf8(code, out);
+        }
+        return 6;
+    }
+    if let (Some(&h), Some(&l)) = (input.get(i + 1), input.get(i + 2))
+        && let (Some(h), Some(l)) = (hex_value(h), hex_value(l))
+    {
+        out.push((h << 4) | l);
+        return 3;
+    }
+    out.push(input[i]);
+    1
 }
 
 const NAMED_ENTITIES: [(&[u8], &[u8]); 14] = [
@@ -191,54 +212,48 @@ const NAMED_ENTITIES: [(&[u8], &[u8]); 14] = [
 ];
 
 fn html_entity_decode(input: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < input.len() {
-        // Bytes other than `&` are copied as runs.
-        let run = memchr::memchr(b'&', &input[i..]).unwrap_or(input.len() - i);
-        out.extend_from_slice(&input[i..i + run]);
-        i += run;
-        if i == input.len() {
-            break;
-        }
-        let rest = &input[i + 1..];
-        if let Some(after_hash) = rest.strip_prefix(b"#") {
-            let (hex, digits) = match after_hash.first() {
-                Some(b'x' | b'X') => (true, &after_hash[1..]),
-                _ => (false, after_hash),
+    rewrite(input, out, |rest| memchr::memchr(b'&', rest), decode_entity);
+}
+
+/// Decodes the character reference at `input[i]` (an `&`) into `out` and
+/// returns the bytes it used; a `&` that starts no reference is kept (1 byte).
+fn decode_entity(input: &[u8], i: usize, out: &mut Vec<u8>) -> usize {
+    let rest = &input[i + 1..];
+    if let Some(after_hash) = rest.strip_prefix(b"#") {
+        let (hex, digits) = match after_hash.first() {
+            Some(b'x' | b'X') => (true, &after_hash[1..]),
+            _ => (false, after_hash),
+        };
+        let mut code: u32 = 0;
+        let mut n = 0;
+        for &d in digits.iter().take(8) {
+            let v = if hex {
+                hex_value(d)
+            } else {
+                d.is_ascii_digit().then(|| d - b'0')
             };
-            let mut code: u32 = 0;
-            let mut n = 0;
-            for &d in digits.iter().take(8) {
-                let v = if hex {
-                    hex_value(d)
-                } else {
-                    d.is_ascii_digit().then(|| d - b'0')
-                };
-                let Some(v) = v else { break };
-                code = code * if hex { 16 } else { 10 } + u32::from(v);
-                n += 1;
-            }
-            if n > 0 {
-                push_utf8(code, out);
-                let mut consumed = 1 + 1 + usize::from(hex) + n;
-                if input.get(i + consumed) == Some(&b';') {
-                    consumed += 1;
-                }
-                i += consumed;
-                continue;
-            }
-        } else if let Some((name, value)) = NAMED_ENTITIES.iter().find(|(name, _)| {
-            rest.len() > name.len()
-                && rest[..name.len()].eq_ignore_ascii_case(name)
-                && rest[name.len()] == b';'
-        }) {
-            out.extend_from_slice(value);
-            i += 1 + name.len() + 1;
-            continue;
+            let Some(v) = v else { break };
+            code = code * if hex { 16 } else { 10 } + u32::from(v);
+            n += 1;
         }
-        out.push(b'&');
-        i += 1;
+        if n > 0 {
+            push_utf8(code, out);
+            let mut consumed = 1 + 1 + usize::from(hex) + n;
+            if input.get(i + consumed) == Some(&b';') {
+                consumed += 1;
+            }
+            return consumed;
+        }
+    } else if let Some((name, value)) = NAMED_ENTITIES.iter().find(|(name, _)| {
+        rest.len() > name.len()
+            && rest[..name.len()].eq_ignore_ascii_case(name)
+            && rest[name.len()] == b';'
+    }) {
+        out.extend_from_slice(value);
+        return 1 + name.len() + 1;
     }
+    out.push(b'&');
+    1
 }
 
 fn is_space(b: u8) -> bool {
@@ -265,126 +280,72 @@ fn compress_whitespace(input: &[u8], out: &mut Vec<u8>) {
 }
 
 fn replace_comments(input: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < input.len() {
-        // Bytes other than `/` are copied as runs.
-        let run = memchr::memchr(b'/', &input[i..]).unwrap_or(input.len() - i);
-        out.extend_from_slice(&input[i..i + run]);
-        i += run;
-        if i == input.len() {
-            break;
-        }
-        if input.get(i + 1) == Some(&b'*') {
-            // The comment must close before the end of its line or parameter:
-            // the payload is a whole request, and `Accept: */*` in a header
-            // must not swallow the body (nor let an attacker hide a payload
-            // between two far-apart comment markers).
-            let rest = &input[i + 2..];
-            let limit = rest
-                .iter()
-                .position(|&b| b == b'\n' || b == b'&')
-                .unwrap_or(rest.len());
-            if let Some(p) = rest[..limit].windows(2).position(|w| w == b"*/") {
+    rewrite(
+        input,
+        out,
+        |rest| memchr::memchr(b'/', rest),
+        |input, i, out| match comment_at(input, i) {
+            Some(len) => {
                 out.push(b' ');
-                i += 2 + p + 2;
-                continue;
+                len
             }
-        }
-        out.push(input[i]);
-        i += 1;
+            None => {
+                out.push(b'/');
+                1
+            }
+        },
+    );
+}
+
+/// The length of the comment that starts at `input[i]`, if one does.
+///
+/// The comment must close before the end of its line or parameter: the
+/// payload is a whole request, and `Accept: */*` in a header must not
+/// swallow the body (nor let an attacker hide a payload between two
+/// far-apart comment markers).
+fn comment_at(input: &[u8], i: usize) -> Option<usize> {
+    if !input[i..].starts_with(b"/*") {
+        return None;
     }
+    let rest = &input[i + 2..];
+    let limit = rest
+        .iter()
+        .position(|&b| b == b'\n' || b == b'&')
+        .unwrap_or(rest.len());
+    let p = rest[..limit].windows(2).position(|w| w == b"*/")?;
+    Some(2 + p + 2)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    // The byte-at-a-time implementations the run-copying ones replaced, kept
-    // as references: every transform must give exactly their output.
+    // Byte-at-a-time loops, the shape of the implementations the run-copying
+    // ones replaced (sharing the escape and entity decoders): every
+    // transform must give exactly their output.
 
     fn url_decode_once_reference(input: &[u8], out: &mut Vec<u8>) {
         out.clear();
         let mut i = 0;
         while i < input.len() {
-            let b = input[i];
-            if b == b'+' {
-                out.push(b' ');
+            if matches!(input[i], b'%' | b'+') {
+                i += decode_escape(input, i, out);
+            } else {
+                out.push(input[i]);
                 i += 1;
-                continue;
             }
-            if b == b'%' {
-                // %uXXXX (IIS-style Unicode escape)
-                if matches!(input.get(i + 1), Some(b'u' | b'U'))
-                    && let Some(code) = input.get(i + 2..i + 6).and_then(hex4)
-                {
-                    // Full-width ASCII (U+FF01..U+FF5E) folds to ASCII, as IIS does.
-                    if (0xff01..=0xff5e).contains(&code) {
-                        out.push((code - 0xff01 + 0x21) as u8);
-                    } else {
-                        push_utf8(code, out);
-                    }
-                    i += 6;
-                    continue;
-                }
-                if let (Some(&h), Some(&l)) = (input.get(i + 1), input.get(i + 2))
-                    && let (Some(h), Some(l)) = (hex_value(h), hex_value(l))
-                {
-                    out.push((h << 4) | l);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(b);
-            i += 1;
         }
     }
 
     fn html_entity_decode_reference(input: &[u8], out: &mut Vec<u8>) {
         let mut i = 0;
         while i < input.len() {
-            if input[i] != b'&' {
+            if input[i] == b'&' {
+                i += decode_entity(input, i, out);
+            } else {
                 out.push(input[i]);
                 i += 1;
-                continue;
             }
-            let rest = &input[i + 1..];
-            if let Some(after_hash) = rest.strip_prefix(b"#") {
-                let (hex, digits) = match after_hash.first() {
-                    Some(b'x' | b'X') => (true, &after_hash[1..]),
-                    _ => (false, after_hash),
-                };
-                let mut code: u32 = 0;
-                let mut n = 0;
-                for &d in digits.iter().take(8) {
-                    let v = if hex {
-                        hex_value(d)
-                    } else {
-                        d.is_ascii_digit().then(|| d - b'0')
-                    };
-                    let Some(v) = v else { break };
-                    code = code * if hex { 16 } else { 10 } + u32::from(v);
-                    n += 1;
-                }
-                if n > 0 {
-                    push_utf8(code, out);
-                    let mut consumed = 1 + 1 + usize::from(hex) + n;
-                    if input.get(i + consumed) == Some(&b';') {
-                        consumed += 1;
-                    }
-                    i += consumed;
-                    continue;
-                }
-            } else if let Some((name, value)) = NAMED_ENTITIES.iter().find(|(name, _)| {
-                rest.len() > name.len()
-                    && rest[..name.len()].eq_ignore_ascii_case(name)
-                    && rest[name.len()] == b';'
-            }) {
-                out.extend_from_slice(value);
-                i += 1 + name.len() + 1;
-                continue;
-            }
-            out.push(b'&');
-            i += 1;
         }
     }
 
@@ -406,20 +367,13 @@ mod tests {
     fn replace_comments_reference(input: &[u8], out: &mut Vec<u8>) {
         let mut i = 0;
         while i < input.len() {
-            if input[i] == b'/' && input.get(i + 1) == Some(&b'*') {
-                let rest = &input[i + 2..];
-                let limit = rest
-                    .iter()
-                    .position(|&b| b == b'\n' || b == b'&')
-                    .unwrap_or(rest.len());
-                if let Some(p) = rest[..limit].windows(2).position(|w| w == b"*/") {
-                    out.push(b' ');
-                    i += 2 + p + 2;
-                    continue;
-                }
+            if let Some(len) = comment_at(input, i) {
+                out.push(b' ');
+                i += len;
+            } else {
+                out.push(input[i]);
+                i += 1;
             }
-            out.push(input[i]);
-            i += 1;
         }
     }
 
