@@ -579,6 +579,57 @@ mod tests {
     }
 
     #[test]
+    fn event_count_follows_the_sliding_model_and_survives_a_snapshot() {
+        // The model: each key's last `count` times; an alert when the oldest
+        // of a full set is inside the window, which then starts over.
+        for count in [1u32, 2, 7, 64, 150] {
+            let window_ms = 5 * u64::from(count) + 10;
+            let mut t = table(AggregateMode::EventCount, count, window_ms, 1_000);
+            let mut model: Vec<VecDeque<u64>> = vec![VecDeque::new(); 5];
+            let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(count);
+            let mut now = 0u64;
+            let mut alerts = 0;
+            for i in 0..6_000u64 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                now += rng % 3;
+                let k = (rng >> 8) as usize % model.len();
+                let times = &mut model[k];
+                if times.len() == count as usize {
+                    times.pop_front();
+                }
+                times.push_back(now);
+                let expected = times.len() == count as usize
+                    && times.front().is_some_and(|&f| now - f < window_ms);
+                if expected {
+                    times.clear();
+                    alerts += 1;
+                }
+                let key = [b'k', k as u8];
+                assert_eq!(
+                    t.update(&key, None, now),
+                    expected,
+                    "count {count}, update {i}"
+                );
+                if i == 3_000 {
+                    let mut bytes = Vec::new();
+                    t.encode(&mut bytes);
+                    let mut restored = table(AggregateMode::EventCount, count, window_ms, 1_000);
+                    restored
+                        .decode_into(&mut crate::codec::Reader::new(&bytes))
+                        .unwrap();
+                    let mut again = Vec::new();
+                    restored.encode(&mut again);
+                    assert_eq!(again, bytes);
+                    t = restored;
+                }
+            }
+            assert!(alerts > 0, "count {count}");
+        }
+    }
+
+    #[test]
     fn eviction_order_does_not_depend_on_the_hash_seed() {
         let survivors = |seed| {
             let mut t = WindowTable::new(
