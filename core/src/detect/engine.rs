@@ -1,7 +1,7 @@
 //! The compiled matcher: one Aho-Corasick DFA for every literal, regexes
 //! behind a literal prefilter, and the per-event evaluation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -46,7 +46,9 @@ const REGEX_GROUP_MAX: usize = 64;
 /// none) is *broad*: its prefilter passes on much ordinary traffic, so it
 /// runs on most events. The broad regexes of one input run together as a
 /// [`RegexSet`], one scan of the input for all of them; a member's own regex
-/// runs only when the set says it matches, to find where.
+/// runs only when the set says it matches, to find where. A member drops its
+/// prefilter: its rule is evaluated on every event (the set scan is shared),
+/// and its short literals leave the literal scan.
 const BROAD_LITERAL_LEN: usize = 4;
 /// Compiled size limit of a set of broad regexes, and its lazy-DFA cache.
 pub const REGEX_SET_SIZE_LIMIT: usize = 8 << 20;
@@ -448,9 +450,24 @@ fn group_broad_regexes(b: &mut Builder) -> (Vec<RegexSet>, usize) {
             };
             let g = groups.len() as u32;
             for (k, (atom, _)) in chunk.iter().enumerate() {
-                if let Atom::Regex { group, .. } = &mut b.atoms[*atom as usize] {
+                if let Atom::Regex {
+                    group, prefiltered, ..
+                } = &mut b.atoms[*atom as usize]
+                {
                     *group = Some((g, k as u32));
+                    // Its prefilter's short literals fire on most requests
+                    // and the set scan answers for it anyway: the rule is
+                    // evaluated on every event, and the literals leave the
+                    // scan (walks for them cost more than they spare).
+                    if *prefiltered {
+                        *prefiltered = false;
+                        b.prefiltered -= 1;
+                    }
                 }
+            }
+            let members: BTreeSet<u32> = chunk.iter().map(|(atom, _)| *atom).collect();
+            for hooks in &mut b.hooks {
+                hooks.retain(|h| !members.contains(&h.atom));
             }
             grouped += chunk.len();
             groups.push(set);
@@ -522,6 +539,7 @@ impl CompiledRules {
             }
             rule_targets.push(start..targets.len() as u32);
         }
+        let (groups, grouped) = group_broad_regexes(&mut b);
         let mut atom_targets = vec![Vec::new(); b.atoms.len()];
         let mut always = Vec::new();
         for (ti, target) in targets.iter().enumerate() {
@@ -537,10 +555,19 @@ impl CompiledRules {
                 None => always.push(ti as u32),
             }
         }
-        let (groups, grouped) = group_broad_regexes(&mut b);
-        let mut patterns: Vec<(u32, &[u8])> =
-            b.patterns.iter().map(|(k, &v)| (v, k.as_slice())).collect();
+        // Patterns that only grouped regexes used are gone from the scan;
+        // the rest are renumbered densely, in their original order.
+        let mut patterns: Vec<(u32, &[u8])> = b
+            .patterns
+            .iter()
+            .filter(|&(_, &v)| !b.hooks[v as usize].is_empty())
+            .map(|(k, &v)| (v, k.as_slice()))
+            .collect();
         patterns.sort_by_key(|(id, _)| *id);
+        let hooks: Vec<Vec<Hook>> = patterns
+            .iter()
+            .map(|&(id, _)| std::mem::take(&mut b.hooks[id as usize]))
+            .collect();
         let automaton = if patterns.is_empty() {
             None
         } else {
@@ -561,7 +588,7 @@ impl CompiledRules {
             ids: set.rules.iter().map(|r| Arc::from(r.id.as_str())).collect(),
             inputs: b.input_list,
             automaton,
-            hooks: b.hooks,
+            hooks,
             atoms: b.atoms,
             atom_input: b.atom_input,
             regexes: b.regexes,
