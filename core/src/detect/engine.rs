@@ -88,7 +88,8 @@ pub struct EngineStats {
     pub regexes: usize,
     /// Regexes that run only when their prefilter literal was found.
     pub prefiltered_regexes: usize,
-    /// Broad regexes, which run as members of a set ([`BROAD_LITERAL_LEN`]).
+    /// Broad regexes (no required literal of four bytes or more), which run
+    /// as members of a set.
     pub grouped_regexes: usize,
     /// (rule, field) targets evaluated on every event (no trigger literal).
     pub unfiltered_targets: usize,
