@@ -32,13 +32,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::codec::{CodecError, Encode, put_bytes};
+use crate::codec::{CodecError, Encode, put_bytes, put_length};
 use crate::consensus::EvidenceRecord;
 use crate::consensus::{Application, RestoreError};
 use crate::consensus::{Request, Sequence, ValidatorSet};
 use crate::crypto::Digest;
 use crate::detect::{
-    CompiledRules, Detector, DetectorConfig, Event, RuleSet, Severity, default_rules,
+    AlertingEvent, CompiledRules, Detector, DetectorConfig, Event, RuleSet, Severity, default_rules,
 };
 use crate::ledger::{
     AccountId, Base, Causation, DomainEvent, EventStore, ExpectedVersion, Ledger, LedgerError,
@@ -252,20 +252,35 @@ pub enum TxResult {
         sequence: u64,
         /// Alerts raised.
         alerts: u32,
+        /// The submitted events that raised alerts, by position in the
+        /// transaction, so that each of several callers whose events one
+        /// submission carries can tell its own (`SubmitEvents` only).
+        alerting: Vec<AlertingEvent>,
     },
     /// Rejected, with the reason.
     Rejected(Rejection),
 }
 
 impl TxResult {
-    /// Reply bytes: tag 0 + sequence + alerts, or tag 1 + reason text.
+    /// Reply bytes: tag 0 + sequence + alerts + the alerting events (a
+    /// `u32` count, then each one's position and alerts as two `u32`s), or
+    /// tag 1 + reason text. Integers are little-endian.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
-            TxResult::Applied { sequence, alerts } => {
+            TxResult::Applied {
+                sequence,
+                alerts,
+                alerting,
+            } => {
                 out.push(0);
                 out.extend_from_slice(&sequence.to_le_bytes());
                 out.extend_from_slice(&alerts.to_le_bytes());
+                put_length(&mut out, alerting.len());
+                for event in alerting {
+                    out.extend_from_slice(&event.index.to_le_bytes());
+                    out.extend_from_slice(&event.alerts.to_le_bytes());
+                }
             }
             TxResult::Rejected(r) => {
                 out.push(1);
@@ -550,6 +565,7 @@ impl<S: EventStore> App<S> {
             return TxResult::Applied {
                 sequence,
                 alerts: 0,
+                alerting: Vec::new(),
             };
         }
         match self.ledger.append(time_ms, causation, plan.events) {
@@ -562,6 +578,7 @@ impl<S: EventStore> App<S> {
                 TxResult::Applied {
                     sequence: self.state.head.0,
                     alerts: plan.alerts,
+                    alerting: plan.alerting,
                 }
             }
             Err(LedgerError::WrongVersion { stream, .. }) => {
@@ -798,7 +815,8 @@ impl<S: EventStore> App<S> {
                     // transaction; replay re-runs it to rebuild the windows.
                     self.activate_pending_rules(r.causation.height);
                     let mut alerts = Vec::new();
-                    self.detector
+                    let _ = self
+                        .detector
                         .inspect_batch(events.iter().map(|e| (e, r.time_ms)), &mut alerts);
                 }
             }
@@ -1147,7 +1165,8 @@ impl<S: EventStore> App<S> {
         }
         self.activate_pending_rules(height);
         let mut alerts = Vec::new();
-        self.detector
+        let alerting = self
+            .detector
             .inspect_batch(events.iter().map(|e| (e, time_ms)), &mut alerts);
         let sources: BTreeMap<&str, &str> = events
             .iter()
@@ -1155,6 +1174,7 @@ impl<S: EventStore> App<S> {
             .collect();
         let mut plan = Plan {
             alerts: alerts.len() as u32,
+            alerting,
             ..Plan::default()
         };
         plan.events.push((
@@ -1216,6 +1236,7 @@ type PlannedEvent = (String, ExpectedVersion, DomainEvent);
 struct Plan {
     events: Vec<PlannedEvent>,
     alerts: u32,
+    alerting: Vec<AlertingEvent>,
     remember: Option<(Digest, Digest)>,
     repeat: Option<u64>,
 }

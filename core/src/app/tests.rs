@@ -215,10 +215,22 @@ fn sensor_events() -> Transaction {
 fn submitted_events_raise_alerts_into_the_log_and_projections() {
     let mut a = app();
     let r = run(&mut a, 1, ALICE, &sensor_events());
-    let TxResult::Applied { alerts, sequence } = r else {
+    let TxResult::Applied {
+        alerts,
+        sequence,
+        alerting,
+    } = r
+    else {
         panic!("{r:?}")
     };
     assert!(alerts >= 2, "{alerts}");
+    // e1 (UNION SELECT) and e3 (script tag) alert; e2 is clean.
+    assert_eq!(
+        alerting.iter().map(|a| a.index).collect::<Vec<_>>(),
+        [0, 2],
+        "{alerting:?}"
+    );
+    assert_eq!(alerting.iter().map(|a| a.alerts).sum::<u32>(), alerts);
     assert_eq!(
         sequence,
         1 + u64::from(alerts),
@@ -275,7 +287,8 @@ fn invalid_rules_never_replace_the_loaded_set_and_valid_ones_wait_for_their_heig
         run(&mut a, 4, ALICE, &zebra("z1")),
         TxResult::Applied {
             sequence: 2,
-            alerts: 0
+            alerts: 0,
+            alerting: Vec::new(),
         }
     );
     assert!(matches!(

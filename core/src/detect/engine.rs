@@ -682,6 +682,15 @@ pub struct WorkCounters {
     pub regex_set_bytes: u64,
 }
 
+/// An event of a batch that raised alerts ([`Detector::inspect_batch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertingEvent {
+    /// Its position in the batch.
+    pub index: u32,
+    /// How many alerts it raised.
+    pub alerts: u32,
+}
+
 /// Runs a [`CompiledRules`] over events, keeping the anomaly windows.
 #[derive(Debug)]
 pub struct Detector {
@@ -829,21 +838,30 @@ impl Detector {
     /// side at the end ([`Digest::of_many`]), which is what makes a batch
     /// cheaper than its events one at a time.
     ///
+    /// Returns, for each event that raised alerts, its position among
+    /// `events` and how many it raised, in order (a submission split among
+    /// several callers tells each its own).
+    ///
     /// [`inspect`]: Detector::inspect
     pub fn inspect_batch<'a>(
         &mut self,
         events: impl IntoIterator<Item = (&'a Event, u64)>,
         alerts: &mut Vec<Alert>,
-    ) {
+    ) -> Vec<AlertingEvent> {
         let mut payloads: Vec<&[u8]> = Vec::new();
         let mut ranges = std::mem::take(&mut self.scratch.alerting);
         ranges.clear();
-        for (event, time_ms) in events {
+        let mut alerting = Vec::new();
+        for (index, (event, time_ms)) in events.into_iter().enumerate() {
             let first = alerts.len();
             self.inspect_unhashed(event, time_ms, alerts);
             if alerts.len() > first {
                 payloads.push(&event.payload);
                 ranges.push(first..alerts.len());
+                alerting.push(AlertingEvent {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    alerts: u32::try_from(alerts.len() - first).unwrap_or(u32::MAX),
+                });
             }
         }
         Digest::of_many(&payloads, &mut self.scratch.digests);
@@ -853,6 +871,7 @@ impl Detector {
                 .for_each(|a| a.payload_hash = *hash);
         }
         self.scratch.alerting = ranges;
+        alerting
     }
 
     /// [`Detector::inspect`] with every alert's payload hash left zero.

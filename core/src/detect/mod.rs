@@ -49,7 +49,7 @@ pub mod window;
 use std::fmt;
 
 pub use engine::{
-    CompileError, CompiledRules, Detector, DetectorConfig, EngineStats, WorkCounters,
+    AlertingEvent, CompileError, CompiledRules, Detector, DetectorConfig, EngineStats, WorkCounters,
 };
 pub use rules::{Aggregate, AggregateMode, Condition, Field, Rule, RuleFileError, RuleSet};
 pub use transform::Transform;

@@ -217,15 +217,29 @@ fn a_batch_raises_the_alerts_of_its_events_one_at_a_time() {
         .collect();
     let mut one = Detector::new(Arc::clone(&compiled), DetectorConfig::default());
     let mut expected = Vec::new();
-    for (e, t) in &events {
+    let mut expected_alerting = Vec::new();
+    for (i, (e, t)) in events.iter().enumerate() {
+        let before = expected.len();
         one.inspect(e, *t, &mut expected);
+        if expected.len() > before {
+            expected_alerting.push(AlertingEvent {
+                index: i as u32,
+                alerts: (expected.len() - before) as u32,
+            });
+        }
     }
     let mut batch = Detector::new(compiled, DetectorConfig::default());
     let mut got = vec![];
-    batch.inspect_batch(events.iter().map(|(e, t)| (e, *t)), &mut got);
+    let alerting = batch.inspect_batch(events.iter().map(|(e, t)| (e, *t)), &mut got);
     assert!(expected.len() >= 4, "{expected:?}");
     assert!(expected.iter().all(|a| a.payload_hash != Digest::ZERO));
     assert_eq!(got, expected);
+    assert!(expected_alerting.len() >= 2, "{expected_alerting:?}");
+    assert!(
+        expected_alerting.len() < events.len(),
+        "some events are clean"
+    );
+    assert_eq!(alerting, expected_alerting);
     assert_eq!(batch.encode_windows(), one.encode_windows());
 }
 
