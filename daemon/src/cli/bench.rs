@@ -39,6 +39,16 @@ pub(super) struct ClusterArguments {
     /// Most requests per consensus batch.
     #[arg(long, default_value_t = 1024)]
     batch: usize,
+    /// Batches the primary keeps in flight (`consensus.proposals_in_flight_max`).
+    #[arg(long)]
+    proposals_in_flight: Option<u64>,
+    /// The primary's partial-batch timer (`consensus.batch_timeout_ms`).
+    #[arg(long)]
+    batch_timeout_ms: Option<u64>,
+    /// Combined event requests each node keeps in consensus
+    /// (`api.gateway_requests_in_flight`).
+    #[arg(long)]
+    gateway_in_flight: Option<usize>,
 }
 
 fn error(e: impl std::fmt::Display) -> CliError {
@@ -75,6 +85,15 @@ async fn bench(
     let batch = arguments.batch;
     let cluster = LocalCluster::start(n, dir, |config| {
         config.consensus.batch_requests_max = batch;
+        if let Some(n) = arguments.proposals_in_flight {
+            config.consensus.proposals_in_flight_max = n;
+        }
+        if let Some(ms) = arguments.batch_timeout_ms {
+            config.consensus.batch_timeout_ms = ms;
+        }
+        if let Some(n) = arguments.gateway_in_flight {
+            config.api.gateway_requests_in_flight = n;
+        }
         config.api.requests_per_second = 1_000_000;
         config.api.burst = 1_000_000;
         config.api.max_concurrent_streams = 4096;
@@ -185,11 +204,15 @@ async fn bench(
         .await
         .map_err(error)?
         .into_inner();
+    // Consensus requests (gateway-combined calls) over the whole run,
+    // warm-up included, as node 0 committed them.
+    let consensus_requests = cluster.nodes[0].shared.metrics.requests_committed.get();
     writeln!(
         out,
-        "batches: height {} at the end, view {}; run took {:.1} s",
+        "batches: height {} at the end, view {}, {consensus_requests} consensus requests ({:.1} per batch); run took {:.1} s",
         state.height,
         state.view,
+        consensus_requests as f64 / state.height.max(1) as f64,
         started.elapsed().as_secs_f64()
     )?;
     cluster.stop().await.map_err(super::node::node_error)?;

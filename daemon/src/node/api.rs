@@ -4,69 +4,32 @@
 //! the height, the application's result and the node's signature over the
 //! reply (a client that trusts no single node collects matching replies from
 //! more than a third of the power, as `consensus::ReplyCollector` does).
-//! Sensor events are signed into requests by the node's *gateway* keys; a
+//! Sensor events are signed into requests by the node's *gateway* keys,
+//! which combine concurrent calls into one request ([`super::gateway`]); a
 //! client that holds its own key submits signed requests instead.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use shieldx_core::app::Transaction;
 use shieldx_core::codec::{self, Encode as _};
-use shieldx_core::consensus::{CLIENT_WINDOW, Request};
-use shieldx_core::crypto::ed25519::SigningKey;
+use shieldx_core::consensus::Request;
 use shieldx_core::detect::Event;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::{Request as GrpcRequest, Response, Status};
 
 use super::auth::{Auth, Principal, Role};
 use super::config::ApiSection;
-use super::keys::NodeKeys;
-use super::{Input, NodeError, Notice, Shared, SignedReply};
+use super::gateway::{Answer, PAYLOAD_HEADER_BYTES, Refusal, Submission};
+use super::{Input, NodeError, Notice, Shared};
 use crate::proto::{self, client_server::Client};
 
-/// Gateway keys per node: each keeps at most [`CLIENT_WINDOW`] requests in
-/// flight, so the pool bounds the node's sensor submissions in flight.
-pub const GATEWAY_KEYS: u32 = 64;
 /// Most events in one `SubmitEvents` call.
 pub const EVENTS_PER_CALL_MAX: usize = 1024;
 /// How long a write waits for its commit.
 const COMMIT_WAIT: Duration = Duration::from_secs(30);
-
-/// The pool of gateway client keys.
-pub struct Gateway {
-    keys: Vec<(SigningKey, AtomicU64, Semaphore)>,
-    next: AtomicU64,
-}
-
-impl std::fmt::Debug for Gateway {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway")
-            .field("keys", &self.keys.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Gateway {
-    /// The pool; request ids start at `first_id` (wall-clock microseconds,
-    /// so that they keep increasing across restarts).
-    pub fn new(keys: &NodeKeys, first_id: u64) -> Gateway {
-        Gateway {
-            keys: (0..GATEWAY_KEYS)
-                .map(|i| {
-                    (
-                        keys.gateway_key(i),
-                        AtomicU64::new(first_id),
-                        Semaphore::new(CLIENT_WINDOW as usize),
-                    )
-                })
-                .collect(),
-            next: AtomicU64::new(0),
-        }
-    }
-}
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -106,23 +69,54 @@ fn event_of(event: proto::SecurityEvent) -> Event {
     }
 }
 
-/// The application's reply: tag 0, ledger sequence (u64 LE), alerts (u32
-/// LE); or tag 1 and the reason (length-prefixed text). See
-/// `app::TxResult::encode`.
-fn decode_result(bytes: &[u8]) -> Result<(bool, u64, u32, String), String> {
+/// The application's reply, decoded (`app::TxResult::encode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Outcome {
+    applied: bool,
+    ledger_sequence: u64,
+    alerts: u32,
+    /// (event position, alerts) of each event that raised some.
+    alerting: Vec<(u32, u32)>,
+    rejection: String,
+}
+
+/// Tag 0: ledger sequence (u64), alerts (u32), then the alerting events (a
+/// u32 count, each a u32 position and u32 alerts), little-endian; or tag 1
+/// and the reason (length-prefixed text).
+fn decode_result(bytes: &[u8]) -> Result<Outcome, String> {
     let mut reader = codec::Reader::new(bytes);
-    let outcome = match reader.u8("result tag").map_err(|e| e.to_string())? {
-        0 => (
-            true,
-            reader.u64("ledger sequence").map_err(|e| e.to_string())?,
-            reader.u32("alerts").map_err(|e| e.to_string())?,
-            String::new(),
-        ),
+    let e = |e: codec::CodecError| e.to_string();
+    let outcome = match reader.u8("result tag").map_err(e)? {
+        0 => {
+            let ledger_sequence = reader.u64("ledger sequence").map_err(e)?;
+            let alerts = reader.u32("alerts").map_err(e)?;
+            let count = reader
+                .length("alerting events", shieldx_core::app::EVENTS_PER_TX_MAX)
+                .map_err(e)?;
+            let mut alerting = Vec::with_capacity(count);
+            for _ in 0..count {
+                let index = reader.u32("event position").map_err(e)?;
+                alerting.push((index, reader.u32("event alerts").map_err(e)?));
+            }
+            Outcome {
+                applied: true,
+                ledger_sequence,
+                alerts,
+                alerting,
+                rejection: String::new(),
+            }
+        }
         1 => {
             let reason = reader
                 .bytes("reason", shieldx_core::consensus::REQUEST_PAYLOAD_MAX)
-                .map_err(|e| e.to_string())?;
-            (false, 0, 0, String::from_utf8_lossy(&reason).into_owned())
+                .map_err(e)?;
+            Outcome {
+                applied: false,
+                ledger_sequence: 0,
+                alerts: 0,
+                alerting: Vec::new(),
+                rejection: String::from_utf8_lossy(&reason).into_owned(),
+            }
         }
         tag => return Err(format!("unknown result tag {tag}")),
     };
@@ -132,20 +126,55 @@ fn decode_result(bytes: &[u8]) -> Result<(bool, u64, u32, String), String> {
     Ok(outcome)
 }
 
-fn submit_response(reply: SignedReply) -> proto::SubmitResponse {
-    let (applied, ledger_sequence, alerts, rejection) = decode_result(&reply.reply.result)
-        .unwrap_or_else(|e| (false, 0, 0, format!("undecodable result: {e}")));
+fn submit_response(answer: Answer) -> proto::SubmitResponse {
+    let reply = &answer.reply;
+    let outcome = decode_result(&reply.reply.result).unwrap_or_else(|e| Outcome {
+        applied: false,
+        ledger_sequence: 0,
+        alerts: 0,
+        alerting: Vec::new(),
+        rejection: format!("undecodable result: {e}"),
+    });
+    let (first_event, events, alerts) = match answer.events {
+        Some(range) => {
+            let mine = range.first..range.first.saturating_add(range.count);
+            let alerts = outcome
+                .alerting
+                .iter()
+                .filter(|(index, _)| mine.contains(index))
+                .map(|(_, alerts)| *alerts)
+                .fold(0u32, u32::saturating_add);
+            (range.first, range.count, alerts)
+        }
+        None => (0, 0, outcome.alerts),
+    };
     proto::SubmitResponse {
         height: reply.reply.sequence,
         client: hex::encode(reply.reply.client.to_bytes()),
         request_id: reply.reply.request_id,
-        applied,
-        ledger_sequence,
+        applied: outcome.applied,
+        ledger_sequence: outcome.ledger_sequence,
         alerts,
-        rejection,
-        result: reply.reply.result,
+        rejection: outcome.rejection,
+        result: reply.reply.result.clone(),
         reply_signature: hex::encode(reply.signature),
         replica: u32::from(reply.reply.replica),
+        first_event,
+        events,
+    }
+}
+
+/// Waits for a write's answer.
+async fn answer(
+    rx: oneshot::Receiver<Result<Answer, Refusal>>,
+    on_timeout: &str,
+) -> Result<proto::SubmitResponse, Status> {
+    match tokio::time::timeout(COMMIT_WAIT, rx).await {
+        Ok(Ok(Ok(answer))) => Ok(submit_response(answer)),
+        Ok(Ok(Err(Refusal::Rejected(reason)))) => Err(Status::failed_precondition(reason)),
+        Ok(Ok(Err(Refusal::Busy(reason)))) => Err(Status::resource_exhausted(reason)),
+        Ok(Err(_)) => Err(Status::unavailable("the node is shutting down")),
+        Err(_) => Err(Status::deadline_exceeded(on_timeout.to_string())),
     }
 }
 
@@ -161,14 +190,11 @@ impl ApiService {
             })
             .await
             .map_err(|_| Status::unavailable("the node is shutting down"))?;
-        match tokio::time::timeout(COMMIT_WAIT, rx).await {
-            Ok(Ok(Ok(reply))) => Ok(submit_response(reply)),
-            Ok(Ok(Err(reason))) => Err(Status::failed_precondition(reason)),
-            Ok(Err(_)) => Err(Status::unavailable("the node is shutting down")),
-            Err(_) => Err(Status::deadline_exceeded(
-                "not committed in time; retry with the same request to get its result",
-            )),
-        }
+        answer(
+            rx,
+            "not committed in time; retry with the same request to get its result",
+        )
+        .await
     }
 }
 
@@ -191,30 +217,41 @@ impl Client for ApiService {
                 "at most {EVENTS_PER_CALL_MAX} events per call"
             )));
         }
-        let time_ms = self.shared.host.clock.unix_ms();
-        let payload = Transaction::SubmitEvents {
-            time_ms,
-            events: events.into_iter().map(event_of).collect(),
+        let count = events.len() as u32;
+        let mut labels = Vec::new();
+        let mut encoded = Vec::new();
+        for event in events {
+            let event = event_of(event);
+            if let Some((_, label)) = event.headers.iter().find(|(n, _)| n == "x-shieldx-label") {
+                labels.push((event.id.clone(), label.eq_ignore_ascii_case("malicious")));
+            }
+            shieldx_core::ledger::encode_event(&event, &mut encoded);
         }
-        .to_bytes();
-        if payload.len() > shieldx_core::consensus::REQUEST_PAYLOAD_MAX {
+        let limit = shieldx_core::consensus::REQUEST_PAYLOAD_MAX - PAYLOAD_HEADER_BYTES;
+        if encoded.len() > limit {
             return Err(Status::invalid_argument(format!(
-                "the events encode to {} bytes; at most {} per call",
-                payload.len(),
-                shieldx_core::consensus::REQUEST_PAYLOAD_MAX
+                "the events encode to {} bytes; at most {limit} per call",
+                encoded.len(),
             )));
         }
-        let gateway = &self.shared.gateway;
-        let slot =
-            (gateway.next.fetch_add(1, Ordering::Relaxed) % u64::from(GATEWAY_KEYS)) as usize;
-        let (key, ids, window) = &gateway.keys[slot];
-        let _permit = window
-            .acquire()
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .inbox
+            .send(Input::Events(Submission {
+                events: encoded,
+                count,
+                labels,
+                reply: tx,
+                received: tokio::time::Instant::now(),
+            }))
             .await
             .map_err(|_| Status::unavailable("the node is shutting down"))?;
-        let id = ids.fetch_add(1, Ordering::Relaxed);
-        let request = Request::sign(&self.shared.chain_id, key, id, payload);
-        self.submit(request).await.map(Response::new)
+        answer(
+            rx,
+            "not committed in time; the events may still commit (watch the commit stream)",
+        )
+        .await
+        .map(Response::new)
     }
 
     async fn submit_transaction(
@@ -374,25 +411,100 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
-    use super::decode_result;
+    use super::*;
+    use crate::node::SignedReply;
+    use crate::node::gateway::EventRange;
     use shieldx_core::app::{Rejection, TxResult};
+    use shieldx_core::consensus::Reply;
+    use shieldx_core::crypto::ed25519::SigningKey;
+    use shieldx_core::detect::AlertingEvent;
 
     #[test]
     fn replies_decode_to_what_the_application_encoded() {
         let applied = TxResult::Applied {
             sequence: 42,
             alerts: 3,
+            alerting: vec![
+                AlertingEvent {
+                    index: 1,
+                    alerts: 2,
+                },
+                AlertingEvent {
+                    index: 4,
+                    alerts: 1,
+                },
+            ],
         };
         assert_eq!(
             decode_result(&applied.encode()),
-            Ok((true, 42, 3, String::new()))
+            Ok(Outcome {
+                applied: true,
+                ledger_sequence: 42,
+                alerts: 3,
+                alerting: vec![(1, 2), (4, 1)],
+                rejection: String::new(),
+            })
         );
         let rejected = TxResult::Rejected(Rejection::Malformed("bad".into()));
-        let (ok, _, _, reason) = decode_result(&rejected.encode()).expect("decodes");
-        assert!(!ok);
-        assert!(reason.contains("bad"), "{reason}");
+        let outcome = decode_result(&rejected.encode()).expect("decodes");
+        assert!(!outcome.applied);
+        assert!(outcome.rejection.contains("bad"), "{outcome:?}");
         assert!(decode_result(&[0, 1]).is_err());
         assert!(decode_result(&[7]).is_err());
+        let mut trailing = applied.encode();
+        trailing.push(0);
+        assert!(decode_result(&trailing).is_err());
+    }
+
+    #[test]
+    fn each_caller_is_told_the_alerts_of_its_own_events() {
+        let result = TxResult::Applied {
+            sequence: 9,
+            alerts: 4,
+            alerting: vec![
+                AlertingEvent {
+                    index: 0,
+                    alerts: 1,
+                },
+                AlertingEvent {
+                    index: 3,
+                    alerts: 3,
+                },
+            ],
+        };
+        let reply = Arc::new(SignedReply {
+            reply: Reply {
+                view: 0,
+                sequence: 5,
+                client: SigningKey::from_slice(&[3; 32])
+                    .expect("seed")
+                    .verifying_key(),
+                request_id: 1,
+                result: result.encode(),
+                replica: 2,
+            },
+            signature: [0; 64],
+        });
+        let of = |first, count| {
+            submit_response(Answer {
+                reply: Arc::clone(&reply),
+                events: Some(EventRange { first, count }),
+            })
+        };
+        // Events 0..2 belong to one caller, 2..5 to another, 5..6 to a third.
+        assert_eq!(
+            (of(0, 2).alerts, of(2, 3).alerts, of(5, 1).alerts),
+            (1, 3, 0)
+        );
+        let response = of(2, 3);
+        assert_eq!((response.first_event, response.events), (2, 3));
+        assert_eq!(response.ledger_sequence, 9);
+        assert_eq!(response.result, result.encode(), "the signed bytes, whole");
+        let own = submit_response(Answer {
+            reply,
+            events: None,
+        });
+        assert_eq!((own.alerts, own.events), (4, 0));
     }
 }
 

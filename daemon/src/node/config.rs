@@ -18,7 +18,7 @@
 //! [consensus]
 //! batch_requests_max = 1024
 //! batch_timeout_ms = 2
-//! proposals_in_flight_max = 8
+//! proposals_in_flight_max = 1
 //! request_timeout_ms = 2000
 //! checkpoint_interval = 128
 //! window = 256
@@ -28,6 +28,7 @@
 //! requests_per_second = 10000  # token bucket per principal
 //! burst = 20000
 //! max_concurrent_streams = 64
+//! gateway_requests_in_flight = 2  # combined SubmitEvents requests in consensus
 //!
 //! [[api.tokens]]               # one per token; see node::auth
 //! role = "read"                # read, submit or admin
@@ -140,7 +141,7 @@ impl Default for ConsensusSection {
         ConsensusSection {
             batch_requests_max: 1024,
             batch_timeout_ms: 2,
-            proposals_in_flight_max: 8,
+            proposals_in_flight_max: 1,
             request_timeout_ms: 2000,
             checkpoint_interval: 128,
             window: 256,
@@ -160,6 +161,10 @@ pub struct ApiSection {
     pub burst: u32,
     /// Concurrent streams per connection.
     pub max_concurrent_streams: u32,
+    /// Gateway requests (bearer-token `SubmitEvents` calls, combined) this
+    /// node keeps in consensus at once; calls arriving meanwhile wait and
+    /// are combined into the next ones (`node::gateway`).
+    pub gateway_requests_in_flight: usize,
     /// Bearer tokens (their blake3 hashes) and the roles they grant.
     pub tokens: Vec<super::auth::TokenEntry>,
 }
@@ -171,6 +176,7 @@ impl Default for ApiSection {
             requests_per_second: 10_000,
             burst: 20_000,
             max_concurrent_streams: 64,
+            gateway_requests_in_flight: 2,
             tokens: Vec::new(),
         }
     }
@@ -207,6 +213,11 @@ impl NodeConfig {
         }
         if config.node.genesis.is_relative() {
             config.node.genesis = config.node.home.join(&config.node.genesis);
+        }
+        if config.api.gateway_requests_in_flight == 0 {
+            return Err(NodeError::Config(
+                "api.gateway_requests_in_flight must be at least 1".into(),
+            ));
         }
         if !matches!(config.log.format.as_str(), "text" | "json") {
             return Err(NodeError::Config(format!(

@@ -26,6 +26,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod gateway;
 pub mod host;
 pub mod keys;
 pub mod local;
@@ -134,10 +135,13 @@ pub enum Input {
         /// The signed request.
         request: Box<Request>,
         /// Where the committed reply goes.
-        reply: oneshot::Sender<Result<SignedReply, String>>,
+        reply: gateway::AnswerSender,
         /// When the API received it.
         received: Instant,
     },
+    /// Sensor events submitted to this node's API with a bearer token, for
+    /// the gateway to sign (combined with other such calls).
+    Events(gateway::Submission),
     /// A read of the committed state.
     State {
         /// An account to report on.
@@ -189,8 +193,6 @@ pub struct Shared {
     pub ready: Arc<AtomicBool>,
     /// The node's keys (gateway keys sign sensor submissions).
     pub keys: Arc<NodeKeys>,
-    /// The gateway pool.
-    pub gateway: Arc<api::Gateway>,
     /// The machine the node runs on.
     pub host: host::Host,
 }
@@ -425,7 +427,11 @@ pub async fn start_on(config: NodeConfig, host: host::Host) -> Result<RunningNod
         Some(section) => Some(tls::TlsMaterial::load(&prepared.config.node.home, section)?),
         None => None,
     };
-    let gateway = Arc::new(api::Gateway::new(&keys, host.clock.unix_ms() * 1000));
+    let gateway = gateway::Gateway::new(
+        &keys,
+        host.clock.unix_ms() * 1000,
+        prepared.config.api.gateway_requests_in_flight,
+    );
     let shared = Shared {
         chain_id: prepared.chain_id.clone(),
         inbox: inbox_tx.clone(),
@@ -434,7 +440,6 @@ pub async fn start_on(config: NodeConfig, host: host::Host) -> Result<RunningNod
         metrics: metrics.clone(),
         ready: ready.clone(),
         keys: keys.clone(),
-        gateway,
         host: host.clone(),
     };
 
@@ -532,6 +537,7 @@ pub async fn start_on(config: NodeConfig, host: host::Host) -> Result<RunningNod
         index: prepared.index,
         peers: peer_queues,
         waiting: BTreeMap::new(),
+        gateway,
         admitted_at: BTreeMap::new(),
         notices,
         metrics,
@@ -574,9 +580,27 @@ const OFFENCES_REMEMBERED: usize = 4096;
 /// Inputs handled before outputs are drained (amortises the durable write).
 const INPUTS_PER_DRAIN: usize = 512;
 
+/// The callers waiting for one request's reply: one for a client's own
+/// request, one or more for a gateway request.
 struct Waiter {
-    reply: oneshot::Sender<Result<SignedReply, String>>,
-    received: Instant,
+    callers: Vec<gateway::Caller>,
+}
+
+impl Waiter {
+    fn refuse(self, refusal: &gateway::Refusal) {
+        for caller in self.callers {
+            let _ = caller.reply.send(Err(refusal.clone()));
+        }
+    }
+}
+
+fn refusal_of(rejection: &shieldx_core::consensus::Rejection) -> gateway::Refusal {
+    match rejection {
+        shieldx_core::consensus::Rejection::QueueFull(_) => {
+            gateway::Refusal::Busy(rejection.to_string())
+        }
+        _ => gateway::Refusal::Rejected(rejection.to_string()),
+    }
 }
 
 struct CoreLoop {
@@ -587,6 +611,7 @@ struct CoreLoop {
     index: u16,
     peers: BTreeMap<u16, mpsc::Sender<PeerFrame>>,
     waiting: BTreeMap<([u8; 32], u64), Waiter>,
+    gateway: gateway::Gateway,
     admitted_at: BTreeMap<([u8; 32], u64), Instant>,
     notices: broadcast::Sender<Notice>,
     metrics: Arc<Metrics>,
@@ -649,13 +674,27 @@ impl CoreLoop {
                     }
                 }
                 _ = housekeeping.tick() => {
-                    self.waiting.retain(|_, w| !w.reply.is_closed());
+                    // Requests whose callers all gave up (timed out) free
+                    // their gateway key's place.
+                    let gateway = &mut self.gateway;
+                    self.waiting.retain(|(client, _), w| {
+                        let waited_for = w.callers.iter().any(|c| !c.reply.is_closed());
+                        if !waited_for {
+                            gateway.finished(client);
+                        }
+                        waited_for
+                    });
                     if self.admitted_at.len() > 1_000_000 {
                         self.admitted_at.clear();
                     }
                 }
             }
             self.drain()?;
+            // Answers free gateway keys; calls queued for them go now.
+            if self.gateway.ready() {
+                self.admit(Vec::new());
+                self.drain()?;
+            }
         }
         // In-flight work: whatever the replica has queued is made durable
         // and sent before the loop returns.
@@ -755,8 +794,27 @@ impl CoreLoop {
                 } => {
                     self.label_events(&request);
                     let key = (request.client.to_bytes(), request.request_id);
-                    self.waiting.insert(key, Waiter { reply, received });
+                    let caller = gateway::Caller {
+                        reply,
+                        events: None,
+                        received,
+                    };
+                    self.waiting.insert(
+                        key,
+                        Waiter {
+                            callers: vec![caller],
+                        },
+                    );
                     submitted.push(*request);
+                }
+                Input::Events(mut submission) => {
+                    self.record_labels(std::mem::take(&mut submission.labels));
+                    if let Err(refused) = self.gateway.enqueue(submission) {
+                        self.reject("gateway_queue_full");
+                        let _ = refused.reply.send(Err(gateway::Refusal::Busy(
+                            "the node's gateway queue is full; retry later".into(),
+                        )));
+                    }
                 }
                 Input::State { account, reply } => {
                     let _ = reply.send(self.state(account));
@@ -766,31 +824,7 @@ impl CoreLoop {
                 }
             }
         }
-        if !submitted.is_empty() {
-            let results = self.replica.handle_requests(now, submitted.clone());
-            let mut admitted = Vec::new();
-            for (request, result) in submitted.into_iter().zip(results) {
-                let key = (request.client.to_bytes(), request.request_id);
-                match result {
-                    Ok(()) => {
-                        self.admitted_at.insert(key, Instant::now());
-                        admitted.push(request);
-                    }
-                    // A retry: the cached reply is among the outputs.
-                    Err(shieldx_core::consensus::Rejection::AlreadyExecuted) => {}
-                    Err(shieldx_core::consensus::Rejection::Duplicate) => {
-                        admitted.push(request);
-                    }
-                    Err(rejection) => {
-                        self.reject(rejection.kind());
-                        if let Some(waiter) = self.waiting.remove(&key) {
-                            let _ = waiter.reply.send(Err(rejection.to_string()));
-                        }
-                    }
-                }
-            }
-            self.relay(admitted);
-        }
+        self.admit(submitted);
         if !relayed.is_empty() {
             let results = self.replica.handle_requests(now, relayed.clone());
             for (request, result) in relayed.iter().zip(results) {
@@ -802,6 +836,56 @@ impl CoreLoop {
                 }
             }
         }
+    }
+
+    /// Hands this node's clients' requests to the replica, with requests
+    /// the gateway combines from the queued event calls, and relays what was
+    /// admitted.
+    fn admit(&mut self, mut submitted: Vec<Request>) {
+        let time_ms = self.clock.unix_ms();
+        for (request, callers) in self.gateway.combine(&self.chain_id, time_ms) {
+            let key = (request.client.to_bytes(), request.request_id);
+            self.waiting.insert(key, Waiter { callers });
+            submitted.push(request);
+        }
+        if submitted.is_empty() {
+            return;
+        }
+        let now = self.now_ns();
+        let results = self.replica.handle_requests(now, submitted.clone());
+        let mut admitted = Vec::new();
+        for (request, result) in submitted.into_iter().zip(results) {
+            let key = (request.client.to_bytes(), request.request_id);
+            match result {
+                Ok(()) => {
+                    self.admitted_at.insert(key, Instant::now());
+                    admitted.push(request);
+                }
+                // A retry: the cached reply is among the outputs.
+                Err(shieldx_core::consensus::Rejection::AlreadyExecuted) => {}
+                Err(shieldx_core::consensus::Rejection::Duplicate) => {
+                    admitted.push(request);
+                }
+                Err(rejection) => {
+                    self.reject(rejection.kind());
+                    if let Some(waiter) = self.waiting.remove(&key) {
+                        self.gateway.finished(&key.0);
+                        waiter.refuse(&refusal_of(&rejection));
+                    }
+                }
+            }
+        }
+        self.relay(admitted);
+    }
+
+    fn record_labels(&mut self, labels: Vec<(String, bool)>) {
+        if labels.is_empty() {
+            return;
+        }
+        if self.event_labels.len() > 1_000_000 {
+            self.event_labels.clear();
+        }
+        self.event_labels.extend(labels);
     }
 
     fn label_events(&mut self, request: &Request) {
@@ -965,11 +1049,18 @@ impl CoreLoop {
                 Output::Reply(reply) => {
                     let key = (reply.client.to_bytes(), reply.request_id);
                     if let Some(waiter) = self.waiting.remove(&key) {
-                        self.metrics
-                            .ingest_latency
-                            .observe(waiter.received.elapsed().as_secs_f64());
+                        self.gateway.finished(&key.0);
                         let signature = reply.sign(&self.chain_id, &self.identity).to_bytes();
-                        let _ = waiter.reply.send(Ok(SignedReply { reply, signature }));
+                        let reply = Arc::new(SignedReply { reply, signature });
+                        for caller in waiter.callers {
+                            self.metrics
+                                .ingest_latency
+                                .observe(caller.received.elapsed().as_secs_f64());
+                            let _ = caller.reply.send(Ok(gateway::Answer {
+                                reply: Arc::clone(&reply),
+                                events: caller.events,
+                            }));
+                        }
                     }
                 }
                 Output::Evidence(evidence) => {
