@@ -45,6 +45,8 @@ use crate::ledger::{
 };
 use crate::staking::{Offence, SlashingPolicy, UNBONDING_ENTRIES_MAX, ValidatorStatus};
 
+/// The ledger stream of submitted security events (`EventsSubmitted`).
+pub const INGEST_STREAM: &str = "ingest";
 /// Most security events in one `SubmitEvents`.
 pub const EVENTS_PER_TX_MAX: usize = 10_000;
 /// Most legs in one `Transfer`.
@@ -1178,7 +1180,7 @@ impl<S: EventStore> App<S> {
             ..Plan::default()
         };
         plan.events.push((
-            "ingest".to_string(),
+            INGEST_STREAM.to_string(),
             ExpectedVersion::Any,
             DomainEvent::EventsSubmitted {
                 events: events.to_vec(),

@@ -584,6 +584,25 @@ impl EventRecord {
         out.extend_from_slice(&self.causation.request_id.to_le_bytes());
     }
 
+    /// The stream of an encoded entry, read from its header alone (a reader
+    /// that wants only some streams skips the others without decoding them).
+    pub fn stream_of(bytes: &[u8]) -> Result<&str, CodecError> {
+        let mut r = Reader::new(bytes);
+        let version = r.u8("event record version")?;
+        if !(1..=EVENT_VERSION).contains(&version) {
+            return Err(CodecError::UnsupportedVersion {
+                what: "event record",
+                version,
+            });
+        }
+        r.u64("sequence")?;
+        let length = r.length("stream", STREAM_BYTES_MAX)?;
+        std::str::from_utf8(r.take("stream", length)?).map_err(|_| CodecError::InvalidTag {
+            what: "stream",
+            tag: 0xff,
+        })
+    }
+
     /// Decodes an entry written by any supported version, upcasting it.
     pub fn decode(bytes: &[u8]) -> Result<EventRecord, CodecError> {
         let mut r = Reader::new(bytes);

@@ -416,7 +416,7 @@ fn every_event_round_trips_and_garbage_fails_cleanly() {
     for (i, event) in events.into_iter().enumerate() {
         let record = EventRecord {
             sequence: i as u64 + 1,
-            stream: "s".into(),
+            stream: format!("stream-{i}"),
             stream_version: 1,
             time_ms: 5,
             causation: cause(1),
@@ -424,9 +424,15 @@ fn every_event_round_trips_and_garbage_fails_cleanly() {
         };
         let bytes = record.encode();
         assert_eq!(EventRecord::decode(&bytes).unwrap(), record);
+        assert_eq!(EventRecord::stream_of(&bytes), Ok(record.stream.as_str()));
         for cut in 0..bytes.len() {
             assert!(EventRecord::decode(&bytes[..cut]).is_err());
         }
     }
     assert!(EventRecord::decode(&[3, 0, 0]).is_err(), "unknown version");
+    assert!(
+        EventRecord::stream_of(&[3, 0, 0]).is_err(),
+        "unknown version"
+    );
+    assert!(EventRecord::stream_of(&[2, 0, 0]).is_err(), "cut short");
 }

@@ -207,6 +207,21 @@ async fn bench(
     // Consensus requests (gateway-combined calls) over the whole run,
     // warm-up included, as node 0 committed them.
     let consensus_requests = cluster.nodes[0].shared.metrics.requests_committed.get();
+    let busy: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            format!(
+                "{:.0}%",
+                100.0 * node.shared.metrics.core_loop_busy.get() / started.elapsed().as_secs_f64()
+            )
+        })
+        .collect();
+    writeln!(
+        out,
+        "core loops busy (share of the run, per node): {}",
+        busy.join(" ")
+    )?;
     writeln!(
         out,
         "batches: height {} at the end, view {}, {consensus_requests} consensus requests ({:.1} per batch); run took {:.1} s",

@@ -9,7 +9,7 @@
 //! (API call to committed reply), peers connected, and rejected inputs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -64,6 +64,9 @@ pub struct Metrics {
     pub peers_connected: Gauge,
     /// Inputs the replica or the API refused, per reason.
     pub rejected: Family<KindLabel, Counter>,
+    /// Seconds the core loop spent working (its saturation: near one
+    /// second per second, the node is bound by its single core loop).
+    pub core_loop_busy: Counter<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -90,6 +93,7 @@ impl Metrics {
             requests_committed: Counter::default(),
             peers_connected: Gauge::default(),
             rejected: Family::default(),
+            core_loop_busy: Counter::default(),
         };
         metrics.registry.register(
             "consensus_height",
@@ -148,6 +152,11 @@ impl Metrics {
             "peers_connected",
             "Peers with a live outbound stream",
             metrics.peers_connected.clone(),
+        );
+        metrics.registry.register(
+            "core_loop_busy_seconds",
+            "Seconds the core loop spent handling inputs and timers and writing their outputs",
+            metrics.core_loop_busy.clone(),
         );
         metrics.registry.register(
             "rejected_inputs",

@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use shieldx_core::app::{App, AppConfig, Transaction};
+use shieldx_core::app::{App, AppConfig, INGEST_STREAM, Transaction};
 use shieldx_core::codec::{self, Encode as _};
 use shieldx_core::consensus::{
     DurableRecord, Evidence, EvidenceRecord, Output, Replica, ReplicaConfig, ReplicaKeys, Reply,
@@ -649,10 +649,12 @@ impl CoreLoop {
             let deadline =
                 self.started + Duration::from_nanos(self.replica.poll_timeout().min(u64::MAX / 2));
             let deadline = deadline.min(self.next_heartbeat);
+            let woke: Instant;
             tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => break,
                 input = inbox.recv() => {
+                    woke = Instant::now();
                     let Some(input) = input else { break };
                     let mut inputs = vec![input];
                     while inputs.len() < INPUTS_PER_DRAIN {
@@ -667,6 +669,7 @@ impl CoreLoop {
                     tracing::trace!(count, micros = at.elapsed().as_micros() as u64, "inputs handled");
                 }
                 () = tokio::time::sleep_until(deadline) => {
+                    woke = Instant::now();
                     let now = self.now_ns();
                     self.replica.handle_timeout(now);
                     if Instant::now() >= self.next_heartbeat {
@@ -674,6 +677,7 @@ impl CoreLoop {
                     }
                 }
                 _ = housekeeping.tick() => {
+                    woke = Instant::now();
                     // Requests whose callers all gave up (timed out) free
                     // their gateway key's place.
                     let gateway = &mut self.gateway;
@@ -695,6 +699,9 @@ impl CoreLoop {
                 self.admit(Vec::new());
                 self.drain()?;
             }
+            self.metrics
+                .core_loop_busy
+                .inc_by(woke.elapsed().as_secs_f64());
         }
         // In-flight work: whatever the replica has queued is made durable
         // and sent before the loop returns.
@@ -990,7 +997,16 @@ impl CoreLoop {
         }
         // The durability contract: nothing below runs before this returns.
         let at = Instant::now();
-        self.store.write(&write)?;
+        // The commit waits for the disk (fsync). On a multi-threaded runtime
+        // the worker hands its other tasks to a new thread meanwhile, so the
+        // node's network and API (and other nodes in this process) go on.
+        let store = &self.store;
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| store.write(&write))?;
+            }
+            _ => store.write(&write)?,
+        }
         tracing::trace!(
             outputs = outputs.len(),
             records = write.records.len(),
@@ -1121,6 +1137,11 @@ impl CoreLoop {
         };
         self.ledger_seen = head;
         for entry in entries {
+            // The submitted events themselves (most of the bytes) are of no
+            // interest here: only alerts and slashing are.
+            if EventRecord::stream_of(&entry.bytes) == Ok(INGEST_STREAM) {
+                continue;
+            }
             let Ok(record) = EventRecord::decode(&entry.bytes) else {
                 continue;
             };
