@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use shieldx_daemon::node::api;
 use shieldx_daemon::node::local::LocalCluster;
-use shieldx_daemon::proto::{SecurityEvent, SubmitEventsRequest};
+use shieldx_daemon::proto::stream_events_response::Outcome;
+use shieldx_daemon::proto::{SecurityEvent, StreamEventsRequest, SubmitEventsRequest};
 use shieldx_sim::workload::{Workload, WorkloadConfig};
+use tokio_stream::StreamExt as _;
 
 use super::CliError;
 
@@ -49,6 +51,11 @@ pub(super) struct ClusterArguments {
     /// (`api.gateway_requests_in_flight`).
     #[arg(long)]
     gateway_in_flight: Option<usize>,
+    /// Submit over this many `StreamEvents` streams (spread over the
+    /// validators, the concurrency split among them) instead of one unary
+    /// `SubmitEvents` call per submission.
+    #[arg(long)]
+    streams: Option<usize>,
 }
 
 fn error(e: impl std::fmt::Display) -> CliError {
@@ -125,10 +132,38 @@ async fn bench(
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let per_request = arguments.events_per_request as usize;
+    let submission = move |worker: usize, k: usize| -> Vec<SecurityEvent> {
+        (0..per_request)
+            .map(|j| {
+                let mut e = events[(k + j) % events.len()].clone();
+                e.id = format!("bench-{worker}-{k}-{j}");
+                e
+            })
+            .collect()
+    };
     let mut tasks = Vec::new();
-    for worker in 0..arguments.concurrency.max(1) {
+    let unary_workers = match arguments.streams {
+        Some(_) => 0,
+        None => arguments.concurrency.max(1),
+    };
+    if let Some(streams) = arguments.streams {
+        let streams = streams.clamp(1, arguments.concurrency.max(1));
+        for stream in 0..streams {
+            let window = arguments.concurrency.max(1) / streams
+                + usize::from(stream < arguments.concurrency.max(1) % streams);
+            tasks.push(tokio::spawn(stream_worker(
+                clients[stream % n].clone(),
+                stream,
+                window,
+                submission.clone(),
+                measuring.clone(),
+                stop.clone(),
+            )));
+        }
+    }
+    for worker in 0..unary_workers {
         let mut client = clients[worker % n].clone();
-        let events = events.clone();
+        let submission = submission.clone();
         let measuring = measuring.clone();
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
@@ -137,13 +172,7 @@ async fn bench(
             let mut k = worker * 7919;
             while !stop.load(Ordering::Relaxed) {
                 let request = SubmitEventsRequest {
-                    events: (0..per_request)
-                        .map(|j| {
-                            let mut e = events[(k + j) % events.len()].clone();
-                            e.id = format!("bench-{worker}-{k}-{j}");
-                            e
-                        })
-                        .collect(),
+                    events: submission(worker, k),
                 };
                 k += per_request;
                 let sent = Instant::now();
@@ -174,10 +203,17 @@ async fn bench(
     }
     latencies.sort();
     let committed = latencies.len() as f64 / measured.as_secs_f64();
+    let how = match arguments.streams {
+        Some(streams) => format!(
+            "{} submissions in flight over {streams} StreamEvents streams",
+            arguments.concurrency
+        ),
+        None => format!("{} unary SubmitEvents submitters", arguments.concurrency),
+    };
     writeln!(
         out,
-        "bench cluster: {n} validators in one process, {} submitters, {} event(s) per request, batches up to {batch}",
-        arguments.concurrency, arguments.events_per_request
+        "bench cluster: {n} validators in one process, {how}, {} event(s) per request, batches up to {batch}",
+        arguments.events_per_request
     )?;
     writeln!(
         out,
@@ -232,4 +268,62 @@ async fn bench(
     )?;
     cluster.stop().await.map_err(super::node::node_error)?;
     Ok(())
+}
+
+/// One `StreamEvents` stream keeping `window` submissions in flight: each
+/// answer sends the next.
+async fn stream_worker(
+    mut client: api::AuthedClient,
+    stream: usize,
+    window: usize,
+    submission: impl Fn(usize, usize) -> Vec<SecurityEvent>,
+    measuring: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> (Vec<Duration>, u64) {
+    let mut latencies = Vec::new();
+    let mut failed = 0u64;
+    let (tx, rx) = tokio::sync::mpsc::channel(window.max(1));
+    let mut answers = match client
+        .stream_events(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+    {
+        Ok(response) => response.into_inner(),
+        Err(_) => return (latencies, 1),
+    };
+    let worker = 1_000_000 + stream;
+    let mut sent_at = std::collections::BTreeMap::new();
+    let mut next_tag = 0u64;
+    let mut send = |sent_at: &mut std::collections::BTreeMap<u64, Instant>| {
+        let tag = next_tag;
+        next_tag += 1;
+        sent_at.insert(tag, Instant::now());
+        tx.try_send(StreamEventsRequest {
+            tag,
+            events: submission(worker, tag as usize),
+        })
+        .is_ok()
+    };
+    for _ in 0..window {
+        send(&mut sent_at);
+    }
+    while !stop.load(Ordering::Relaxed) {
+        let Some(answer) = answers.next().await else {
+            break;
+        };
+        let Ok(answer) = answer else {
+            failed += 1;
+            break;
+        };
+        let Some(at) = sent_at.remove(&answer.tag) else {
+            continue;
+        };
+        if measuring.load(Ordering::Relaxed) {
+            match answer.outcome {
+                Some(Outcome::Committed(_)) => latencies.push(at.elapsed()),
+                _ => failed += 1,
+            }
+        }
+        send(&mut sent_at);
+    }
+    (latencies, failed)
 }

@@ -30,6 +30,11 @@ use crate::proto::{self, client_server::Client};
 pub const EVENTS_PER_CALL_MAX: usize = 1024;
 /// How long a write waits for its commit.
 const COMMIT_WAIT: Duration = Duration::from_secs(30);
+/// Submissions of one `StreamEvents` stream waiting for commit at once.
+pub const STREAM_IN_FLIGHT_MAX: usize = 4096;
+/// What an events submission that did not commit in time is told.
+const EVENTS_TIMEOUT: &str =
+    "not committed in time; the events may still commit (watch the commit stream)";
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -198,8 +203,71 @@ impl ApiService {
     }
 }
 
+type EventStream =
+    Pin<Box<dyn Stream<Item = Result<proto::StreamEventsResponse, Status>> + Send + 'static>>;
+
 type NotificationStream =
     Pin<Box<dyn Stream<Item = Result<proto::Notification, Status>> + Send + 'static>>;
+
+/// What a stream answers for a submission refused before it reached the
+/// gateway.
+fn refused(tag: u64, status: &Status) -> proto::StreamEventsResponse {
+    proto::StreamEventsResponse {
+        tag,
+        outcome: Some(proto::stream_events_response::Outcome::Refused(
+            proto::Refused {
+                code: status.code() as i32,
+                message: status.message().to_string(),
+            },
+        )),
+    }
+}
+
+/// Checks one submission's events and hands them to the node's gateway;
+/// the receiver gets the committed answer.
+async fn submit_to_gateway(
+    shared: &Shared,
+    events: Vec<proto::SecurityEvent>,
+) -> Result<oneshot::Receiver<Result<Answer, Refusal>>, Status> {
+    if events.is_empty() {
+        return Err(Status::invalid_argument("no events"));
+    }
+    if events.len() > EVENTS_PER_CALL_MAX {
+        return Err(Status::invalid_argument(format!(
+            "at most {EVENTS_PER_CALL_MAX} events per call"
+        )));
+    }
+    let count = events.len() as u32;
+    let mut labels = Vec::new();
+    let mut encoded = Vec::new();
+    for event in events {
+        let event = event_of(event);
+        if let Some((_, label)) = event.headers.iter().find(|(n, _)| n == "x-shieldx-label") {
+            labels.push((event.id.clone(), label.eq_ignore_ascii_case("malicious")));
+        }
+        shieldx_core::ledger::encode_event(&event, &mut encoded);
+    }
+    let limit = shieldx_core::consensus::REQUEST_PAYLOAD_MAX - PAYLOAD_HEADER_BYTES;
+    if encoded.len() > limit {
+        return Err(Status::invalid_argument(format!(
+            "the events encode to {} bytes; at most {limit} per call",
+            encoded.len(),
+        )));
+    }
+    let (tx, rx) = oneshot::channel();
+    shared
+        .inbox
+        .send(Input::Events(Submission {
+            events: encoded,
+            count,
+            labels,
+            reply: tx,
+            received: tokio::time::Instant::now(),
+        }))
+        .await
+        .map_err(|_| Status::unavailable("the node is shutting down"))?;
+    Ok(rx)
+}
 
 #[tonic::async_trait]
 impl Client for ApiService {
@@ -208,50 +276,75 @@ impl Client for ApiService {
         request: GrpcRequest<proto::SubmitEventsRequest>,
     ) -> Result<Response<proto::SubmitResponse>, Status> {
         self.auth.bearer(request.metadata(), Role::Submit)?;
-        let events = request.into_inner().events;
-        if events.is_empty() {
-            return Err(Status::invalid_argument("no events"));
-        }
-        if events.len() > EVENTS_PER_CALL_MAX {
-            return Err(Status::invalid_argument(format!(
-                "at most {EVENTS_PER_CALL_MAX} events per call"
-            )));
-        }
-        let count = events.len() as u32;
-        let mut labels = Vec::new();
-        let mut encoded = Vec::new();
-        for event in events {
-            let event = event_of(event);
-            if let Some((_, label)) = event.headers.iter().find(|(n, _)| n == "x-shieldx-label") {
-                labels.push((event.id.clone(), label.eq_ignore_ascii_case("malicious")));
+        let rx = submit_to_gateway(&self.shared, request.into_inner().events).await?;
+        answer(rx, EVENTS_TIMEOUT).await.map(Response::new)
+    }
+
+    type StreamEventsStream = EventStream;
+
+    async fn stream_events(
+        &self,
+        request: GrpcRequest<tonic::Streaming<proto::StreamEventsRequest>>,
+    ) -> Result<Response<EventStream>, Status> {
+        let principal = self.auth.bearer(request.metadata(), Role::Submit)?;
+        let mut inbound = request.into_inner();
+        let (out, answers) = tokio::sync::mpsc::channel(STREAM_IN_FLIGHT_MAX);
+        let window = Arc::new(tokio::sync::Semaphore::new(STREAM_IN_FLIGHT_MAX));
+        let shared = self.shared.clone();
+        let auth = Arc::clone(&self.auth);
+        tokio::spawn(async move {
+            loop {
+                // At most STREAM_IN_FLIGHT_MAX submissions wait for commit;
+                // the sensor's further messages wait in its HTTP/2 window.
+                let Ok(place) = Arc::clone(&window).acquire_owned().await else {
+                    break;
+                };
+                let message = match inbound.message().await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => break,
+                    Err(status) => {
+                        let _ = out.send(Err(status)).await;
+                        break;
+                    }
+                };
+                let tag = message.tag;
+                let submitted = match auth.charge(&principal) {
+                    Ok(()) => submit_to_gateway(&shared, message.events).await,
+                    Err(status) => Err(status),
+                };
+                let rx = match submitted {
+                    Ok(rx) => rx,
+                    Err(status) => {
+                        if out.send(Ok(refused(tag, &status))).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let out = out.clone();
+                tokio::spawn(async move {
+                    let outcome = match answer(rx, EVENTS_TIMEOUT).await {
+                        Ok(response) => proto::stream_events_response::Outcome::Committed(response),
+                        Err(status) => {
+                            proto::stream_events_response::Outcome::Refused(proto::Refused {
+                                code: status.code() as i32,
+                                message: status.message().to_string(),
+                            })
+                        }
+                    };
+                    let _ = out
+                        .send(Ok(proto::StreamEventsResponse {
+                            tag,
+                            outcome: Some(outcome),
+                        }))
+                        .await;
+                    drop(place);
+                });
             }
-            shieldx_core::ledger::encode_event(&event, &mut encoded);
-        }
-        let limit = shieldx_core::consensus::REQUEST_PAYLOAD_MAX - PAYLOAD_HEADER_BYTES;
-        if encoded.len() > limit {
-            return Err(Status::invalid_argument(format!(
-                "the events encode to {} bytes; at most {limit} per call",
-                encoded.len(),
-            )));
-        }
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .inbox
-            .send(Input::Events(Submission {
-                events: encoded,
-                count,
-                labels,
-                reply: tx,
-                received: tokio::time::Instant::now(),
-            }))
-            .await
-            .map_err(|_| Status::unavailable("the node is shutting down"))?;
-        answer(
-            rx,
-            "not committed in time; the events may still commit (watch the commit stream)",
-        )
-        .await
-        .map(Response::new)
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(answers),
+        )))
     }
 
     async fn submit_transaction(
