@@ -547,10 +547,22 @@ impl<S: EventStore> App<S> {
         request_id: u64,
         tx: &Transaction,
     ) -> TxResult {
+        self.execute_owned(height, client, request_id, tx.clone())
+    }
+
+    /// [`App::execute_transaction`] of a transaction it may take apart: the
+    /// submitted events move into the log instead of being copied.
+    fn execute_owned(
+        &mut self,
+        height: u64,
+        client: AccountId,
+        request_id: u64,
+        mut tx: Transaction,
+    ) -> TxResult {
         if let Some(reason) = &self.halted {
             return TxResult::Rejected(Rejection::Ledger(format!("replica halted: {reason}")));
         }
-        let time_ms = self.next_time(tx_time(tx));
+        let time_ms = self.next_time(tx_time(&tx));
         let causation = Causation {
             height,
             client,
@@ -559,7 +571,13 @@ impl<S: EventStore> App<S> {
         if let Err(e) = self.height_effects(height, time_ms, causation) {
             return e;
         }
-        let plan = match self.plan(height, client, tx, time_ms) {
+        let planned = match &mut tx {
+            Transaction::SubmitEvents { events, .. } => {
+                self.plan_submit(height, std::mem::take(events), time_ms)
+            }
+            tx => self.plan(height, client, tx, time_ms),
+        };
+        let plan = match planned {
             Ok(p) => p,
             Err(r) => return TxResult::Rejected(r),
         };
@@ -868,9 +886,6 @@ impl<S: EventStore> App<S> {
         tx: &Transaction,
         time_ms: u64,
     ) -> Result<Plan, Rejection> {
-        if let Transaction::SubmitEvents { events, .. } = tx {
-            return self.plan_submit(height, events, time_ms);
-        }
         let horizon = time_ms.saturating_sub(self.config.idempotency_retention_ms);
         let s = &self.state;
         let mut plan = Plan::default();
@@ -1159,7 +1174,7 @@ impl<S: EventStore> App<S> {
     fn plan_submit(
         &mut self,
         height: u64,
-        events: &[Event],
+        events: Vec<Event>,
         time_ms: u64,
     ) -> Result<Plan, Rejection> {
         if events.is_empty() {
@@ -1170,35 +1185,37 @@ impl<S: EventStore> App<S> {
         let alerting = self
             .detector
             .inspect_batch(events.iter().map(|e| (e, time_ms)), &mut alerts);
-        let sources: BTreeMap<&str, &str> = events
-            .iter()
-            .map(|e| (e.id.as_str(), e.source.as_str()))
-            .collect();
+        // The alerts come in event order, so each alerting event's own come
+        // next: the source is that event's, whatever other events share its id.
+        let mut raised = Vec::with_capacity(alerts.len());
+        let mut alerts = alerts.into_iter();
+        for alerting_event in &alerting {
+            let source = &events[alerting_event.index as usize].source;
+            for a in alerts.by_ref().take(alerting_event.alerts as usize) {
+                raised.push((
+                    "alerts".to_string(),
+                    ExpectedVersion::Any,
+                    DomainEvent::AlertRaised {
+                        source: source.clone(),
+                        rule_id: a.rule_id.to_string(),
+                        severity: a.severity,
+                        event_id: a.event_id.to_string(),
+                        payload_hash: a.payload_hash,
+                    },
+                ));
+            }
+        }
         let mut plan = Plan {
-            alerts: alerts.len() as u32,
+            alerts: raised.len() as u32,
             alerting,
             ..Plan::default()
         };
         plan.events.push((
             INGEST_STREAM.to_string(),
             ExpectedVersion::Any,
-            DomainEvent::EventsSubmitted {
-                events: events.to_vec(),
-            },
+            DomainEvent::EventsSubmitted { events },
         ));
-        for a in alerts {
-            plan.events.push((
-                "alerts".to_string(),
-                ExpectedVersion::Any,
-                DomainEvent::AlertRaised {
-                    source: sources.get(&*a.event_id).copied().unwrap_or("").to_string(),
-                    rule_id: a.rule_id.to_string(),
-                    severity: a.severity,
-                    event_id: a.event_id.to_string(),
-                    payload_hash: a.payload_hash,
-                },
-            ));
-        }
+        plan.events.extend(raised);
         Ok(plan)
     }
 
@@ -1464,7 +1481,7 @@ impl<S: EventStore> Application for App<S> {
     fn execute(&mut self, sequence: Sequence, request: &Request) -> Vec<u8> {
         let client = request.client.to_bytes();
         let result = match Transaction::decode_exact(&request.payload) {
-            Ok(tx) => self.execute_transaction(sequence, client, request.request_id, &tx),
+            Ok(tx) => self.execute_owned(sequence, client, request.request_id, tx),
             Err(e) => TxResult::Rejected(Rejection::Malformed(e.to_string())),
         };
         result.encode()

@@ -212,6 +212,46 @@ fn sensor_events() -> Transaction {
 }
 
 #[test]
+fn an_alert_is_attributed_to_the_source_of_the_event_that_raised_it() {
+    // Two callers' events, combined into one submission, may share an id:
+    // the alert belongs to the attacking event's source, not to whichever
+    // event with that id came last.
+    let event = |source: &str, payload: &str| Event {
+        id: "same-id".into(),
+        ts: 1_000,
+        source: source.into(),
+        sensor: "s1".into(),
+        kind: "http".into(),
+        payload: payload.as_bytes().to_vec(),
+        headers: vec![],
+    };
+    let tx = Transaction::SubmitEvents {
+        time_ms: 1_000,
+        events: vec![
+            event(
+                "198.51.100.1",
+                "GET /item?id=1%27%20UNION%20SELECT%20password%20FROM%20users-- HTTP/1.1\r\n\r\n",
+            ),
+            event("198.51.100.2", "GET /search?q=shoes HTTP/1.1\r\n\r\n"),
+        ],
+    };
+    let mut a = app();
+    let r = run(&mut a, 1, ALICE, &tx);
+    let TxResult::Applied {
+        alerts, alerting, ..
+    } = r
+    else {
+        panic!("{r:?}")
+    };
+    assert!(alerts >= 1);
+    assert_eq!(alerting.len(), 1);
+    assert_eq!(alerting[0].index, 0);
+    let by_source = &a.state().alerts_by_source;
+    assert_eq!(by_source.get("198.51.100.1"), Some(&u64::from(alerts)));
+    assert!(!by_source.contains_key("198.51.100.2"), "{by_source:?}");
+}
+
+#[test]
 fn submitted_events_raise_alerts_into_the_log_and_projections() {
     let mut a = app();
     let r = run(&mut a, 1, ALICE, &sensor_events());
