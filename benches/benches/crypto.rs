@@ -10,7 +10,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::{
     AggregatePublicKey, BlsPublicKey, BlsSecretKey, BlsSignature, HashedMessage, SIGNATURE_DST,
-    aggregate_verify, fast_aggregate_verify, threshold,
+    UncheckedSignature, aggregate_verify, fast_aggregate_verify, threshold,
 };
 use shieldx_core::crypto::ed25519::{self, SigningKey};
 use shieldx_core::crypto::vrf::{VrfProof, VrfPublicKey, VrfSecretKey};
@@ -101,6 +101,31 @@ fn bls_ours(c: &mut Criterion) {
     });
     group.bench_function("signature_decode_subgroup_check/shieldx", |b| {
         b.iter(|| BlsSignature::from_slice(black_box(&signature_bytes)))
+    });
+    group.bench_function("signature_decode_unchecked/shieldx", |b| {
+        b.iter(|| UncheckedSignature::from_slice(black_box(&signature_bytes)))
+    });
+    // What a replica does with a quorum of three commit votes before its one
+    // pairing check: decode each and aggregate, checking every vote's
+    // subgroup or only the sum's.
+    let votes: Vec<[u8; 96]> = signatures[..3].iter().map(BlsSignature::to_bytes).collect();
+    group.bench_function("three_votes_checked_each_then_summed/shieldx", |b| {
+        b.iter(|| {
+            let decoded: Vec<BlsSignature> = votes
+                .iter()
+                .map(|v| BlsSignature::from_slice(black_box(v)).expect("valid"))
+                .collect();
+            BlsSignature::aggregate(&decoded)
+        })
+    });
+    group.bench_function("three_votes_summed_then_checked/shieldx", |b| {
+        b.iter(|| {
+            let decoded: Vec<UncheckedSignature> = votes
+                .iter()
+                .map(|v| UncheckedSignature::from_slice(black_box(v)).expect("valid"))
+                .collect();
+            UncheckedSignature::aggregate(&decoded)
+        })
     });
     let pop = secrets[0].prove_possession();
     group.bench_function("pop_verify/shieldx", |b| {

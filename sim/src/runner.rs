@@ -12,7 +12,7 @@ use shieldx_core::consensus::{
     Status, Target, Validator, ValidatorSet, Vote,
 };
 use shieldx_core::crypto::Digest;
-use shieldx_core::crypto::bls::{BlsSecretKey, BlsSignature};
+use shieldx_core::crypto::bls::{BlsSecretKey, UncheckedSignature};
 use shieldx_core::crypto::ed25519::SigningKey;
 use shieldx_core::crypto::vrf::VrfSecretKey;
 use shieldx_core::ledger::memory::MemoryStore;
@@ -1811,8 +1811,8 @@ impl Simulation {
                     Message::Commit(vote) => {
                         let mut forged = *vote;
                         forged.signature =
-                            BlsSignature::aggregate(&[vote.signature, vote.signature])
-                                .unwrap_or(vote.signature);
+                            UncheckedSignature::aggregate(&[vote.signature, vote.signature])
+                                .map_or(vote.signature, UncheckedSignature::from);
                         Message::Commit(forged).to_encoded()
                     }
                     _ => {

@@ -3,7 +3,7 @@
 
 use crate::codec::{self, CodecError, Decode, Encode, Reader};
 use crate::crypto::Digest;
-use crate::crypto::bls::{AggregatePublicKey, BlsSignature};
+use crate::crypto::bls::{AggregatePublicKey, BlsSignature, UncheckedSignature};
 
 use super::message::{CheckpointVote, CommitMessage, CommitVote, PrePrepare, Signed, Vote};
 use super::types::{ReplicaIndex, Sequence, VALIDATORS_MAX, ValidatorSet, View};
@@ -137,8 +137,8 @@ impl CommitCertificate {
                 return None;
             }
         }
-        let signatures: Vec<BlsSignature> = votes.iter().map(|v| v.signature).collect();
-        let aggregate = BlsSignature::aggregate(&signatures).ok()?;
+        let signatures: Vec<UncheckedSignature> = votes.iter().map(|v| v.signature).collect();
+        let aggregate = UncheckedSignature::aggregate(&signatures).ok()?;
         Some(CommitCertificate {
             view: first.view,
             sequence: first.sequence,

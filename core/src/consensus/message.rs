@@ -7,7 +7,7 @@
 //! its commit certificate aggregates.
 
 use crate::codec::{self, CodecError, Decode, Encode, Reader};
-use crate::crypto::bls::{BlsSecretKey, BlsSignature, HashedMessage};
+use crate::crypto::bls::{BlsSecretKey, HashedMessage, UncheckedSignature};
 use crate::crypto::ed25519::{Signature, SigningKey};
 use crate::crypto::{CryptoError, Digest};
 
@@ -158,8 +158,10 @@ pub struct CommitVote {
     pub digest: Digest,
     /// The voting validator.
     pub replica: ReplicaIndex,
-    /// BLS signature over [`CommitVote::signing_bytes`].
-    pub signature: BlsSignature,
+    /// BLS signature over [`CommitVote::signing_bytes`], subgroup-checked
+    /// only when it is verified alone or aggregated (see
+    /// [`UncheckedSignature`]).
+    pub signature: UncheckedSignature,
 }
 
 /// What commit votes for `(view, sequence, digest)` sign, hashed onto G2 once:
@@ -223,7 +225,7 @@ impl CommitVote {
             sequence: message.sequence,
             digest: message.digest,
             replica,
-            signature: key.sign_hashed(message.hashed()),
+            signature: key.sign_hashed(message.hashed()).into(),
         }
     }
 
@@ -251,7 +253,7 @@ impl CommitVote {
                 what: "voter is not a validator",
             })?;
         let bytes = CommitVote::signing_bytes(chain_id, self.view, self.sequence, &self.digest);
-        validator.vote_key.verify(&bytes, &self.signature)
+        validator.vote_key.verify(&bytes, &self.signature.check()?)
     }
 }
 
@@ -272,7 +274,7 @@ impl Decode for CommitVote {
             sequence: reader.u64("sequence")?,
             digest: Digest::decode(reader)?,
             replica: reader.u16("replica")?,
-            signature: BlsSignature::from_slice(reader.take("commit signature", 96)?)?,
+            signature: UncheckedSignature::from_slice(reader.take("commit signature", 96)?)?,
         })
     }
 }

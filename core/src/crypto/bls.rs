@@ -62,6 +62,18 @@ pub struct BlsPublicKey(PublicPoint);
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct BlsSignature(SignaturePoint);
 
+/// A signature decoded from its bytes, a point on the curve, but not yet
+/// checked to be in the prime-order subgroup. Commit votes travel as these:
+/// a certificate aggregates a quorum's votes and checks the *sum* once
+/// ([`UncheckedSignature::aggregate`]), which is what FastAggregateVerify
+/// requires of its signature, instead of checking every vote on arrival.
+/// A vote verified alone is checked first ([`UncheckedSignature::check`]).
+/// A vote with a component outside the subgroup makes the sum fail the
+/// check (unless another vote cancels it exactly, and then the sum is a valid
+/// aggregate of the signers' keys all the same).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct UncheckedSignature(SignaturePoint);
+
 /// A message hashed onto G2 under [`SIGNATURE_DST`], for a caller that signs
 /// and verifies one message more than once: hashing is about a quarter of a
 /// verification and a third of a signature. A replica's own commit vote and
@@ -267,6 +279,63 @@ impl BlsSignature {
     }
 }
 
+impl UncheckedSignature {
+    /// Decodes a compressed G2 point; refuses bytes that are not a point.
+    pub fn from_slice(bytes: &[u8]) -> Result<UncheckedSignature, CryptoError> {
+        const WHAT: &str = "BLS signature";
+        let bytes = fixed::<96>(WHAT, bytes)?;
+        group::decode_signature_unchecked(&bytes, WHAT).map(UncheckedSignature)
+    }
+
+    /// The 96-byte compressed encoding.
+    pub fn to_bytes(&self) -> [u8; 96] {
+        group::encode_signature(&self.0)
+    }
+
+    /// `signature_subgroup_check`: the signature, if the point is in the
+    /// prime-order subgroup.
+    pub fn check(&self) -> Result<BlsSignature, CryptoError> {
+        if group::in_subgroup(&self.0) {
+            Ok(BlsSignature(self.0))
+        } else {
+            Err(CryptoError::NotInSubgroup {
+                what: "BLS signature",
+            })
+        }
+    }
+
+    /// `Aggregate(signatures)`, then the subgroup check of the sum. Fails on
+    /// an empty list and on a sum outside the subgroup.
+    pub fn aggregate(signatures: &[UncheckedSignature]) -> Result<BlsSignature, CryptoError> {
+        if signatures.is_empty() {
+            return Err(CryptoError::Empty {
+                what: "BLS signature aggregation",
+            });
+        }
+        UncheckedSignature(group::weighted_sum(
+            signatures.iter().map(|s| (&s.0, Scalar::one())),
+        ))
+        .check()
+        .map_err(|_| CryptoError::NotInSubgroup {
+            what: "aggregate BLS signature",
+        })
+    }
+}
+
+impl From<BlsSignature> for UncheckedSignature {
+    fn from(signature: BlsSignature) -> UncheckedSignature {
+        UncheckedSignature(signature.0)
+    }
+}
+
+impl fmt::Debug for UncheckedSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UncheckedSignature(")?;
+        write_hex(f, &self.to_bytes())?;
+        f.write_str(")")
+    }
+}
+
 impl fmt::Debug for BlsSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("BlsSignature(")?;
@@ -360,6 +429,26 @@ pub fn aggregate_verify(
     let terms: Vec<(&PublicPoint, &MessagePoint)> =
         publics.iter().map(|p| &p.0).zip(hashed.iter()).collect();
     group::verify(&terms, &signature.0, "BLS aggregate signature")
+}
+
+/// Test-only: a point on the curve outside the prime-order subgroup, the
+/// first `x = k` (real part) whose decompression succeeds; G2's cofactor is
+/// huge, so such a point is almost never in the subgroup.
+#[cfg(all(test, not(feature = "simulated-signatures")))]
+pub(crate) fn off_subgroup_signature() -> [u8; 96] {
+    use bls12_381::G2Affine;
+    (1u8..=255)
+        .map(|k| {
+            let mut bytes = [0u8; 96];
+            bytes[0] = 0x80; // compressed, finite, smaller y
+            bytes[95] = k;
+            bytes
+        })
+        .find(|bytes| {
+            Option::<G2Affine>::from(G2Affine::from_compressed_unchecked(bytes))
+                .is_some_and(|p| !bool::from(p.is_torsion_free()))
+        })
+        .expect("a small x on the curve")
 }
 
 #[cfg(test)]

@@ -1617,3 +1617,36 @@ fn stored_records_round_trip_and_every_bit_flip_is_detected() {
         Err(RecordError::Truncated(15))
     );
 }
+
+/// Commit votes are subgroup-checked when aggregated, not on arrival: a vote
+/// whose signature is a curve point outside the subgroup still decodes, but
+/// it fails when verified alone and no certificate aggregates it, so the
+/// replica's fallback (verify singly, drop the bad vote) is what meets it.
+#[cfg(not(feature = "simulated-signatures"))]
+#[test]
+fn a_commit_vote_outside_the_subgroup_spoils_only_the_aggregate_it_is_in() {
+    use crate::crypto::bls::{UncheckedSignature, off_subgroup_signature};
+    let validators = validator_set(4);
+    let digest = Digest::of(b"batch");
+    let votes: Vec<CommitVote> = (0..3)
+        .map(|i| CommitVote::sign(CHAIN, i, &keys(i).vote_key, 0, 1, digest))
+        .collect();
+    let good = CommitCertificate::aggregate(4, &votes).expect("aggregates");
+    assert_eq!(good.verify(CHAIN, &validators), Ok(()));
+    let mut bad = votes[2];
+    bad.signature =
+        UncheckedSignature::from_slice(&off_subgroup_signature()).expect("on the curve");
+    assert_eq!(
+        codec::decode_exact::<CommitVote>(&bad.to_encoded()),
+        Ok(bad),
+        "it decodes"
+    );
+    assert!(matches!(
+        bad.verify(CHAIN, &validators),
+        Err(CryptoError::NotInSubgroup { .. })
+    ));
+    assert!(CommitCertificate::aggregate(4, &[votes[0], votes[1], bad]).is_none());
+    let fourth = CommitVote::sign(CHAIN, 3, &keys(3).vote_key, 0, 1, digest);
+    let without = CommitCertificate::aggregate(4, &[votes[0], votes[1], fourth]).expect("ok");
+    assert_eq!(without.verify(CHAIN, &validators), Ok(()));
+}

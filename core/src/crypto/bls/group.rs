@@ -98,12 +98,26 @@ pub(super) fn decode_signature(
     bytes: &[u8; 96],
     what: &'static str,
 ) -> Result<SignaturePoint, CryptoError> {
-    let unchecked = Option::<G2Affine>::from(G2Affine::from_compressed_unchecked(bytes))
-        .ok_or(CryptoError::InvalidPoint { what })?;
-    if !bool::from(unchecked.is_torsion_free()) {
+    let point = decode_signature_unchecked(bytes, what)?;
+    if !in_subgroup(&point) {
         return Err(CryptoError::NotInSubgroup { what });
     }
-    Ok(unchecked)
+    Ok(point)
+}
+
+/// Decodes a compressed G2 point: a point on the curve (decompression finds
+/// its `y` or fails), not yet known to be in the prime-order subgroup.
+pub(super) fn decode_signature_unchecked(
+    bytes: &[u8; 96],
+    what: &'static str,
+) -> Result<SignaturePoint, CryptoError> {
+    Option::<G2Affine>::from(G2Affine::from_compressed_unchecked(bytes))
+        .ok_or(CryptoError::InvalidPoint { what })
+}
+
+/// `signature_subgroup_check`: the point is in the prime-order subgroup.
+pub(super) fn in_subgroup(point: &SignaturePoint) -> bool {
+    bool::from(point.is_torsion_free())
 }
 
 /// The 96-byte compressed encoding.
@@ -165,6 +179,49 @@ pub(super) fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::bls::{BlsSecretKey, BlsSignature, UncheckedSignature};
+
+    #[test]
+    fn a_vote_outside_the_subgroup_decodes_but_fails_its_check_and_spoils_an_aggregate() {
+        let off = crate::crypto::bls::off_subgroup_signature();
+        let what = "BLS signature";
+        assert_eq!(
+            BlsSignature::from_slice(&off),
+            Err(CryptoError::NotInSubgroup { what })
+        );
+        let unchecked = UncheckedSignature::from_slice(&off).expect("on the curve");
+        assert_eq!(unchecked.check(), Err(CryptoError::NotInSubgroup { what }));
+        assert_eq!(unchecked.to_bytes(), off);
+        // Bytes that are no point at all are refused at decoding.
+        let mut not_a_point = [0xffu8; 96];
+        not_a_point[0] = 0x9f;
+        assert!(UncheckedSignature::from_slice(&not_a_point).is_err());
+
+        let keys: Vec<BlsSecretKey> = (1..=3u8)
+            .map(|i| BlsSecretKey::key_gen(&[i; 32], b"").expect("ikm"))
+            .collect();
+        let honest: Vec<UncheckedSignature> = keys.iter().map(|k| k.sign(b"slot").into()).collect();
+        let aggregate = UncheckedSignature::aggregate(&honest).expect("in the subgroup");
+        let checked: Vec<BlsSignature> = keys.iter().map(|k| k.sign(b"slot")).collect();
+        assert_eq!(
+            aggregate,
+            BlsSignature::aggregate(&checked).expect("non-empty")
+        );
+        let publics: Vec<_> = keys.iter().map(BlsSecretKey::public_key).collect();
+        assert_eq!(
+            crate::crypto::bls::fast_aggregate_verify(&publics, b"slot", &aggregate),
+            Ok(())
+        );
+        // One vote off the subgroup: the sum is off it too, and refused.
+        let spoiled = [honest[0], honest[1], unchecked];
+        assert_eq!(
+            UncheckedSignature::aggregate(&spoiled),
+            Err(CryptoError::NotInSubgroup {
+                what: "aggregate BLS signature"
+            })
+        );
+        assert!(UncheckedSignature::aggregate(&[]).is_err());
+    }
 
     /// The windowed multiplication agrees with `bls12_381`'s double-and-add on
     /// edge scalars (zero, one, every window set, r - 1) and on pseudo-random ones.
