@@ -572,6 +572,62 @@ fn an_equivocating_validator_is_slashed_through_the_committed_log() {
     );
 }
 
+/// A sensor submits to node3 while node3 is cut off from the other
+/// validators: node3 admits its gateway request but cannot hand it on. When
+/// the links return, node3 retransmits the request, as a PBFT client
+/// retransmits an unanswered request, and the call commits well before its
+/// deadline instead of holding one of the gateway's few places for it.
+async fn submit_while_isolated(net: Net) -> turmoil::Result {
+    let host = sim_host(u64::MAX - 2);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut client = client_of(&host, 3, &net.tokens.submit)
+        .await
+        .expect("the client reaches node3");
+    net.record.note("submitting to the isolated node3".into());
+    let reply = tokio::time::timeout(
+        Duration::from_secs(20),
+        client.submit_events(SubmitEventsRequest { events: events(1) }),
+    )
+    .await
+    .expect("answered before the client's deadline")
+    .expect("committed")
+    .into_inner();
+    net.record.note(format!(
+        "committed at height {} with {} alerts",
+        reply.height, reply.alerts
+    ));
+    assert!(reply.applied, "{}", reply.rejection);
+    assert_eq!(reply.events, 5);
+    assert!(reply.alerts >= 1, "the UNION SELECT event alerts");
+    Ok(())
+}
+
+#[test]
+fn a_gateway_request_its_node_could_not_hand_on_is_retransmitted() {
+    let mut phase = 0;
+    let log = simulate(SEED, submit_while_isolated, |sim, elapsed| {
+        match phase {
+            0 if elapsed >= Duration::from_secs(2) => {
+                for i in 0..3 {
+                    sim.partition(node_name(i), node_name(3));
+                }
+            }
+            1 if elapsed >= Duration::from_secs(4) => {
+                for i in 0..3 {
+                    sim.repair(node_name(i), node_name(3));
+                }
+            }
+            _ => return,
+        }
+        phase += 1;
+    });
+    assert!(
+        log.contains("retransmitting gateway requests"),
+        "node3 retransmitted:\n{log}"
+    );
+    assert!(log.contains("committed at height"), "{log}");
+}
+
 /// The fault scenario under paced load; returns its log.
 fn run(seed: u64) -> String {
     let mut phase = 0;

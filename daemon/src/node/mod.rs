@@ -577,6 +577,9 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// Offences remembered as reported before the memory is cleared (a
 /// repeated report costs one rejected transaction, nothing more).
 const OFFENCES_REMEMBERED: usize = 4096;
+/// How long a gateway request goes unanswered before this node hands it
+/// on again.
+const GATEWAY_RETRANSMIT: Duration = Duration::from_secs(2);
 /// Inputs handled before outputs are drained (amortises the durable write).
 const INPUTS_PER_DRAIN: usize = 512;
 
@@ -584,6 +587,11 @@ const INPUTS_PER_DRAIN: usize = 512;
 /// request, one or more for a gateway request.
 struct Waiter {
     callers: Vec<gateway::Caller>,
+    /// A gateway request and when this node last handed it on: the node is
+    /// its client, so it retransmits it as a PBFT client would (an executed
+    /// one is then answered from the reply cache, say after a state
+    /// transfer skipped its execution here; a lost one is admitted again).
+    retransmit: Option<(Request, Instant)>,
 }
 
 impl Waiter {
@@ -688,6 +696,21 @@ impl CoreLoop {
                         }
                         waited_for
                     });
+                    let due = Instant::now();
+                    let retransmit: Vec<Request> = self
+                        .waiting
+                        .values_mut()
+                        .filter_map(|w| w.retransmit.as_mut())
+                        .filter(|(_, sent)| due.duration_since(*sent) >= GATEWAY_RETRANSMIT)
+                        .map(|(request, sent)| {
+                            *sent = due;
+                            request.clone()
+                        })
+                        .collect();
+                    if !retransmit.is_empty() {
+                        tracing::debug!(requests = retransmit.len(), "retransmitting gateway requests");
+                        self.admit(retransmit);
+                    }
                     if self.admitted_at.len() > 1_000_000 {
                         self.admitted_at.clear();
                     }
@@ -810,6 +833,7 @@ impl CoreLoop {
                         key,
                         Waiter {
                             callers: vec![caller],
+                            retransmit: None,
                         },
                     );
                     submitted.push(*request);
@@ -852,7 +876,14 @@ impl CoreLoop {
         let time_ms = self.clock.unix_ms();
         for (request, callers) in self.gateway.combine(&self.chain_id, time_ms) {
             let key = (request.client.to_bytes(), request.request_id);
-            self.waiting.insert(key, Waiter { callers });
+            let retransmit = Some((request.clone(), Instant::now()));
+            self.waiting.insert(
+                key,
+                Waiter {
+                    callers,
+                    retransmit,
+                },
+            );
             submitted.push(request);
         }
         if submitted.is_empty() {
