@@ -588,13 +588,7 @@ impl EventRecord {
     /// that wants only some streams skips the others without decoding them).
     pub fn stream_of(bytes: &[u8]) -> Result<&str, CodecError> {
         let mut r = Reader::new(bytes);
-        let version = r.u8("event record version")?;
-        if !(1..=EVENT_VERSION).contains(&version) {
-            return Err(CodecError::UnsupportedVersion {
-                what: "event record",
-                version,
-            });
-        }
+        record_version(&mut r)?;
         r.u64("sequence")?;
         let length = r.length("stream", STREAM_BYTES_MAX)?;
         std::str::from_utf8(r.take("stream", length)?).map_err(|_| CodecError::InvalidTag {
@@ -606,13 +600,7 @@ impl EventRecord {
     /// Decodes an entry written by any supported version, upcasting it.
     pub fn decode(bytes: &[u8]) -> Result<EventRecord, CodecError> {
         let mut r = Reader::new(bytes);
-        let version = r.u8("event record version")?;
-        if !(1..=EVENT_VERSION).contains(&version) {
-            return Err(CodecError::UnsupportedVersion {
-                what: "event record",
-                version,
-            });
-        }
+        let version = record_version(&mut r)?;
         let sequence = r.u64("sequence")?;
         let stream = String::from_utf8(r.bytes("stream", STREAM_BYTES_MAX)?).map_err(|_| {
             CodecError::InvalidTag {
@@ -639,6 +627,18 @@ impl EventRecord {
         }
         Ok(record)
     }
+}
+
+/// An entry's version byte, if it is one this build reads.
+fn record_version(r: &mut Reader<'_>) -> Result<u8, CodecError> {
+    let version = r.u8("event record version")?;
+    if !(1..=EVENT_VERSION).contains(&version) {
+        return Err(CodecError::UnsupportedVersion {
+            what: "event record",
+            version,
+        });
+    }
+    Ok(version)
 }
 
 /// The domain of the chain hash.

@@ -209,8 +209,7 @@ type EventStream =
 type NotificationStream =
     Pin<Box<dyn Stream<Item = Result<proto::Notification, Status>> + Send + 'static>>;
 
-/// What a stream answers for a submission refused before it reached the
-/// gateway.
+/// What a stream answers for a submission that did not commit.
 fn refused(tag: u64, status: &Status) -> proto::StreamEventsResponse {
     proto::StreamEventsResponse {
         tag,
@@ -323,21 +322,16 @@ impl Client for ApiService {
                 };
                 let out = out.clone();
                 tokio::spawn(async move {
-                    let outcome = match answer(rx, EVENTS_TIMEOUT).await {
-                        Ok(response) => proto::stream_events_response::Outcome::Committed(response),
-                        Err(status) => {
-                            proto::stream_events_response::Outcome::Refused(proto::Refused {
-                                code: status.code() as i32,
-                                message: status.message().to_string(),
-                            })
-                        }
-                    };
-                    let _ = out
-                        .send(Ok(proto::StreamEventsResponse {
+                    let response = match answer(rx, EVENTS_TIMEOUT).await {
+                        Ok(committed) => proto::StreamEventsResponse {
                             tag,
-                            outcome: Some(outcome),
-                        }))
-                        .await;
+                            outcome: Some(proto::stream_events_response::Outcome::Committed(
+                                committed,
+                            )),
+                        },
+                        Err(status) => refused(tag, &status),
+                    };
+                    let _ = out.send(Ok(response)).await;
                     drop(place);
                 });
             }
