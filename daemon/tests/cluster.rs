@@ -312,6 +312,13 @@ async fn four_processes_commit_survive_kill_9_and_a_primary_failure_and_agree() 
     let metrics = http_get(cluster.metrics(0), "/metrics");
     assert!(metrics.contains("shieldx_consensus_height"), "{metrics}");
     assert!(metrics.contains("shieldx_requests_committed_total"));
+    // The node's saturation: its core loop has worked, and said so.
+    let busy: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("shieldx_core_loop_busy_seconds_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("core loop busy seconds exposed: {metrics}"));
+    assert!(busy > 0.0, "{busy}");
     assert!(http_get(cluster.metrics(0), "/healthz").starts_with("HTTP/1.0 200"));
 
     // A backup is killed with SIGKILL, the others go on, and it comes back.
