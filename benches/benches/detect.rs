@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shieldx_benches::{events, literal_rules, mixed_rules, with_transforms};
-use shieldx_core::detect::window::WindowTable;
+use shieldx_core::detect::window::{WindowTable, WindowUpdate};
 use shieldx_core::detect::{
     Aggregate, AggregateMode, CompiledRules, Detector, DetectorConfig, Event, Field, RuleSet,
     default_rules,
@@ -150,6 +150,26 @@ fn windows(c: &mut Criterion) {
                 let alert = table.update(&stream[start..end], None, t);
                 (n, start) = if n + 1 == KEYS { (0, 0) } else { (n + 1, end) };
                 black_box(alert)
+            })
+        });
+        // As `inspect_batch` applies a batch's window updates: together,
+        // through `update_many`.
+        const BULK: usize = 256;
+        let mut alerts = Vec::with_capacity(BULK);
+        let mut updates: Vec<WindowUpdate<'_>> = Vec::with_capacity(BULK);
+        group.throughput(Throughput::Elements(BULK as u64));
+        group.bench_function(format!("{name}/update-{BULK}-together-at-100k-keys"), |b| {
+            b.iter(|| {
+                updates.clear();
+                for _ in 0..BULK {
+                    let end = ends[n];
+                    t += 1;
+                    updates.push((&stream[start..end], None, t));
+                    (n, start) = if n + 1 == KEYS { (0, 0) } else { (n + 1, end) };
+                }
+                alerts.clear();
+                table.update_many(&updates, &mut alerts);
+                black_box(alerts.len())
             })
         });
     }

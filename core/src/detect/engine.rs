@@ -652,6 +652,22 @@ struct Scratch {
     /// `inspect_batch`: the alerts of each event that raised some.
     alerting: Vec<Range<usize>>,
     digests: crate::crypto::Digests,
+    /// `inspect_batch`: window updates held back until the batch's end.
+    deferred: Vec<DeferredWindow>,
+    /// `inspect_batch`: the answers of one rule's held-back updates.
+    answers: Vec<bool>,
+}
+
+/// An alert of `inspect_batch` that stands only if its rule's window update
+/// says so; the updates of a batch are applied together at its end.
+#[derive(Debug, Clone, Copy)]
+struct DeferredWindow {
+    /// The alert's position in the output.
+    alert: usize,
+    /// Its rule.
+    rule: u32,
+    /// Its event's position in the batch.
+    event: u32,
 }
 
 /// Deterministic counts of the work a [`Detector`] did: what the engine's
@@ -719,6 +735,8 @@ impl Detector {
             candidates: Vec::new(),
             alerting: Vec::new(),
             digests: crate::crypto::Digests::new(),
+            deferred: Vec::new(),
+            answers: Vec::new(),
         };
         Detector {
             rules,
@@ -823,7 +841,7 @@ impl Detector {
     /// block's timestamp) and appends its alerts to `alerts`, in rule order.
     pub fn inspect(&mut self, event: &Event, time_ms: u64, alerts: &mut Vec<Alert>) {
         let first = alerts.len();
-        self.inspect_unhashed(event, time_ms, alerts);
+        self.inspect_unhashed(event, time_ms, None, alerts);
         if alerts.len() > first {
             let hash = Digest::of(&event.payload);
             alerts[first..]
@@ -835,7 +853,9 @@ impl Detector {
     /// Inspects each `(event, time_ms)` in order, exactly as [`inspect`]
     /// would one after the other, and appends the alerts in that order. The
     /// payload hashes of the events that raised alerts are computed side by
-    /// side at the end ([`Digest::of_many`]), which is what makes a batch
+    /// side at the end ([`Digest::of_many`]), and so are the anomaly-window
+    /// updates ([`WindowTable::update_many`], in event order per rule; an
+    /// alert their answer refuses is dropped): that is what makes a batch
     /// cheaper than its events one at a time.
     ///
     /// Returns, for each event that raised alerts, its position among
@@ -848,22 +868,31 @@ impl Detector {
         events: impl IntoIterator<Item = (&'a Event, u64)>,
         alerts: &mut Vec<Alert>,
     ) -> Vec<AlertingEvent> {
-        let mut payloads: Vec<&[u8]> = Vec::new();
+        let events: Vec<(&Event, u64)> = events.into_iter().collect();
+        let base = alerts.len();
         let mut ranges = std::mem::take(&mut self.scratch.alerting);
         ranges.clear();
+        self.scratch.deferred.clear();
         let mut alerting = Vec::new();
-        for (index, (event, time_ms)) in events.into_iter().enumerate() {
+        for (index, &(event, time_ms)) in events.iter().enumerate() {
             let first = alerts.len();
-            self.inspect_unhashed(event, time_ms, alerts);
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            self.inspect_unhashed(event, time_ms, Some(index), alerts);
             if alerts.len() > first {
-                payloads.push(&event.payload);
                 ranges.push(first..alerts.len());
                 alerting.push(AlertingEvent {
-                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    index,
                     alerts: u32::try_from(alerts.len() - first).unwrap_or(u32::MAX),
                 });
             }
         }
+        if !self.scratch.deferred.is_empty() {
+            self.settle_windows(&events, base, alerts, &mut ranges, &mut alerting);
+        }
+        let payloads: Vec<&[u8]> = alerting
+            .iter()
+            .map(|a| &events[a.index as usize].0.payload[..])
+            .collect();
         Digest::of_many(&payloads, &mut self.scratch.digests);
         for (range, hash) in ranges.iter().zip(self.scratch.digests.iter()) {
             alerts[range.clone()]
@@ -874,8 +903,87 @@ impl Detector {
         alerting
     }
 
-    /// [`Detector::inspect`] with every alert's payload hash left zero.
-    fn inspect_unhashed(&mut self, event: &Event, time_ms: u64, alerts: &mut Vec<Alert>) {
+    /// Applies the window updates `inspect_batch` held back, rule by rule in
+    /// event order (each rule's table sees exactly the sequence it would have
+    /// seen event by event), and drops the alerts whose update said no,
+    /// with the events left without alerts.
+    fn settle_windows(
+        &mut self,
+        events: &[(&Event, u64)],
+        base: usize,
+        alerts: &mut Vec<Alert>,
+        ranges: &mut Vec<Range<usize>>,
+        alerting: &mut Vec<AlertingEvent>,
+    ) {
+        let mut deferred = std::mem::take(&mut self.scratch.deferred);
+        let mut answers = std::mem::take(&mut self.scratch.answers);
+        // Stable: within a rule, updates stay in event order.
+        deferred.sort_by_key(|d| d.rule);
+        let mut keep = vec![true; alerts.len() - base];
+        for group in deferred.chunk_by(|a, b| a.rule == b.rule) {
+            let rule = group[0].rule as usize;
+            let (Some(aggregate), Some(table)) = (
+                self.rules.rules[rule].aggregate.as_ref(),
+                self.windows[rule].as_mut(),
+            ) else {
+                continue;
+            };
+            let updates: Vec<super::window::WindowUpdate<'_>> = group
+                .iter()
+                .map(|d| {
+                    let (event, time_ms) = events[d.event as usize];
+                    let value = match &aggregate.mode {
+                        super::AggregateMode::ValueCount(f) => Some(event.field(f)),
+                        _ => None,
+                    };
+                    (event.field(&aggregate.by), value, time_ms)
+                })
+                .collect();
+            answers.clear();
+            table.update_many(&updates, &mut answers);
+            for (d, &alert) in group.iter().zip(&answers) {
+                keep[d.alert - base] = alert;
+            }
+        }
+        let mut position = 0;
+        alerts.retain(|_| {
+            position += 1;
+            position <= base || keep[position - 1 - base]
+        });
+        let mut next = base;
+        let mut kept_events = 0;
+        for i in 0..ranges.len() {
+            let kept = keep[ranges[i].start - base..ranges[i].end - base]
+                .iter()
+                .filter(|&&k| k)
+                .count();
+            if kept > 0 {
+                ranges[kept_events] = next..next + kept;
+                alerting[kept_events] = AlertingEvent {
+                    index: alerting[i].index,
+                    alerts: kept as u32,
+                };
+                kept_events += 1;
+                next += kept;
+            }
+        }
+        ranges.truncate(kept_events);
+        alerting.truncate(kept_events);
+        self.scratch.deferred = deferred;
+        self.scratch.answers = answers;
+    }
+
+    /// [`Detector::inspect`] with every alert's payload hash left zero. With
+    /// `batch_index` (the event's position in an `inspect_batch` batch), a
+    /// rule's window update is held back in `scratch.deferred` and its alert
+    /// is emitted provisionally.
+    fn inspect_unhashed(
+        &mut self,
+        event: &Event,
+        time_ms: u64,
+        batch_index: Option<u32>,
+        alerts: &mut Vec<Alert>,
+    ) {
         let rules = Arc::clone(&self.rules);
         let s = &mut self.scratch;
         s.generation = s.generation.wrapping_add(1);
@@ -982,13 +1090,21 @@ impl Detector {
             if let (Some(aggregate), Some(table)) =
                 (&rule.aggregate, self.windows[rule_index].as_mut())
             {
-                let key = event.field(&aggregate.by);
-                let value = match &aggregate.mode {
-                    super::AggregateMode::ValueCount(f) => Some(event.field(f)),
-                    _ => None,
-                };
-                if !table.update(key, value, time_ms) {
-                    continue;
+                if let Some(event_index) = batch_index {
+                    s.deferred.push(DeferredWindow {
+                        alert: alerts.len(),
+                        rule: rule_index as u32,
+                        event: event_index,
+                    });
+                } else {
+                    let key = event.field(&aggregate.by);
+                    let value = match &aggregate.mode {
+                        super::AggregateMode::ValueCount(f) => Some(event.field(f)),
+                        _ => None,
+                    };
+                    if !table.update(key, value, time_ms) {
+                        continue;
+                    }
                 }
             }
             let event_id = event_id.get_or_insert_with(|| Arc::from(event.id.as_str()));

@@ -20,8 +20,20 @@
 //! hasher. Each slot's latest touch is kept in a dense column beside the
 //! slots, so the filter and the eviction check read 8 bytes per record, not
 //! a slot.
+//!
+//! Memory layout, for 100,000 keys and more: the index is open-addressed
+//! with linear probing, at most half full, and a key's bucket is one cache
+//! line holding the key itself (up to 19 bytes; a longer key lives beside its
+//! slot and the bucket holds its hash), its latest time and its whole state,
+//! so a lookup and the fixed-window update miss the cache once (an
+//! `event_count` update once more, for its ring of times). Removal shifts
+//! the probe run back (no tombstones). [`WindowTable::update_many`] applies a
+//! batch's updates with their lookups overlapped; `Detector::inspect_batch`
+//! uses it. None of this is observable: answers, evictions and the snapshot
+//! encoding are those of a plain map.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 
 use foldhash::fast::FixedState;
 
@@ -31,80 +43,132 @@ use crate::crypto::Digest;
 #[derive(Debug)]
 enum State {
     Fixed { start: u64, count: u32 },
-    Sliding(VecDeque<u64>),
+    Sliding(Ring),
     Distinct(Vec<(u64, u64)>),
 }
 
-/// Key bytes kept inline when short.
-const INLINE_KEY: usize = 22;
-
-/// A window key: inline when it is at most [`INLINE_KEY`] bytes (addresses,
-/// sensor ids), so that a lookup compares bytes inside the hash table's
-/// bucket instead of following a pointer to the heap (one cache miss fewer
-/// per update at 100,000 keys). Hashes and compares as its bytes.
-#[derive(Debug, Clone)]
-enum WindowKey {
-    Inline { len: u8, bytes: [u8; INLINE_KEY] },
-    Heap(Box<[u8]>),
+/// The latest match times of one key, oldest first: a ring that grows on
+/// demand up to the rule's `count` (at most
+/// [`AGGREGATE_COUNT_MAX`](super::rules::AGGREGATE_COUNT_MAX)), so a key
+/// seen once holds one time, not `count`.
+#[derive(Debug, Default)]
+struct Ring {
+    buf: Box<[u64]>,
+    head: u32,
+    len: u32,
 }
 
-impl WindowKey {
-    fn new(key: &[u8]) -> WindowKey {
-        if key.len() <= INLINE_KEY {
-            let mut bytes = [0u8; INLINE_KEY];
-            bytes[..key.len()].copy_from_slice(key);
-            WindowKey::Inline {
-                len: key.len() as u8,
-                bytes,
-            }
+impl Ring {
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    fn position(&self, i: usize) -> usize {
+        let at = self.head as usize + i;
+        if at >= self.buf.len() {
+            at - self.buf.len()
         } else {
-            WindowKey::Heap(key.into())
+            at
         }
     }
 
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            WindowKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            WindowKey::Heap(bytes) => bytes,
+    fn front(&self) -> Option<u64> {
+        (self.len > 0).then(|| self.buf[self.head as usize])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.len()).map(|i| self.buf[self.position(i)])
+    }
+
+    /// Appends `t`, first dropping the oldest time if `limit` are held.
+    fn push_within(&mut self, t: u64, limit: usize) {
+        if self.len() >= limit && self.len > 0 {
+            self.head = self.position(1) as u32;
+            self.len -= 1;
         }
+        if self.len() == self.buf.len() {
+            let grown = (2 * self.buf.len()).max(4).min(limit.max(1));
+            let mut buf = Vec::with_capacity(grown);
+            buf.extend(self.iter());
+            buf.resize(grown, 0);
+            self.buf = buf.into_boxed_slice();
+            self.head = 0;
+        }
+        let at = self.position(self.len());
+        self.buf[at] = t;
+        self.len += 1;
+    }
+
+    fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
     }
 }
 
-impl PartialEq for WindowKey {
-    fn eq(&self, other: &WindowKey) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
+/// Key bytes held in the bucket itself (addresses and sensor ids); a longer
+/// key is held beside its slot, and its bucket holds the key's hash.
+const INLINE_KEY: usize = 19;
 
-impl Eq for WindowKey {}
+/// `Bucket::key_len` of a key longer than [`INLINE_KEY`].
+const LONG_KEY: u8 = u8::MAX;
 
-impl std::hash::Hash for WindowKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // As the bytes hash, so that lookups by `&[u8]` find it.
-        self.as_bytes().hash(state);
-    }
-}
+/// `Bucket::slot` of an empty bucket.
+const EMPTY: u32 = u32::MAX;
 
-impl std::borrow::Borrow<[u8]> for WindowKey {
-    fn borrow(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
+/// One key of the open-addressed index, with its whole window state: one
+/// cache line, so an update at 100,000 keys misses the cache once for the
+/// lookup and the state together (and once more for an `event_count` ring).
 #[derive(Debug)]
-struct Slot {
-    key: WindowKey,
-    latest: u64,
+#[repr(align(64))]
+struct Bucket {
     state: State,
+    latest: u64,
+    slot: u32,
+    key_len: u8,
+    key: [u8; INLINE_KEY],
 }
+
+const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
+
+impl Bucket {
+    fn empty() -> Bucket {
+        Bucket {
+            state: State::Fixed { start: 0, count: 0 },
+            latest: 0,
+            slot: EMPTY,
+            key_len: 0,
+            key: [0; INLINE_KEY],
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.slot == EMPTY
+    }
+}
+
+/// What a slot id stands for besides its bucket: the key's hash (to find
+/// the bucket again on eviction and to rehash on growth) and a key too long
+/// to be held inline.
+#[derive(Debug, Default)]
+struct SlotKey {
+    hash: u64,
+    long: Option<Box<[u8]>>,
+}
+
+/// One update of [`WindowTable::update_many`]: the key, the counted value
+/// (`value_count` only) and the time in milliseconds.
+pub type WindowUpdate<'a> = (&'a [u8], Option<&'a [u8]>, u64);
 
 /// The per-key windows of one anomaly rule.
 #[derive(Debug)]
 pub struct WindowTable {
     aggregate: Aggregate,
     capacity: usize,
-    index: HashMap<WindowKey, u32, FixedState>,
-    slots: Vec<Option<Slot>>,
+    hasher: FixedState,
+    /// Linear probing, at most half full; empty until the first key.
+    buckets: Vec<Bucket>,
+    len: usize,
+    slots: Vec<SlotKey>,
     /// Each slot's latest touch; 0 for a free slot (touches start at 1).
     touched: Vec<u64>,
     free: Vec<u32>,
@@ -120,7 +184,9 @@ impl WindowTable {
         WindowTable {
             aggregate,
             capacity: capacity.max(1),
-            index: HashMap::with_hasher(FixedState::with_seed(hash_seed)),
+            hasher: FixedState::with_seed(hash_seed),
+            buckets: Vec::new(),
+            len: 0,
             slots: Vec::new(),
             touched: Vec::new(),
             free: Vec::new(),
@@ -132,12 +198,12 @@ impl WindowTable {
 
     /// Keys held.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.len
     }
 
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len == 0
     }
 
     /// Keys evicted so far to respect the capacity.
@@ -150,33 +216,30 @@ impl WindowTable {
     pub fn update(&mut self, key: &[u8], value: Option<&[u8]>, time_ms: u64) -> bool {
         self.touches += 1;
         let touched = self.touches;
-        let slot_id = match self.index.get(key) {
-            Some(&id) => id,
-            None => self.insert(key, time_ms),
+        let hash = self.hasher.hash_one(key);
+        let at = match self.find(key, hash) {
+            Ok(at) => at,
+            Err(_) => self.insert(key, hash, time_ms),
         };
+        let slot_id = self.buckets[at].slot;
         // Record the touch before the queue may be compacted: compaction
         // keeps each key's latest touch, and this is now that touch.
         self.queue.push_back((slot_id, touched));
         self.touched[slot_id as usize] = touched;
-        if self.queue.len() > 2 * self.index.len() + 64 {
+        if self.queue.len() > 2 * self.len + 64 {
             self.rebuild_queue();
         }
-        let Some(slot) = self.slots[slot_id as usize].as_mut() else {
-            return false;
-        };
+        let bucket = &mut self.buckets[at];
         // Logical time never runs backwards for a key.
-        let now = time_ms.max(slot.latest);
-        slot.latest = now;
+        let now = time_ms.max(bucket.latest);
+        bucket.latest = now;
         let a = &self.aggregate;
         let n = a.count;
         let inside = |t: u64| now.saturating_sub(t) < a.window_ms;
-        match (&a.mode, &mut slot.state) {
+        match (&a.mode, &mut bucket.state) {
             (AggregateMode::EventCount, State::Sliding(times)) => {
-                if times.len() == n as usize {
-                    times.pop_front();
-                }
-                times.push_back(now);
-                let alert = times.len() == n as usize && times.front().is_some_and(|&t| inside(t));
+                times.push_within(now, n as usize);
+                let alert = times.len() == n as usize && times.front().is_some_and(inside);
                 if alert {
                     times.clear();
                 }
@@ -220,50 +283,187 @@ impl WindowTable {
         }
     }
 
+    /// [`WindowTable::update`] for each of `updates` in order, appending
+    /// each answer to `alerts`; the result is exactly that of the updates one
+    /// by one. Each chunk's buckets (and `event_count` rings) are looked up
+    /// together first: at 100,000 keys every lookup is a cache miss, and
+    /// independent lookups overlap their misses where one-by-one updates pay
+    /// them in turn.
+    pub fn update_many(&mut self, updates: &[WindowUpdate<'_>], alerts: &mut Vec<bool>) {
+        const CHUNK: usize = 64;
+        if self.buckets.is_empty() {
+            alerts.extend(
+                updates
+                    .iter()
+                    .map(|&(key, value, time)| self.update(key, value, time)),
+            );
+            return;
+        }
+        let mut homes = [0usize; CHUNK];
+        for chunk in updates.chunks(CHUNK) {
+            // Touch each key's home bucket, then (`event_count`) the ring it
+            // points to: short loops that do not branch on what they load,
+            // so that many misses are in flight at once. `black_box` waits
+            // for them before the updates run on warm lines.
+            let mut sink = 0u64;
+            for ((key, _, _), home) in chunk.iter().zip(&mut homes) {
+                *home = self.home(self.hasher.hash_one(*key));
+                sink = sink.wrapping_add(u64::from(self.buckets[*home].slot));
+            }
+            if matches!(self.aggregate.mode, AggregateMode::EventCount) {
+                for &home in &homes[..chunk.len()] {
+                    if let State::Sliding(ring) = &self.buckets[home].state {
+                        sink = sink.wrapping_add(ring.front().unwrap_or(0));
+                    }
+                }
+            }
+            std::hint::black_box(sink);
+            alerts.extend(
+                chunk
+                    .iter()
+                    .map(|&(key, value, time)| self.update(key, value, time)),
+            );
+        }
+    }
+
     fn fresh_state(&self) -> State {
         match &self.aggregate.mode {
-            AggregateMode::EventCount => State::Sliding(VecDeque::new()),
+            AggregateMode::EventCount => State::Sliding(Ring::default()),
             AggregateMode::ValueCount(_) => State::Distinct(Vec::new()),
             _ => State::Fixed { start: 0, count: 0 },
         }
     }
 
-    fn insert(&mut self, key: &[u8], time_ms: u64) -> u32 {
-        while self.index.len() >= self.capacity && self.evict_oldest() {}
-        let key = WindowKey::new(key);
-        let slot = Slot {
-            key: key.clone(),
-            latest: time_ms,
-            state: self.fresh_state(),
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & (self.buckets.len() - 1)
+    }
+
+    fn next(&self, at: usize) -> usize {
+        (at + 1) & (self.buckets.len() - 1)
+    }
+
+    /// The bucket holding `key`, or the empty bucket where it would go.
+    fn find(&self, key: &[u8], hash: u64) -> Result<usize, usize> {
+        if self.buckets.is_empty() {
+            return Err(0);
+        }
+        // An inline key is compared as its zero-padded array: a fixed-size
+        // comparison, no call.
+        let mut padded = [0u8; INLINE_KEY];
+        if key.len() <= INLINE_KEY {
+            padded.iter_mut().zip(key).for_each(|(d, s)| *d = *s);
+        }
+        let mut at = self.home(hash);
+        loop {
+            let b = &self.buckets[at];
+            if b.is_empty() {
+                return Err(at);
+            }
+            let same = if key.len() <= INLINE_KEY {
+                usize::from(b.key_len) == key.len() && b.key == padded
+            } else {
+                b.key_len == LONG_KEY
+                    && b.key[..8] == hash.to_le_bytes()
+                    && self.slots[b.slot as usize].long.as_deref() == Some(key)
+            };
+            if same {
+                return Ok(at);
+            }
+            at = self.next(at);
+        }
+    }
+
+    /// Adds `key` (absent) with a fresh state, evicting the least recently
+    /// updated key at capacity; returns its bucket.
+    fn insert(&mut self, key: &[u8], hash: u64, time_ms: u64) -> usize {
+        while self.len >= self.capacity && self.evict_oldest() {}
+        if 2 * (self.len + 1) > self.buckets.len() {
+            self.grow();
+        }
+        let at = match self.find(key, hash) {
+            Ok(at) | Err(at) => at,
         };
+        let long = (key.len() > INLINE_KEY).then(|| Box::<[u8]>::from(key));
         let id = match self.free.pop() {
             Some(id) => {
-                self.slots[id as usize] = Some(slot);
+                self.slots[id as usize] = SlotKey { hash, long };
                 id
             }
             None => {
-                self.slots.push(Some(slot));
+                self.slots.push(SlotKey { hash, long });
                 self.touched.push(0);
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(key, id);
-        id
+        let mut bucket = Bucket {
+            state: self.fresh_state(),
+            latest: time_ms,
+            slot: id,
+            key_len: LONG_KEY,
+            key: [0; INLINE_KEY],
+        };
+        if key.len() <= INLINE_KEY {
+            bucket.key_len = key.len() as u8;
+            bucket.key[..key.len()].copy_from_slice(key);
+        } else {
+            bucket.key[..8].copy_from_slice(&hash.to_le_bytes());
+        }
+        self.buckets[at] = bucket;
+        self.len += 1;
+        at
+    }
+
+    /// Doubles the index (16 buckets at first), moving every bucket to its
+    /// place in the larger one.
+    fn grow(&mut self) {
+        let size = (2 * self.buckets.len()).max(16);
+        let old = std::mem::replace(&mut self.buckets, Vec::with_capacity(size));
+        self.buckets.resize_with(size, Bucket::empty);
+        for b in old.into_iter().filter(|b| !b.is_empty()) {
+            let mut at = self.home(self.slots[b.slot as usize].hash);
+            while !self.buckets[at].is_empty() {
+                at = self.next(at);
+            }
+            self.buckets[at] = b;
+        }
     }
 
     /// Evicts the least recently updated key; false if there was none.
     fn evict_oldest(&mut self) -> bool {
         while let Some((id, touched)) = self.queue.pop_front() {
-            let live = self.touched[id as usize] == touched;
-            if live && let Some(slot) = self.slots[id as usize].take() {
-                self.touched[id as usize] = 0;
-                self.index.remove(slot.key.as_bytes());
-                self.free.push(id);
+            if self.touched[id as usize] == touched {
+                self.remove(id);
                 self.evictions += 1;
                 return true;
             }
         }
         false
+    }
+
+    /// Removes the key of live slot `id`, closing the gap in its probe run
+    /// (backward shift: no tombstones, so lookups never lengthen).
+    fn remove(&mut self, id: u32) {
+        let slot = std::mem::take(&mut self.slots[id as usize]);
+        self.touched[id as usize] = 0;
+        self.free.push(id);
+        let mut hole = self.home(slot.hash);
+        while self.buckets[hole].slot != id {
+            hole = self.next(hole);
+        }
+        self.buckets[hole] = Bucket::empty();
+        self.len -= 1;
+        let mut at = self.next(hole);
+        while !self.buckets[at].is_empty() {
+            let home = self.home(self.slots[self.buckets[at].slot as usize].hash);
+            let mask = self.buckets.len() - 1;
+            // The bucket at `at` may fill the hole unless its home lies
+            // cyclically after the hole (then it would move before it).
+            if (at.wrapping_sub(home) & mask) >= (at.wrapping_sub(hole) & mask) {
+                self.buckets.swap(hole, at);
+                hole = at;
+            }
+            at = self.next(at);
+        }
     }
 
     /// Compacts the queue to each live key's latest touch, oldest first. The
@@ -274,6 +474,23 @@ impl WindowTable {
         let touched = &self.touched;
         self.queue.retain(|&(id, t)| touched[id as usize] == t);
     }
+
+    /// The keys held, in bucket order.
+    #[cfg(test)]
+    fn keys(&self) -> Vec<Vec<u8>> {
+        self.buckets
+            .iter()
+            .filter(|b| !b.is_empty())
+            .map(|b| self.key_of(b).to_vec())
+            .collect()
+    }
+
+    fn key_of<'a>(&'a self, bucket: &'a Bucket) -> &'a [u8] {
+        match self.slots[bucket.slot as usize].long.as_deref() {
+            Some(long) => long,
+            None => &bucket.key[..usize::from(bucket.key_len)],
+        }
+    }
 }
 
 impl WindowTable {
@@ -281,19 +498,18 @@ impl WindowTable {
     /// snapshots: a replica restored from it alerts exactly as one that saw
     /// every event.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let mut live: Vec<(u64, &Slot)> = self
-            .slots
+        let mut live: Vec<(u64, &Bucket)> = self
+            .buckets
             .iter()
-            .zip(&self.touched)
-            .filter_map(|(s, &t)| s.as_ref().map(|s| (t, s)))
+            .filter(|b| !b.is_empty())
+            .map(|b| (self.touched[b.slot as usize], b))
             .collect();
         live.sort_unstable_by_key(|&(t, _)| t);
-        let live = live.into_iter().map(|(_, s)| s);
         crate::codec::put_length(out, live.len());
-        for slot in live {
-            crate::codec::put_bytes(out, slot.key.as_bytes());
-            out.extend_from_slice(&slot.latest.to_le_bytes());
-            match &slot.state {
+        for (_, bucket) in live {
+            crate::codec::put_bytes(out, self.key_of(bucket));
+            out.extend_from_slice(&bucket.latest.to_le_bytes());
+            match &bucket.state {
                 State::Fixed { start, count } => {
                     out.push(0);
                     out.extend_from_slice(&start.to_le_bytes());
@@ -319,7 +535,7 @@ impl WindowTable {
     }
 
     /// Restores windows written by [`WindowTable::encode`] into an empty table
-    /// for the same aggregate.
+    /// for the same aggregate. A key that appears twice is refused.
     pub fn decode_into(
         &mut self,
         r: &mut crate::codec::Reader<'_>,
@@ -337,9 +553,9 @@ impl WindowTable {
                 },
                 1 => {
                     let len = r.length("window times", per_key)?;
-                    let mut times = VecDeque::with_capacity(len);
+                    let mut times = Ring::default();
                     for _ in 0..len {
-                        times.push_back(r.u64("window time")?);
+                        times.push_within(r.u64("window time")?, per_key);
                     }
                     State::Sliding(times)
                 }
@@ -358,14 +574,20 @@ impl WindowTable {
                     });
                 }
             };
-            let id = self.insert(&key, latest);
+            let hash = self.hasher.hash_one(&key[..]);
+            if self.find(&key, hash).is_ok() {
+                return Err(CodecError::Invalid {
+                    what: "window key",
+                    reason: "a key appears twice",
+                });
+            }
+            let at = self.insert(&key, hash, latest);
+            self.buckets[at].state = state;
             self.touches += 1;
             let touched = self.touches;
+            let id = self.buckets[at].slot;
             self.queue.push_back((id, touched));
             self.touched[id as usize] = touched;
-            if let Some(slot) = self.slots[id as usize].as_mut() {
-                slot.state = state;
-            }
         }
         Ok(())
     }
@@ -503,7 +725,7 @@ mod tests {
 
     /// Keys held, sorted.
     fn held(t: &WindowTable) -> Vec<Vec<u8>> {
-        let mut keys: Vec<Vec<u8>> = t.index.keys().map(|k| k.as_bytes().to_vec()).collect();
+        let mut keys: Vec<Vec<u8>> = t.keys();
         keys.sort();
         keys
     }
@@ -551,31 +773,99 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        let mut t = table(AggregateMode::Threshold, 1_000, 1_000, 16);
-        let mut model: Vec<Vec<u8>> = Vec::new();
-        let mut fresh = 0u64;
-        let mut time = 0u64;
-        for _ in 0..100 {
-            for step in 0..300 {
-                let key = if model.len() < 16 || step % 97 == 0 {
-                    fresh += 1;
-                    format!("new{fresh}").into_bytes()
-                } else {
-                    model[(next() % model.len() as u64) as usize].clone()
-                };
-                time += 1;
-                t.update(&key, None, time);
-                model.retain(|m| *m != key);
-                if model.len() == 16 {
-                    model.remove(0);
+        // Keys are inline, held beside their slot (longer than a bucket
+        // holds), or either: every removal shifts probe runs that mix both.
+        for shape in ["new{}", "a-source-key-longer-than-a-bucket-{}", "mixed"] {
+            let mut t = table(AggregateMode::Threshold, 1_000, 1_000, 16);
+            let mut model: Vec<Vec<u8>> = Vec::new();
+            let mut fresh = 0u64;
+            let mut time = 0u64;
+            for _ in 0..100 {
+                for step in 0..300 {
+                    let key = if model.len() < 16 || step % 97 == 0 {
+                        fresh += 1;
+                        let shape = match shape {
+                            "mixed" if fresh.is_multiple_of(3) => {
+                                "long-key-of-more-than-nineteen-bytes-{}"
+                            }
+                            "mixed" => "k{}",
+                            s => s,
+                        };
+                        shape.replace("{}", &fresh.to_string()).into_bytes()
+                    } else {
+                        model[(next() % model.len() as u64) as usize].clone()
+                    };
+                    time += 1;
+                    t.update(&key, None, time);
+                    model.retain(|m| *m != key);
+                    if model.len() == 16 {
+                        model.remove(0);
+                    }
+                    model.push(key);
+                    let mut expected = model.clone();
+                    expected.sort();
+                    assert_eq!(held(&t), expected, "{shape} at time {time}");
+                    for key in &model {
+                        let hash = t.hasher.hash_one(&key[..]);
+                        assert!(t.find(key, hash).is_ok(), "{shape} at time {time}");
+                    }
                 }
-                model.push(key);
-                let mut expected = model.clone();
-                expected.sort();
-                assert_eq!(held(&t), expected, "at time {time}");
             }
+            assert!(t.evictions() > 200, "{shape}");
         }
-        assert!(t.evictions() > 200);
+    }
+
+    #[test]
+    fn updates_in_bulk_answer_as_one_by_one() {
+        // Keys repeat within a chunk and the capacity forces evictions
+        // between them, so looked-up buckets move before they are updated.
+        for mode in [AggregateMode::EventCount, AggregateMode::DetectionFilter] {
+            let mut one = table(mode.clone(), 3, 50, 40);
+            let mut bulk = table(mode.clone(), 3, 50, 40);
+            let keys: Vec<Vec<u8>> = (0..1_000u64)
+                .map(|i| match i % 10 {
+                    0 => format!("cold-{i}").into_bytes(),
+                    _ => format!("k{}", (i * 7_919) % 30).into_bytes(),
+                })
+                .collect();
+            let updates: Vec<WindowUpdate<'_>> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (&k[..], None, i as u64 / 20))
+                .collect();
+            let expected: Vec<bool> = updates
+                .iter()
+                .map(|&(k, v, t)| one.update(k, v, t))
+                .collect();
+            let mut got = Vec::new();
+            bulk.update_many(&updates, &mut got);
+            assert_eq!(got, expected, "{mode:?}");
+            assert!(expected.contains(&true), "{mode:?}");
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            one.encode(&mut a);
+            bulk.encode(&mut b);
+            assert_eq!(a, b, "{mode:?}");
+            assert!(one.evictions() > 0, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_naming_a_key_twice_is_refused() {
+        let mut t = table(AggregateMode::Threshold, 5, 1_000, 8);
+        t.update(b"a", None, 1);
+        let mut once = Vec::new();
+        t.encode(&mut once);
+        // The same entry twice, under a count of two.
+        let entry = &once[4..];
+        let mut twice = Vec::new();
+        crate::codec::put_length(&mut twice, 2);
+        twice.extend_from_slice(entry);
+        twice.extend_from_slice(entry);
+        let mut fresh = table(AggregateMode::Threshold, 5, 1_000, 8);
+        let err = fresh
+            .decode_into(&mut crate::codec::Reader::new(&twice))
+            .unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
     }
 
     #[test]
@@ -645,7 +935,7 @@ mod tests {
             for i in 0..1_000u64 {
                 t.update(format!("k{}", (i * 7919) % 37).as_bytes(), None, i);
             }
-            let mut keys: Vec<Vec<u8>> = t.index.keys().map(|k| k.as_bytes().to_vec()).collect();
+            let mut keys: Vec<Vec<u8>> = t.keys();
             keys.sort();
             keys
         };

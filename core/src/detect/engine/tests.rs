@@ -207,8 +207,18 @@ fn a_batch_raises_the_alerts_of_its_events_one_at_a_time() {
             "pad=x&".repeat(300)
         ),
     ];
-    for _ in 0..12 {
-        payloads.push("POST /login HTTP/1.1\r\n\r\nuser=admin&password=guess".into());
+    // Logins: the brute-force rule's window holds back its first five
+    // alerts, so its updates decide which alerts of the batch stand. The
+    // second login also carries an injection, whose alert stands alone.
+    for i in 0..12 {
+        let user = if i == 1 {
+            "admin%27%20OR%20%271%27%3D%271"
+        } else {
+            "admin"
+        };
+        payloads.push(format!(
+            "POST /login HTTP/1.1\r\n\r\nuser={user}&password=guess"
+        ));
     }
     let events: Vec<(Event, u64)> = payloads
         .iter()
@@ -241,6 +251,22 @@ fn a_batch_raises_the_alerts_of_its_events_one_at_a_time() {
     );
     assert_eq!(alerting, expected_alerting);
     assert_eq!(batch.encode_windows(), one.encode_windows());
+    let login = |i: usize| expected_alerting.iter().find(|a| a.index as usize == 5 + i);
+    assert_eq!(login(0), None, "the first login raises nothing");
+    assert!(
+        login(1).is_some(),
+        "the injection in the second login stands"
+    );
+    assert!(
+        expected.iter().any(|a| &*a.rule_id == "bruteforce-login"),
+        "the sixth login on raise the brute-force alert"
+    );
+    assert!(
+        expected
+            .iter()
+            .filter(|a| &*a.event_id == "e6")
+            .all(|a| &*a.rule_id != "bruteforce-login")
+    );
 }
 
 #[test]
