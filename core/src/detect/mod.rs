@@ -156,17 +156,23 @@ impl Event {
         if self.kind != "http" {
             return None;
         }
-        let head_end = find(&self.payload, b"\r\n\r\n").unwrap_or(self.payload.len());
-        self.payload[..head_end]
-            .split(|&b| b == b'\n')
-            .skip(1)
-            .find_map(|line| {
-                let colon = line.iter().position(|&b| b == b':')?;
+        let head_end =
+            memchr::memmem::find(&self.payload, b"\r\n\r\n").unwrap_or(self.payload.len());
+        let head = &self.payload[..head_end];
+        // The header lines follow the request line.
+        let mut start = memchr::memchr(b'\n', head)? + 1;
+        while start < head.len() {
+            let end = memchr::memchr(b'\n', &head[start..]).map_or(head.len(), |i| start + i);
+            let line = &head[start..end];
+            if let Some(colon) = memchr::memchr(b':', line) {
                 let (n, v) = line.split_at(colon);
-                n.trim_ascii()
-                    .eq_ignore_ascii_case(name.as_bytes())
-                    .then(|| v[1..].trim_ascii())
-            })
+                if n.trim_ascii().eq_ignore_ascii_case(name.as_bytes()) {
+                    return Some(v[1..].trim_ascii());
+                }
+            }
+            start = end + 1;
+        }
+        None
     }
 
     /// The bytes of `field` in this event (empty if absent).
@@ -179,10 +185,6 @@ impl Event {
             Field::Header(name) => self.header(name).unwrap_or_default(),
         }
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Where a condition matched: a byte range of a field *after* the rule's
@@ -322,5 +324,40 @@ mod tests {
             MatchSpans::from_slice(&[span(1), span(2)])
         );
         assert!(MatchSpans::default().is_empty());
+    }
+
+    #[test]
+    fn a_header_is_read_from_the_header_lines_only() {
+        let event = |payload: &str| Event {
+            id: "e".into(),
+            ts: 0,
+            source: String::new(),
+            sensor: String::new(),
+            kind: "http".into(),
+            payload: payload.as_bytes().to_vec(),
+            headers: Vec::new(),
+        };
+        let e = event(
+            "GET /a:b HTTP/1.1\r\nHost: shop\r\nUSER-agent :\t curl/8 \r\nX-Empty:\r\n\r\nReferer: body",
+        );
+        assert_eq!(e.header("user-agent"), Some(&b"curl/8"[..]));
+        assert_eq!(e.header("host"), Some(&b"shop"[..]));
+        assert_eq!(e.header("x-empty"), Some(&b""[..]));
+        assert_eq!(e.header("get /a"), None, "the request line is no header");
+        assert_eq!(e.header("referer"), None, "the body is no header");
+        // Without a blank line the header lines run to the end.
+        assert_eq!(
+            event("GET / HTTP/1.1\nHost: a\nAccept: */*").header("accept"),
+            Some(&b"*/*"[..])
+        );
+        assert_eq!(event("GET / HTTP/1.1").header("host"), None);
+        assert_eq!(event("").header("host"), None);
+        // A header the sensor gave wins; other kinds have no payload headers.
+        let mut given = event("GET / HTTP/1.1\r\nHost: payload\r\n\r\n");
+        given.headers = vec![("host".into(), "sensor".into())];
+        assert_eq!(given.header("host"), Some(&b"sensor"[..]));
+        given.headers.clear();
+        given.kind = "dns".into();
+        assert_eq!(given.header("host"), None);
     }
 }
