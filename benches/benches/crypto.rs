@@ -105,6 +105,11 @@ fn bls_ours(c: &mut Criterion) {
     group.bench_function("signature_decode_unchecked/shieldx", |b| {
         b.iter(|| UncheckedSignature::from_slice(black_box(&signature_bytes)))
     });
+    // A commit vote's signature as it travels (uncompressed: no square root).
+    let uncompressed = UncheckedSignature::from(signatures[0]).to_uncompressed();
+    group.bench_function("signature_decode_uncompressed_unchecked/shieldx", |b| {
+        b.iter(|| UncheckedSignature::from_uncompressed_slice(black_box(&uncompressed)))
+    });
     // What a replica does with a quorum of three commit votes before its one
     // pairing check: decode each and aggregate, checking every vote's
     // subgroup or only the sum's.
@@ -127,6 +132,24 @@ fn bls_ours(c: &mut Criterion) {
             UncheckedSignature::aggregate(&decoded)
         })
     });
+    let uncompressed_votes: Vec<[u8; 192]> = signatures[..3]
+        .iter()
+        .map(|s| UncheckedSignature::from(*s).to_uncompressed())
+        .collect();
+    group.bench_function(
+        "three_uncompressed_votes_summed_then_checked/shieldx",
+        |b| {
+            b.iter(|| {
+                let decoded: Vec<UncheckedSignature> = uncompressed_votes
+                    .iter()
+                    .map(|v| {
+                        UncheckedSignature::from_uncompressed_slice(black_box(v)).expect("valid")
+                    })
+                    .collect();
+                UncheckedSignature::aggregate(&decoded)
+            })
+        },
+    );
     let pop = secrets[0].prove_possession();
     group.bench_function("pop_verify/shieldx", |b| {
         b.iter(|| publics[0].verify_possession(black_box(&pop)))

@@ -17,7 +17,7 @@ use super::types::{Batch, ReplicaIndex, Sequence, ValidatorSet, View};
 const ENVELOPE_DOMAIN: &[u8] = b"shieldx/consensus/v1";
 const COMMIT_DOMAIN: &[u8] = b"shieldx/commit/v1";
 /// Version byte of the wire [`Message`] encoding.
-const MESSAGE_VERSION: u8 = 1;
+const MESSAGE_VERSION: u8 = 2;
 /// Bound on the view-change messages one new-view carries.
 pub(crate) const VIEW_CHANGES_MAX: usize = super::types::VALIDATORS_MAX;
 /// Bound on the prepared certificates (or pre-prepares) one view change (or
@@ -160,7 +160,9 @@ pub struct CommitVote {
     pub replica: ReplicaIndex,
     /// BLS signature over [`CommitVote::signing_bytes`], subgroup-checked
     /// only when it is verified alone or aggregated (see
-    /// [`UncheckedSignature`]).
+    /// [`UncheckedSignature`]). Encoded uncompressed (192 bytes): every
+    /// replica decodes every vote of every slot, and decompression would
+    /// cost each a G2 square root (message version 2).
     pub signature: UncheckedSignature,
 }
 
@@ -263,7 +265,7 @@ impl Encode for CommitVote {
         out.extend_from_slice(&self.sequence.to_le_bytes());
         self.digest.encode(out);
         out.extend_from_slice(&self.replica.to_le_bytes());
-        out.extend_from_slice(&self.signature.to_bytes());
+        out.extend_from_slice(&self.signature.to_uncompressed());
     }
 }
 
@@ -274,7 +276,9 @@ impl Decode for CommitVote {
             sequence: reader.u64("sequence")?,
             digest: Digest::decode(reader)?,
             replica: reader.u16("replica")?,
-            signature: UncheckedSignature::from_slice(reader.take("commit signature", 96)?)?,
+            signature: UncheckedSignature::from_uncompressed_slice(
+                reader.take("commit signature", UncheckedSignature::UNCOMPRESSED_LEN)?,
+            )?,
         })
     }
 }

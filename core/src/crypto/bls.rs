@@ -292,6 +292,25 @@ impl UncheckedSignature {
         group::encode_signature(&self.0)
     }
 
+    /// Decodes an uncompressed G2 point ([`Self::UNCOMPRESSED_LEN`] bytes:
+    /// both coordinates, in the ZCash serialization); refuses bytes that are
+    /// not a point on the curve. No square root is taken: a point decodes in
+    /// microseconds, where decompressing one costs a G2 square root
+    /// (about 0.25 ms), which is why commit votes travel uncompressed.
+    pub fn from_uncompressed_slice(bytes: &[u8]) -> Result<UncheckedSignature, CryptoError> {
+        const WHAT: &str = "BLS signature";
+        let bytes = fixed::<{ Self::UNCOMPRESSED_LEN }>(WHAT, bytes)?;
+        group::decode_signature_uncompressed_unchecked(&bytes, WHAT).map(UncheckedSignature)
+    }
+
+    /// The uncompressed encoding.
+    pub fn to_uncompressed(&self) -> [u8; Self::UNCOMPRESSED_LEN] {
+        group::encode_signature_uncompressed(&self.0)
+    }
+
+    /// Bytes of the uncompressed encoding.
+    pub const UNCOMPRESSED_LEN: usize = 192;
+
     /// `signature_subgroup_check`: the signature, if the point is in the
     /// prime-order subgroup.
     pub fn check(&self) -> Result<BlsSignature, CryptoError> {

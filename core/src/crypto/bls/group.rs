@@ -115,6 +115,26 @@ pub(super) fn decode_signature_unchecked(
         .ok_or(CryptoError::InvalidPoint { what })
 }
 
+/// Decodes an uncompressed G2 point: canonical coordinates (the flags say
+/// uncompressed) of a point on the curve, not yet known to be in the
+/// prime-order subgroup.
+pub(super) fn decode_signature_uncompressed_unchecked(
+    bytes: &[u8; 192],
+    what: &'static str,
+) -> Result<SignaturePoint, CryptoError> {
+    let point = Option::<G2Affine>::from(G2Affine::from_uncompressed_unchecked(bytes))
+        .ok_or(CryptoError::InvalidPoint { what })?;
+    if !bool::from(point.is_on_curve()) {
+        return Err(CryptoError::InvalidPoint { what });
+    }
+    Ok(point)
+}
+
+/// The 192-byte uncompressed encoding.
+pub(super) fn encode_signature_uncompressed(signature: &SignaturePoint) -> [u8; 192] {
+    signature.to_uncompressed()
+}
+
 /// `signature_subgroup_check`: the point is in the prime-order subgroup.
 pub(super) fn in_subgroup(point: &SignaturePoint) -> bool {
     bool::from(point.is_torsion_free())
@@ -221,6 +241,50 @@ mod tests {
             })
         );
         assert!(UncheckedSignature::aggregate(&[]).is_err());
+    }
+
+    #[test]
+    fn the_uncompressed_encoding_round_trips_and_refuses_what_is_no_curve_point() {
+        let what = "BLS signature";
+        let signature: UncheckedSignature = BlsSecretKey::key_gen(&[9; 32], b"")
+            .expect("ikm")
+            .sign(b"slot")
+            .into();
+        let bytes = signature.to_uncompressed();
+        assert_eq!(
+            UncheckedSignature::from_uncompressed_slice(&bytes),
+            Ok(signature)
+        );
+        // A point off the subgroup is on the curve: it decodes, and its
+        // check fails, as in the compressed form.
+        let off = UncheckedSignature::from_slice(&crate::crypto::bls::off_subgroup_signature())
+            .expect("on the curve");
+        let decoded = UncheckedSignature::from_uncompressed_slice(&off.to_uncompressed())
+            .expect("on the curve");
+        assert_eq!(decoded.check(), Err(CryptoError::NotInSubgroup { what }));
+        let refused = |bytes: &[u8]| UncheckedSignature::from_uncompressed_slice(bytes).is_err();
+        // The compressed form, a length off by one, the compression flag.
+        assert!(refused(&signature.to_bytes()));
+        assert!(refused(&bytes[..191]));
+        let mut flagged = bytes;
+        flagged[0] |= 0x80;
+        assert!(refused(&flagged));
+        // A coordinate changed: no longer on the curve.
+        let mut moved = bytes;
+        moved[191] ^= 1;
+        assert!(refused(&moved));
+        // A coordinate not below the field modulus.
+        let mut wide = bytes;
+        wide[..48].fill(0xff);
+        wide[0] = 0x1f;
+        assert!(refused(&wide));
+        // The identity decodes (a vote carrying it fails verification);
+        // the infinity flag with coordinates does not.
+        let mut identity = [0u8; 192];
+        identity[0] = 0x40;
+        assert!(!refused(&identity));
+        identity[100] = 1;
+        assert!(refused(&identity));
     }
 
     /// The windowed multiplication agrees with `bls12_381`'s double-and-add on

@@ -76,6 +76,20 @@ pub(super) fn decode_signature_unchecked(
     decode_scalar(bytes, what)
 }
 
+/// 32 little-endian scalar bytes, then 160 zero bytes.
+pub(super) fn decode_signature_uncompressed_unchecked(
+    bytes: &[u8; 192],
+    what: &'static str,
+) -> Result<SignaturePoint, CryptoError> {
+    decode_scalar(bytes, what)
+}
+
+pub(super) fn encode_signature_uncompressed(signature: &SignaturePoint) -> [u8; 192] {
+    let mut out = [0u8; 192];
+    out[..32].copy_from_slice(&signature.to_bytes());
+    out
+}
+
 /// Every scalar is in the (stand-in) group.
 pub(super) fn in_subgroup(_point: &SignaturePoint) -> bool {
     true
