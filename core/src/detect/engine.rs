@@ -932,11 +932,8 @@ impl Detector {
                 .iter()
                 .map(|d| {
                     let (event, time_ms) = events[d.event as usize];
-                    let value = match &aggregate.mode {
-                        super::AggregateMode::ValueCount(f) => Some(event.field(f)),
-                        _ => None,
-                    };
-                    (event.field(&aggregate.by), value, time_ms)
+                    let (key, value) = window_input(aggregate, event);
+                    (key, value, time_ms)
                 })
                 .collect();
             answers.clear();
@@ -1097,11 +1094,7 @@ impl Detector {
                         event: event_index,
                     });
                 } else {
-                    let key = event.field(&aggregate.by);
-                    let value = match &aggregate.mode {
-                        super::AggregateMode::ValueCount(f) => Some(event.field(f)),
-                        _ => None,
-                    };
+                    let (key, value) = window_input(aggregate, event);
                     if !table.update(key, value, time_ms) {
                         continue;
                     }
@@ -1119,6 +1112,19 @@ impl Detector {
         }
         debug_assert!(rules.rule_targets.len() == rules.rules.len());
     }
+}
+
+/// What an anomaly rule's window counts for `event`: its key, and the
+/// counted value for `value_count`.
+fn window_input<'a>(
+    aggregate: &super::Aggregate,
+    event: &'a Event,
+) -> (&'a [u8], Option<&'a [u8]>) {
+    let value = match &aggregate.mode {
+        super::AggregateMode::ValueCount(f) => Some(event.field(f)),
+        _ => None,
+    };
+    (event.field(&aggregate.by), value)
 }
 
 /// The bytes of input `i`: the field itself when its chain is empty (no
