@@ -20,8 +20,8 @@ use shieldx_core::detect::{CompiledRules, Detector, DetectorConfig, RuleSet, def
 const NS_PER_EVENT: f64 = 1_000.0; // alert construction, payload hash, candidate sort
 const NS_PER_TRANSFORMED_BYTE: f64 = 2.0; // per byte per transform in a chain
 const NS_PER_INPUT_BYTE: f64 = 6.0; // fingerprint filter (~1 measured with perf; the DFA scan it replaced ~4)
-const NS_PER_AUTOMATON_WALK: f64 = 40.0; // anchored DFA walk where the fingerprint filter passed
-const NS_PER_AUTOMATON_MATCH: f64 = 25.0;
+const NS_PER_LITERAL_LOOKUP: f64 = 40.0; // prefix-index lookup where the fingerprint filter passed
+const NS_PER_LITERAL_MATCH: f64 = 25.0;
 const NS_PER_TARGET: f64 = 60.0;
 const NS_PER_REGEX_RUN: f64 = 150.0;
 const NS_PER_REGEX_BYTE: f64 = 1.5;
@@ -41,8 +41,8 @@ fn modelled_ns_per_event(set: &RuleSet, events: &[shieldx_core::detect::Event]) 
     let total = w.events as f64 * NS_PER_EVENT
         + w.transformed_bytes as f64 * NS_PER_TRANSFORMED_BYTE
         + w.input_bytes as f64 * NS_PER_INPUT_BYTE
-        + w.automaton_walks as f64 * NS_PER_AUTOMATON_WALK
-        + w.automaton_matches as f64 * NS_PER_AUTOMATON_MATCH
+        + w.literal_lookups as f64 * NS_PER_LITERAL_LOOKUP
+        + w.literal_matches as f64 * NS_PER_LITERAL_MATCH
         + w.targets_evaluated as f64 * NS_PER_TARGET
         + w.regex_runs as f64 * NS_PER_REGEX_RUN
         + w.regex_bytes as f64 * NS_PER_REGEX_BYTE

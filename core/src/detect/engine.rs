@@ -1,4 +1,4 @@
-//! The compiled matcher: one Aho-Corasick DFA for every literal, regexes
+//! The compiled matcher: one literal scan for every literal, regexes
 //! behind a literal prefilter, and the per-event evaluation.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,9 +67,6 @@ pub enum CompileError {
         /// The regex crate's message.
         message: String,
     },
-    /// The literal automaton could not be built (too many patterns for a DFA).
-    #[error("cannot build the literal automaton: {0}")]
-    Automaton(String),
     /// More inputs or atoms than the engine's indices hold.
     #[error("rule set too large: {0}")]
     TooLarge(&'static str),
@@ -82,7 +79,7 @@ pub struct EngineStats {
     pub rules: usize,
     /// Distinct (field, transform chain) inputs.
     pub inputs: usize,
-    /// Distinct patterns in the automaton.
+    /// Distinct patterns in the literal scan.
     pub patterns: usize,
     /// Regexes.
     pub regexes: usize,
@@ -143,7 +140,7 @@ pub struct CompiledRules {
     rules: Vec<Rule>,
     ids: Vec<Arc<str>>,
     inputs: Vec<InputSpec>,
-    automaton: Option<LiteralScan>,
+    literals: Option<LiteralScan>,
     hooks: Vec<Vec<Hook>>,
     atoms: Vec<Atom>,
     atom_input: Vec<u16>,
@@ -297,10 +294,10 @@ fn required_literals(source: &str) -> Option<Vec<Vec<u8>>> {
 }
 
 /// A prefilter literal shorter than this fires on almost every request (a
-/// quote, an `=`), costing more in automaton matches than the regex it spares.
+/// quote, an `=`), costing more in literal matches than the regex it spares.
 const PREFILTER_LITERAL_MIN: usize = 2;
 
-/// The most literals one regex may add to the automaton.
+/// The most literals one regex may add to the literal scan.
 const FACTOR_SET_MAX: usize = 64;
 
 fn normalise(set: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
@@ -569,11 +566,11 @@ impl CompiledRules {
             .iter()
             .map(|&(id, _)| std::mem::take(&mut b.hooks[id as usize]))
             .collect();
-        let automaton = if patterns.is_empty() {
+        let literals = if patterns.is_empty() {
             None
         } else {
             let patterns: Vec<&[u8]> = patterns.iter().map(|(_, p)| *p).collect();
-            Some(LiteralScan::new(&patterns).map_err(|e| CompileError::Automaton(e.to_string()))?)
+            Some(LiteralScan::new(&patterns).ok_or(CompileError::TooLarge("literal bytes"))?)
         };
         let stats = EngineStats {
             rules: set.rules.len(),
@@ -588,7 +585,7 @@ impl CompiledRules {
             rules: set.rules.clone(),
             ids: set.rules.iter().map(|r| Arc::from(r.id.as_str())).collect(),
             inputs: b.input_list,
-            automaton,
+            literals,
             hooks,
             atoms: b.atoms,
             atom_input: b.atom_input,
@@ -679,13 +676,14 @@ pub struct WorkCounters {
     pub events: u64,
     /// Bytes fed through transforms (field length times chain length).
     pub transformed_bytes: u64,
-    /// Bytes of input searched by the automaton.
+    /// Bytes of input searched by the literal scan.
     pub input_bytes: u64,
-    /// Positions where the literal scan's fingerprint filter started a walk
-    /// of the automaton.
-    pub automaton_walks: u64,
-    /// Automaton matches examined.
-    pub automaton_matches: u64,
+    /// Positions the literal scan's fingerprint filter passed, each looked
+    /// up in its exact index of literal prefixes.
+    pub literal_lookups: u64,
+    /// Literal occurrences found (before a case-sensitive literal's exact
+    /// comparison).
+    pub literal_matches: u64,
     /// (rule, field) targets whose condition was evaluated.
     pub targets_evaluated: u64,
     /// Regex searches run.
@@ -1007,12 +1005,12 @@ impl Detector {
         }
 
         s.candidates.clear();
-        if let Some(scan) = &rules.automaton {
+        if let Some(scan) = &rules.literals {
             for i in 0..rules.inputs.len() {
                 let buffer = input(&rules, &s.buffers, event, i);
                 work.input_bytes += buffer.len() as u64;
-                work.automaton_walks += scan.for_each(buffer, |pattern, start, end| {
-                    work.automaton_matches += 1;
+                work.literal_lookups += scan.for_each(buffer, |pattern, start, end| {
+                    work.literal_matches += 1;
                     for hook in &rules.hooks[pattern] {
                         if usize::from(hook.input) != i {
                             continue;

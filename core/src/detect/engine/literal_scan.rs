@@ -1,41 +1,39 @@
 //! The literal scan: every occurrence of every literal in one input.
 //!
-//! All literals are compiled into one Aho-Corasick DFA (built as a DFA
-//! explicitly, over lowercased literals and fed lowercased input, which makes
-//! it ASCII case-insensitive with half the byte classes). Walking that DFA over every byte of
-//! every input cost about 4 ns per byte with 1,000 literals: the transition
-//! table does not stay in L1, and an overlapping search visits every match
-//! state. So the DFA is built for *anchored* searches, and a fingerprint
-//! filter (the idea of Hyperscan's FDR) chooses where to start them:
+//! Walking an Aho-Corasick DFA of all literals over every byte of every input
+//! cost about 4 ns per byte with 1,000 literals: the transition table does not
+//! stay in L1, and an overlapping search visits every match state. Even used
+//! only to confirm candidate positions (anchored), a DFA walk cost about
+//! 65 ns, one dependent miss per byte. So the scan works as Hyperscan's FDR
+//! does: a fingerprint filter chooses the positions where some literal may
+//! start, and an exact index decides them by comparing bytes:
 //!
 //! - a literal of 4 bytes or more sets two bits of one 64-bit word in a
 //!   bitmap (a blocked Bloom filter), both chosen by a hash of its first four
 //!   bytes, case-folded; with about 64 bits per such literal a random position
 //!   passes about 1 time in 1,000;
 //! - a literal of 2 or 3 bytes puts a bit in a table indexed by its first two
-//!   bytes, case-folded, and a literal of 1 byte one indexed by that byte.
+//!   bytes, case-folded, and a literal of 1 byte one indexed by that byte;
+//! - the index maps a folded prefix (four, two or one bytes) to the literals
+//!   that begin with it, shortest first, each compared with the input in
+//!   full, ASCII case-insensitively.
 //!
 //! The filter reads eight bytes at a time and tests the four positions they
 //! cover with one branch (and the short-literal tables too, in a separate
 //! instantiation of the loop, when there are short literals). Only at a
-//! position that passes does the anchored DFA walk, for
-//! as long as the bytes spell a prefix of some literal, reporting the literals
-//! that start exactly there.
+//! position that passes is the index consulted.
 //!
-//! Invariants (the property tests compare against naive substring search):
+//! Invariants (the unit tests here and the engine's property tests compare
+//! against naive substring search):
 //! - the filter never rejects a position where some literal starts: the fold
 //!   (`| 0x20` on each byte) maps both cases of a letter to the same value and
 //!   leaves other bytes' equality unchanged, so a case-insensitive occurrence
-//!   always has the fingerprint its literal registered;
-//! - the DFA decides every reported match, so a fingerprint collision costs a
-//!   short walk, never a false match;
+//!   always has the fingerprint and the index key its literal registered;
+//! - the byte comparison decides every reported match, so a fingerprint or
+//!   fold collision costs a lookup, never a false match;
 //! - occurrences of one literal are reported in increasing start order (so
 //!   the first one reported is the leftmost), which is all the engine relies
-//!   on.
-
-use aho_corasick::automaton::Automaton;
-use aho_corasick::dfa::DFA;
-use aho_corasick::{Anchored, BuildError, MatchKind, StartKind};
+//!   on; at one start, shorter literals come first.
 
 /// Folds the ASCII case of four bytes at once: `A`–`Z` onto `a`–`z`. Other
 /// bytes move too (0x00–0x1F onto 0x20–0x3F), which only makes collisions.
@@ -52,18 +50,101 @@ const WORDS_MAX_LOG2: u32 = 14;
 /// Finds every occurrence of a fixed set of literals (ASCII case-insensitive).
 #[derive(Debug, Clone)]
 pub(super) struct LiteralScan {
-    dfa: DFA,
-    start: aho_corasick::automaton::StateID,
-    lengths: Vec<u32>,
     /// Blocked Bloom filter of the literals of 4 bytes or more.
     long: Vec<u64>,
     shift: u32,
-    /// First two bytes of literals of 2 or 3 bytes (65,536 bits; all zero
-    /// when there are none).
+    /// First two bytes of literals of 2 or 3 bytes (65,536 bits; empty when
+    /// there are none).
     pairs: Vec<u64>,
     /// Literals of 1 byte.
     singles: [u64; 4],
     has_short: bool,
+    /// Literals of 4 bytes or more, by their first four bytes folded.
+    quads: PrefixIndex,
+    /// Literals of 2 or 3 bytes, by their first two bytes folded.
+    duos: PrefixIndex,
+    /// Literals of 1 byte, by that byte folded.
+    ones: PrefixIndex,
+    /// Every literal's bytes, lowercased, one after the other.
+    bytes: Vec<u8>,
+}
+
+/// One literal as the index holds it.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    pattern: u32,
+    offset: u32,
+    len: u32,
+}
+
+/// One slot of a [`PrefixIndex`]: the members `first..first + count` share
+/// the folded prefix `key` (0 marks an empty slot; a folded prefix is never 0).
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    key: u32,
+    first: u32,
+    count: u32,
+}
+
+/// An open-addressed map from a folded prefix to the literals that begin
+/// with it, at most half full, probed linearly.
+#[derive(Debug, Clone)]
+struct PrefixIndex {
+    slots: Vec<Slot>,
+    shift: u32,
+    members: Vec<Member>,
+}
+
+impl PrefixIndex {
+    /// Groups `entries` (folded prefix, member) by prefix, members shortest
+    /// first.
+    fn new(mut entries: Vec<(u32, Member)>) -> PrefixIndex {
+        entries.sort_by_key(|&(key, m)| (key, m.len, m.pattern));
+        let distinct = entries.windows(2).filter(|w| w[0].0 != w[1].0).count() + 1;
+        let log2 = (2 * distinct).next_power_of_two().trailing_zeros().max(1);
+        let mut index = PrefixIndex {
+            slots: vec![Slot::default(); 1 << log2],
+            shift: 64 - log2,
+            members: Vec::with_capacity(entries.len()),
+        };
+        for group in entries.chunk_by(|a, b| a.0 == b.0) {
+            let key = group[0].0;
+            let mut at = index.home(key);
+            while index.slots[at].key != 0 {
+                at = (at + 1) & (index.slots.len() - 1);
+            }
+            index.slots[at] = Slot {
+                key,
+                first: index.members.len() as u32,
+                count: group.len() as u32,
+            };
+            index.members.extend(group.iter().map(|&(_, m)| m));
+        }
+        index
+    }
+
+    #[inline(always)]
+    fn home(&self, key: u32) -> usize {
+        (u64::from(key).wrapping_mul(MIX) >> self.shift) as usize
+    }
+
+    /// The literals whose folded prefix is `key`.
+    #[inline(always)]
+    fn get(&self, key: u32) -> &[Member] {
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(key);
+        loop {
+            let slot = self.slots[at];
+            if slot.key == key {
+                let first = slot.first as usize;
+                return &self.members[first..first + slot.count as usize];
+            }
+            if slot.key == 0 {
+                return &[];
+            }
+            at = (at + 1) & mask;
+        }
+    }
 }
 
 fn set(bits: &mut [u64], index: usize) {
@@ -77,70 +158,70 @@ fn test(bits: &[u64], index: usize) -> bool {
 
 impl LiteralScan {
     /// Compiles `patterns` (each non-empty); pattern `i` is reported as `i`.
-    pub(super) fn new(patterns: &[&[u8]]) -> Result<LiteralScan, BuildError> {
-        // The DFA sees lowercased patterns and lowercased input: one byte
-        // class per letter, not two, halves its transition table.
-        let dfa = DFA::builder()
-            .match_kind(MatchKind::Standard)
-            .ascii_case_insensitive(false)
-            .byte_classes(true)
-            .start_kind(StartKind::Anchored)
-            .prefilter(false)
-            .build(patterns.iter().map(|p| p.to_ascii_lowercase()))?;
-        let start = dfa
-            .start_state(Anchored::Yes)
-            .expect("a DFA built for anchored search has an anchored start state");
+    /// `None` if their count or total length does not fit in `u32`.
+    pub(super) fn new(patterns: &[&[u8]]) -> Option<LiteralScan> {
         let long_count = patterns.iter().filter(|p| p.len() >= 4).count();
         let log2 = (long_count * BITS_PER_LITERAL / 64)
             .next_power_of_two()
             .trailing_zeros()
             .clamp(WORDS_MIN_LOG2, WORDS_MAX_LOG2);
-        let mut scan = LiteralScan {
-            dfa,
-            start,
-            lengths: patterns.iter().map(|p| p.len() as u32).collect(),
-            long: vec![0; 1 << log2],
-            shift: 64 - log2,
-            pairs: vec![0; 1 << 10],
-            singles: [0; 4],
-            has_short: false,
-        };
-        for p in patterns {
+        let mut long = vec![0; 1 << log2];
+        let shift = 64 - log2;
+        let mut pairs = vec![0; 1 << 10];
+        let mut singles = [0; 4];
+        let mut has_short = false;
+        let mut bytes = Vec::with_capacity(patterns.iter().map(|p| p.len()).sum());
+        let (mut quads, mut duos, mut ones) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, p) in patterns.iter().enumerate() {
+            let member = Member {
+                pattern: u32::try_from(i).ok()?,
+                offset: u32::try_from(bytes.len()).ok()?,
+                len: u32::try_from(p.len()).ok()?,
+            };
+            bytes.extend(p.iter().map(u8::to_ascii_lowercase));
             match p.len() {
                 0 => {}
                 1 => {
-                    set(&mut scan.singles, usize::from(p[0] | 0x20));
-                    scan.has_short = true;
+                    let key = u32::from(p[0] | 0x20);
+                    set(&mut singles, key as usize);
+                    ones.push((key, member));
+                    has_short = true;
                 }
                 2 | 3 => {
-                    let pair = u16::from_le_bytes([p[0], p[1]]) | 0x2020;
-                    set(&mut scan.pairs, usize::from(pair));
-                    scan.has_short = true;
+                    let key = u32::from(u16::from_le_bytes([p[0], p[1]]) | 0x2020);
+                    set(&mut pairs, key as usize);
+                    duos.push((key, member));
+                    has_short = true;
                 }
                 _ => {
-                    let (word, mask) = scan.slot(u32::from_le_bytes([p[0], p[1], p[2], p[3]]));
-                    scan.long[word] |= mask;
+                    let key = u32::from_le_bytes([p[0], p[1], p[2], p[3]]) | FOLD;
+                    let (word, mask) = slot(shift, key);
+                    long[word] |= mask;
+                    quads.push((key, member));
                 }
             }
         }
-        if !scan.has_short {
-            scan.pairs = Vec::new();
+        if !has_short {
+            pairs = Vec::new();
         }
-        Ok(scan)
-    }
-
-    /// The filter word and the two bits in it for four input bytes.
-    #[inline(always)]
-    fn slot(&self, word: u32) -> (usize, u64) {
-        let h = u64::from(word | FOLD).wrapping_mul(MIX);
-        let mask = (1 << ((h >> 32) & 63)) | (1 << ((h >> 38) & 63));
-        ((h >> self.shift) as usize, mask)
+        u32::try_from(bytes.len()).ok()?;
+        Some(LiteralScan {
+            long,
+            shift,
+            pairs,
+            singles,
+            has_short,
+            quads: PrefixIndex::new(quads),
+            duos: PrefixIndex::new(duos),
+            ones: PrefixIndex::new(ones),
+            bytes,
+        })
     }
 
     /// Whether a literal may start at the first of four folded bytes.
     #[inline(always)]
     fn passes<const SHORT: bool>(&self, folded: u32) -> bool {
-        let (word, mask) = self.slot(folded);
+        let (word, mask) = slot(self.shift, folded);
         let long = self.long[word] & mask == mask;
         if SHORT {
             long | test(&self.singles, (folded & 0xFF) as usize)
@@ -188,7 +269,7 @@ impl LiteralScan {
                 for k in 0..4 {
                     if hits & (1 << k) != 0 {
                         walks += 1;
-                        self.verify(haystack, p + k, report);
+                        self.verify::<SHORT>(haystack, p + k, report);
                     }
                 }
             }
@@ -203,48 +284,77 @@ impl LiteralScan {
             ]);
             if self.passes::<SHORT>(word | FOLD) {
                 walks += 1;
-                self.verify(haystack, p, report);
+                self.verify::<SHORT>(haystack, p, report);
             }
             p += 1;
         }
-        // The last three positions can only start a short literal; walking
-        // the DFA there is cheaper than building a partial fingerprint.
+        // The last three positions can only start a short literal; looking
+        // them up is cheaper than building a partial fingerprint.
         if SHORT {
             while p < n {
                 walks += 1;
-                self.verify(haystack, p, report);
+                self.verify::<SHORT>(haystack, p, report);
                 p += 1;
             }
         }
         walks
     }
 
-    /// Walks the anchored DFA from `start`, reporting the literals that begin
-    /// exactly there. The DFA's match states also list literals that are
-    /// proper suffixes of the path walked (Aho-Corasick copies matches along
-    /// failure links); those start later and are reported from their own
-    /// start position, so the length check drops them here.
+    /// Decides a position the filter passed: reports the literals that
+    /// begin exactly at `start`, shortest first.
     #[inline]
-    fn verify(&self, haystack: &[u8], start: usize, report: &mut impl FnMut(usize, usize, usize)) {
-        let mut sid = self.start;
-        for (i, &byte) in haystack[start..].iter().enumerate() {
-            sid = self
-                .dfa
-                .next_state(Anchored::Yes, sid, byte.to_ascii_lowercase());
-            if self.dfa.is_dead(sid) {
-                return;
+    fn verify<const SHORT: bool>(
+        &self,
+        haystack: &[u8],
+        start: usize,
+        report: &mut impl FnMut(usize, usize, usize),
+    ) {
+        let rest = &haystack[start..];
+        if SHORT {
+            if let Some(&first) = rest.first() {
+                self.confirm(&self.ones, u32::from(first | 0x20), rest, start, report);
             }
-            if self.dfa.is_match(sid) {
-                let len = i + 1;
-                for k in 0..self.dfa.match_len(sid) {
-                    let pattern = self.dfa.match_pattern(sid, k).as_usize();
-                    if self.lengths[pattern] as usize == len {
-                        report(pattern, start, start + len);
-                    }
-                }
+            if let [a, b, ..] = *rest {
+                let key = u32::from(u16::from_le_bytes([a, b]) | 0x2020);
+                self.confirm(&self.duos, key, rest, start, report);
+            }
+        }
+        if let [a, b, c, d, ..] = *rest {
+            let key = u32::from_le_bytes([a, b, c, d]) | FOLD;
+            self.confirm(&self.quads, key, rest, start, report);
+        }
+    }
+
+    /// Reports the literals under `key` in `index` that `rest` begins with.
+    #[inline(always)]
+    fn confirm(
+        &self,
+        index: &PrefixIndex,
+        key: u32,
+        rest: &[u8],
+        start: usize,
+        report: &mut impl FnMut(usize, usize, usize),
+    ) {
+        for m in index.get(key) {
+            let len = m.len as usize;
+            let literal = &self.bytes[m.offset as usize..][..len];
+            if rest
+                .get(..len)
+                .is_some_and(|s| s.eq_ignore_ascii_case(literal))
+            {
+                report(m.pattern as usize, start, start + len);
             }
         }
     }
+}
+
+/// The filter word and the two bits in it for four folded input bytes, with
+/// a bitmap of `64 - shift` bits of words.
+#[inline(always)]
+fn slot(shift: u32, folded: u32) -> (usize, u64) {
+    let h = u64::from(folded).wrapping_mul(MIX);
+    let mask = (1 << ((h >> 32) & 63)) | (1 << ((h >> 38) & 63));
+    ((h >> shift) as usize, mask)
 }
 
 #[cfg(test)]
@@ -269,7 +379,7 @@ mod tests {
     fn scan(patterns: &[&[u8]], haystack: &[u8]) -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
         LiteralScan::new(patterns)
-            .expect("patterns compile")
+            .expect("a small set fits")
             .for_each(haystack, |p, s, e| out.push((p, s, e)));
         let mut sorted = out.clone();
         sorted.sort_unstable();
