@@ -158,14 +158,14 @@ proptest! {
     #[test]
     fn engine_matches_naive_reference(set in rule_set(), events in proptest::collection::vec(event(), 1..6)) {
         let compiled = Arc::new(CompiledRules::compile(&set).expect("generated rules compile"));
-        let mut detector = Detector::new(compiled, DetectorConfig::default());
+        let mut detector = Detector::new(Arc::clone(&compiled), DetectorConfig::default());
         for event in &events {
             let mut alerts = Vec::new();
             detector.inspect(event, 0, &mut alerts);
-            let got: Vec<String> = alerts.iter().map(|a| a.rule_id.to_string()).collect();
+            let got: Vec<String> = alerts.iter().map(|a| compiled.rule(a).id.clone()).collect();
             prop_assert_eq!(got, naive(&set, event), "event {:?}", event);
             for alert in &alerts {
-                let rule = set.rules.iter().find(|r| *r.id == *alert.rule_id).expect("known rule");
+                let rule = compiled.rule(alert);
                 for m in &alert.matches {
                     let field = &rule.fields[usize::from(m.field)];
                     let (mut buffer, mut scratch) = (Vec::new(), Vec::new());

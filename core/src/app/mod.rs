@@ -1189,17 +1189,18 @@ impl<S: EventStore> App<S> {
         // next: the source is that event's, whatever other events share its id.
         let mut raised = Vec::with_capacity(alerts.len());
         let mut alerts = alerts.into_iter();
+        let rules = self.detector.rules();
         for alerting_event in &alerting {
-            let source = &events[alerting_event.index as usize].source;
+            let event = &events[alerting_event.index as usize];
             for a in alerts.by_ref().take(alerting_event.alerts as usize) {
                 raised.push((
                     "alerts".to_string(),
                     ExpectedVersion::Any,
                     DomainEvent::AlertRaised {
-                        source: source.clone(),
-                        rule_id: a.rule_id.to_string(),
+                        source: event.source.clone(),
+                        rule_id: rules.rule(&a).id.clone(),
                         severity: a.severity,
-                        event_id: a.event_id.to_string(),
+                        event_id: event.id.clone(),
                         payload_hash: a.payload_hash,
                     },
                 ));

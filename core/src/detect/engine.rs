@@ -138,7 +138,6 @@ struct Target {
 #[derive(Debug)]
 pub struct CompiledRules {
     rules: Vec<Rule>,
-    ids: Vec<Arc<str>>,
     inputs: Vec<InputSpec>,
     literals: Option<LiteralScan>,
     hooks: Vec<Vec<Hook>>,
@@ -583,7 +582,6 @@ impl CompiledRules {
         };
         Ok(CompiledRules {
             rules: set.rules.clone(),
-            ids: set.rules.iter().map(|r| Arc::from(r.id.as_str())).collect(),
             inputs: b.input_list,
             literals,
             hooks,
@@ -602,6 +600,14 @@ impl CompiledRules {
     /// The rules, in file order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The rule an alert raised with this set names.
+    ///
+    /// # Panics
+    /// If `alert` was raised with a set of fewer rules.
+    pub fn rule(&self, alert: &Alert) -> &Rule {
+        &self.rules[alert.rule_index as usize]
     }
 
     /// Size counts.
@@ -653,6 +659,8 @@ struct Scratch {
     deferred: Vec<DeferredWindow>,
     /// `inspect_batch`: the answers of one rule's held-back updates.
     answers: Vec<bool>,
+    /// The match spans of the rule being evaluated.
+    alert_spans: Vec<MatchSpan>,
 }
 
 /// An alert of `inspect_batch` that stands only if its rule's window update
@@ -735,6 +743,7 @@ impl Detector {
             digests: crate::crypto::Digests::new(),
             deferred: Vec::new(),
             answers: Vec::new(),
+            alert_spans: Vec::new(),
         };
         Detector {
             rules,
@@ -1046,9 +1055,8 @@ impl Detector {
         // sorting target ids yields alerts in rule order.
         s.candidates.sort_unstable();
 
-        let mut event_id: Option<Arc<str>> = None;
         let mut index = 0;
-        let mut spans = Vec::new();
+        let mut spans = std::mem::take(&mut s.alert_spans);
         while index < s.candidates.len() {
             let rule_index = rules.targets[s.candidates[index] as usize].rule as usize;
             let rule = &rules.rules[rule_index];
@@ -1098,16 +1106,14 @@ impl Detector {
                     }
                 }
             }
-            let event_id = event_id.get_or_insert_with(|| Arc::from(event.id.as_str()));
             alerts.push(Alert {
-                rule_id: Arc::clone(&rules.ids[rule_index]),
                 rule_index: rule_index as u32,
                 severity: rule.severity,
-                event_id: Arc::clone(event_id),
                 payload_hash: Digest::ZERO,
                 matches: MatchSpans::from_slice(&spans),
             });
         }
+        self.scratch.alert_spans = spans;
         debug_assert!(rules.rule_targets.len() == rules.rules.len());
     }
 }

@@ -199,16 +199,18 @@ pub struct MatchSpan {
 }
 
 /// A rule that fired on an event.
+///
+/// It names its rule by position ([`CompiledRules::rule`] gives the rule and
+/// its id) and belongs to the event it was inspected with (for a batch,
+/// [`Detector::inspect_batch`] says which events raised which alerts): an
+/// alert holds no shared or allocated name, so raising one costs no
+/// reference count and no allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
-    /// The rule's id (shared with the compiled set: no allocation per alert).
-    pub rule_id: std::sync::Arc<str>,
     /// The rule's position in its set.
     pub rule_index: u32,
     /// The rule's severity.
     pub severity: Severity,
-    /// The event's id (shared by the alerts of one event).
-    pub event_id: std::sync::Arc<str>,
     /// blake3 of the event's raw payload.
     pub payload_hash: Digest,
     /// The positive literal and regex matches that made the rule true, in

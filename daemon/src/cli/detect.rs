@@ -167,17 +167,17 @@ fn open(path: &Path) -> Result<std::fs::File, CliError> {
         .map_err(|e| CliError::Input(format!("cannot open {}: {e}", path.display())))
 }
 
-fn alert_json(alert: &Alert, rules: &CompiledRules) -> Value {
-    let rule = rules.rules().get(alert.rule_index as usize);
+fn alert_json(alert: &Alert, event: &Event, rules: &CompiledRules) -> Value {
+    let rule = rules.rule(alert);
     json!({
-        "event_id": &*alert.event_id,
-        "rule_id": &*alert.rule_id,
-        "title": rule.map(|r| r.title.as_str()),
+        "event_id": event.id,
+        "rule_id": rule.id,
+        "title": rule.title,
         "severity": alert.severity.name(),
-        "tags": rule.map(|r| r.tags.clone()),
+        "tags": rule.tags,
         "payload_blake3": alert.payload_hash.to_string(),
         "matches": alert.matches.iter().map(|m| json!({
-            "field": rule.and_then(|r| r.fields.get(usize::from(m.field))).map(ToString::to_string),
+            "field": rule.fields.get(usize::from(m.field)).map(ToString::to_string),
             "start": m.start,
             "end": m.end,
         })).collect::<Vec<_>>(),
@@ -194,7 +194,7 @@ pub(super) fn detect(arguments: &DetectArguments, out: &mut dyn Write) -> Result
             alerts.clear();
             detector.inspect(&event, event.ts, &mut alerts);
             for alert in &alerts {
-                writeln!(out, "{}", alert_json(alert, &rules))?;
+                writeln!(out, "{}", alert_json(alert, &event, &rules))?;
             }
             Ok(())
         })
@@ -247,7 +247,9 @@ pub(super) fn eval(arguments: &EvalArguments, out: &mut dyn Write) -> Result<(),
         detector.inspect(&event, event.ts, &mut alerts);
         alert_count += alerts.len() as u64;
         for a in &alerts {
-            let entry = by_rule.entry(a.rule_id.to_string()).or_default();
+            let entry = by_rule
+                .entry(detector.rules().rule(a).id.clone())
+                .or_default();
             if malicious {
                 entry.0 += 1;
             } else {
