@@ -59,6 +59,9 @@ pub(super) struct LiteralScan {
     /// Literals of 1 byte.
     singles: [u64; 4],
     has_short: bool,
+    /// How far apart the positions the filter tests for long literals are
+    /// (1 to 4, see [`LiteralScan::new`]).
+    stride: usize,
     /// Literals of 4 bytes or more, by their first four bytes folded.
     quads: PrefixIndex,
     /// Literals of 2 or 3 bytes, by their first two bytes folded.
@@ -159,9 +162,22 @@ fn test(bits: &[u64], index: usize) -> bool {
 impl LiteralScan {
     /// Compiles `patterns` (each non-empty); pattern `i` is reported as `i`.
     /// `None` if their count or total length does not fit in `u32`.
+    ///
+    /// When every literal is at least `m` bytes long (`m >= 5`), the filter
+    /// tests only every `s = min(m - 3, 4)`-th position, as FDR's strided
+    /// variants do: each literal registers the fingerprints of its four-byte
+    /// windows at offsets `0..s`, and an occurrence starting at `t` spans
+    /// exactly one tested position `p` in `t..t + s` (whose window, at offset
+    /// `p - t < s <= m - 3`, lies inside the literal). A position that
+    /// passes sends its `s` candidate starts `p - s + 1..=p` to the index.
     pub(super) fn new(patterns: &[&[u8]]) -> Option<LiteralScan> {
         let long_count = patterns.iter().filter(|p| p.len() >= 4).count();
-        let log2 = (long_count * BITS_PER_LITERAL / 64)
+        let has_short = patterns.iter().any(|p| p.len() < 4);
+        let stride = match patterns.iter().map(|p| p.len()).min() {
+            Some(shortest) if !has_short => (shortest - 3).min(4),
+            _ => 1,
+        };
+        let log2 = (long_count * stride * BITS_PER_LITERAL / 64)
             .next_power_of_two()
             .trailing_zeros()
             .clamp(WORDS_MIN_LOG2, WORDS_MAX_LOG2);
@@ -169,7 +185,6 @@ impl LiteralScan {
         let shift = 64 - log2;
         let mut pairs = vec![0; 1 << 10];
         let mut singles = [0; 4];
-        let mut has_short = false;
         let mut bytes = Vec::with_capacity(patterns.iter().map(|p| p.len()).sum());
         let (mut quads, mut duos, mut ones) = (Vec::new(), Vec::new(), Vec::new());
         for (i, p) in patterns.iter().enumerate() {
@@ -185,19 +200,18 @@ impl LiteralScan {
                     let key = u32::from(p[0] | 0x20);
                     set(&mut singles, key as usize);
                     ones.push((key, member));
-                    has_short = true;
                 }
                 2 | 3 => {
                     let key = u32::from(u16::from_le_bytes([p[0], p[1]]) | 0x2020);
                     set(&mut pairs, key as usize);
                     duos.push((key, member));
-                    has_short = true;
                 }
                 _ => {
-                    let key = u32::from_le_bytes([p[0], p[1], p[2], p[3]]) | FOLD;
-                    let (word, mask) = slot(shift, key);
-                    long[word] |= mask;
-                    quads.push((key, member));
+                    for window in p.windows(4).take(stride) {
+                        let (word, mask) = slot(shift, word_at(window, 0) | FOLD);
+                        long[word] |= mask;
+                    }
+                    quads.push((word_at(p, 0) | FOLD, member));
                 }
             }
         }
@@ -211,6 +225,7 @@ impl LiteralScan {
             pairs,
             singles,
             has_short,
+            stride,
             quads: PrefixIndex::new(quads),
             duos: PrefixIndex::new(duos),
             ones: PrefixIndex::new(ones),
@@ -233,18 +248,62 @@ impl LiteralScan {
 
     /// Calls `report(pattern, start, end)` for every occurrence of every
     /// pattern in `haystack`, in increasing start order. Returns the number
-    /// of positions the filter passed to the DFA.
+    /// of start positions looked up in the index.
     #[inline]
     pub(super) fn for_each(
         &self,
         haystack: &[u8],
         mut report: impl FnMut(usize, usize, usize),
     ) -> usize {
-        if self.has_short {
-            self.scan::<true>(haystack, &mut report)
-        } else {
-            self.scan::<false>(haystack, &mut report)
+        match (self.has_short, self.stride) {
+            (true, _) => self.scan::<true>(haystack, &mut report),
+            (false, 2) => self.scan_strided::<2>(haystack, &mut report),
+            (false, 3) => self.scan_strided::<3>(haystack, &mut report),
+            (false, 4) => self.scan_strided::<4>(haystack, &mut report),
+            (false, _) => self.scan::<false>(haystack, &mut report),
         }
+    }
+
+    /// The scan for sets whose literals are all at least `STRIDE + 3`
+    /// bytes long: tests every `STRIDE`-th position (see [`LiteralScan::new`]).
+    #[inline(always)]
+    fn scan_strided<const STRIDE: usize>(
+        &self,
+        haystack: &[u8],
+        report: &mut impl FnMut(usize, usize, usize),
+    ) -> usize {
+        let n = haystack.len();
+        let mut lookups = 0;
+        let mut p = 0;
+        let mut decide = |p: usize, lookups: &mut usize| {
+            for start in p.saturating_sub(STRIDE - 1)..=p {
+                *lookups += 1;
+                self.verify::<false>(haystack, start, report);
+            }
+        };
+        // Four tested positions per branch.
+        while p + 3 * STRIDE + 4 <= n {
+            let hits = u32::from(self.passes::<false>(word_at(haystack, p) | FOLD))
+                | u32::from(self.passes::<false>(word_at(haystack, p + STRIDE) | FOLD)) << 1
+                | u32::from(self.passes::<false>(word_at(haystack, p + 2 * STRIDE) | FOLD)) << 2
+                | u32::from(self.passes::<false>(word_at(haystack, p + 3 * STRIDE) | FOLD)) << 3;
+            if hits != 0 {
+                for k in 0..4 {
+                    if hits & (1 << k) != 0 {
+                        decide(p + k * STRIDE, &mut lookups);
+                    }
+                }
+            }
+            p += 4 * STRIDE;
+        }
+        // An occurrence ends by `n`, so its tested position has four bytes.
+        while p + 4 <= n {
+            if self.passes::<false>(word_at(haystack, p) | FOLD) {
+                decide(p, &mut lookups);
+            }
+            p += STRIDE;
+        }
+        lookups
     }
 
     #[inline(always)]
@@ -348,6 +407,14 @@ impl LiteralScan {
     }
 }
 
+/// The four bytes of `bytes` at `at`, little-endian.
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
+}
+
 /// The filter word and the two bits in it for four folded input bytes, with
 /// a bitmap of `64 - shift` bits of words.
 #[inline(always)]
@@ -407,12 +474,46 @@ mod tests {
     }
 
     #[test]
-    fn the_fold_collides_bytes_but_the_dfa_decides() {
+    fn the_fold_collides_bytes_but_the_comparison_decides() {
         // `\r` folds onto `-`, `@` onto a backtick and `[` onto `{`: the
         // fingerprints collide, the matches must not.
         let patterns: &[&[u8]] = &[b"-x-y", b"`ab{", b"\r", b"-\n"];
         let hay = b"\rx\ry @AB[ `ab{ -\n -X-Y \r*";
         assert_eq!(scan(patterns, hay), naive(patterns, hay));
+    }
+
+    #[test]
+    fn strided_scans_find_occurrences_at_every_offset() {
+        let mut rng = 0x0bad_cafe_dead_beefu64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        // Shortest literal 5, 6, 7 and 8 or more: strides 2, 3, 4 and 4.
+        for (shortest, stride) in [(5, 2), (6, 3), (7, 4), (9, 4)] {
+            let owned: Vec<Vec<u8>> = (0..60)
+                .map(|i| {
+                    let len = shortest + if i == 0 { 0 } else { (next() % 5) as usize };
+                    (0..len).map(|_| b"aAbB-"[(next() % 5) as usize]).collect()
+                })
+                .collect();
+            let patterns: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+            assert_eq!(LiteralScan::new(&patterns).expect("fits").stride, stride);
+            for _ in 0..200 {
+                // Haystacks shorter than one stride of windows too, and
+                // occurrences planted at every offset from the start and end.
+                let len = (next() % 48) as usize;
+                let mut hay: Vec<u8> = (0..len).map(|_| b"aAbB-x"[(next() % 6) as usize]).collect();
+                if len > 0 && next() % 2 == 0 {
+                    let p = owned[(next() % 60) as usize].as_slice();
+                    let at = (next() as usize) % (len + 1);
+                    hay.splice(at..at, p.iter().map(u8::to_ascii_uppercase));
+                }
+                assert_eq!(scan(&patterns, &hay), naive(&patterns, &hay), "{hay:?}");
+            }
+        }
     }
 
     #[test]
