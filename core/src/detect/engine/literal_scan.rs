@@ -46,12 +46,16 @@ const BITS_PER_LITERAL: usize = 64;
 /// Bounds on the bitmap's size in 64-bit words: 64 bytes to 128 KiB.
 const WORDS_MIN_LOG2: u32 = 3;
 const WORDS_MAX_LOG2: u32 = 14;
+const WORDS_MAX: usize = 1 << WORDS_MAX_LOG2;
 
 /// Finds every occurrence of a fixed set of literals (ASCII case-insensitive).
 #[derive(Debug, Clone)]
 pub(super) struct LiteralScan {
-    /// Blocked Bloom filter of the literals of 4 bytes or more.
-    long: Vec<u64>,
+    /// Blocked Bloom filter of the literals of 4 bytes or more: its first
+    /// `1 << (64 - shift)` words. Allocated at the largest size so that the
+    /// filter's index needs no bounds check; the words past the used ones
+    /// are never touched (nor, being zeroed on allocation, made resident).
+    long: Box<[u64; WORDS_MAX]>,
     shift: u32,
     /// First two bytes of literals of 2 or 3 bytes (65,536 bits; empty when
     /// there are none).
@@ -181,7 +185,10 @@ impl LiteralScan {
             .next_power_of_two()
             .trailing_zeros()
             .clamp(WORDS_MIN_LOG2, WORDS_MAX_LOG2);
-        let mut long = vec![0; 1 << log2];
+        let mut long: Box<[u64; WORDS_MAX]> = vec![0; WORDS_MAX]
+            .into_boxed_slice()
+            .try_into()
+            .expect("the length is the array's");
         let shift = 64 - log2;
         let mut pairs = vec![0; 1 << 10];
         let mut singles = [0; 4];
@@ -237,7 +244,7 @@ impl LiteralScan {
     #[inline(always)]
     fn passes<const SHORT: bool>(&self, folded: u32) -> bool {
         let (word, mask) = slot(self.shift, folded);
-        let long = self.long[word] & mask == mask;
+        let long = self.long[word & (WORDS_MAX - 1)] & mask == mask;
         if SHORT {
             long | test(&self.singles, (folded & 0xFF) as usize)
                 | test(&self.pairs, (folded & 0xFFFF) as usize)
