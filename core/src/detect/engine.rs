@@ -140,16 +140,56 @@ pub struct CompiledRules {
     rules: Vec<Rule>,
     inputs: Vec<InputSpec>,
     literals: Option<LiteralScan>,
-    hooks: Vec<Vec<Hook>>,
+    /// Per literal pattern, the atoms it fires.
+    hooks: Jagged<FiredAtom>,
     atoms: Vec<Atom>,
     atom_input: Vec<u16>,
     regexes: Vec<Regex>,
     groups: Vec<RegexSet>,
     targets: Vec<Target>,
-    atom_targets: Vec<Vec<u32>>,
+    atom_targets: Jagged<u32>,
     always: Vec<u32>,
     rule_targets: Vec<Range<u32>>,
     stats: EngineStats,
+}
+
+/// Lists of lists, laid out one after the other: reaching list `i` is one
+/// load of its bounds, not a pointer to chase (the literal-match path walks
+/// two of these per match).
+#[derive(Debug)]
+struct Jagged<T> {
+    ends: Vec<u32>,
+    items: Vec<T>,
+}
+
+impl<T> Jagged<T> {
+    fn new(lists: impl IntoIterator<Item = Vec<T>>) -> Jagged<T> {
+        let mut jagged = Jagged {
+            ends: Vec::new(),
+            items: Vec::new(),
+        };
+        for list in lists {
+            jagged.items.extend(list);
+            jagged.ends.push(jagged.items.len() as u32);
+        }
+        jagged
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> &[T] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.items[start..self.ends[i] as usize]
+    }
+}
+
+/// An atom a literal pattern fires, with what the match path needs to know
+/// about it without reading the atom.
+#[derive(Debug, Clone, Copy)]
+struct FiredAtom {
+    atom: u32,
+    input: u16,
+    /// The literal is case-sensitive: the matched bytes must equal it.
+    exact: bool,
 }
 
 struct Builder {
@@ -561,10 +601,16 @@ impl CompiledRules {
             .map(|(k, &v)| (v, k.as_slice()))
             .collect();
         patterns.sort_by_key(|(id, _)| *id);
-        let hooks: Vec<Vec<Hook>> = patterns
-            .iter()
-            .map(|&(id, _)| std::mem::take(&mut b.hooks[id as usize]))
-            .collect();
+        let hooks = Jagged::new(patterns.iter().map(|&(id, _)| {
+            b.hooks[id as usize]
+                .iter()
+                .map(|h| FiredAtom {
+                    atom: h.atom,
+                    input: h.input,
+                    exact: matches!(b.atoms[h.atom as usize], Atom::Literal { exact: Some(_) }),
+                })
+                .collect()
+        }));
         let literals = if patterns.is_empty() {
             None
         } else {
@@ -590,7 +636,7 @@ impl CompiledRules {
             regexes: b.regexes,
             groups,
             targets,
-            atom_targets,
+            atom_targets: Jagged::new(atom_targets),
             always,
             rule_targets,
             stats,
@@ -1020,7 +1066,7 @@ impl Detector {
                 work.input_bytes += buffer.len() as u64;
                 work.literal_lookups += scan.for_each(buffer, |pattern, start, end| {
                     work.literal_matches += 1;
-                    for hook in &rules.hooks[pattern] {
+                    for hook in rules.hooks.get(pattern) {
                         if usize::from(hook.input) != i {
                             continue;
                         }
@@ -1028,14 +1074,15 @@ impl Detector {
                         if s.fired[a] == generation {
                             continue;
                         }
-                        if let Atom::Literal { exact: Some(bytes) } = &rules.atoms[a]
+                        if hook.exact
+                            && let Atom::Literal { exact: Some(bytes) } = &rules.atoms[a]
                             && &buffer[start..end] != bytes.as_ref()
                         {
                             continue;
                         }
                         s.fired[a] = generation;
                         s.spans[a] = (start as u32, end as u32);
-                        for &t in &rules.atom_targets[a] {
+                        for &t in rules.atom_targets.get(a) {
                             if s.candidate[t as usize] != generation {
                                 s.candidate[t as usize] = generation;
                                 s.candidates.push(t);
