@@ -11,7 +11,7 @@ use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use super::rules::{Condition, Field, Rule, RuleSet};
 use super::transform::{Transform, apply_chain};
 use super::window::WindowTable;
-use super::{Alert, Event, MatchSpan, MatchSpans};
+use super::{Alert, Event, MatchSpan, MatchSpans, Severity};
 use crate::crypto::Digest;
 use literal_scan::LiteralScan;
 
@@ -147,10 +147,26 @@ pub struct CompiledRules {
     regexes: Vec<Regex>,
     groups: Vec<RegexSet>,
     targets: Vec<Target>,
+    /// Each target's rule (the candidate loop reads only this of a target
+    /// until it evaluates one).
+    target_rule: Vec<u32>,
+    /// What the candidate loop needs of each rule, compact.
+    meta: Vec<RuleMeta>,
     atom_targets: Jagged<u32>,
     always: Vec<u32>,
     rule_targets: Vec<Range<u32>>,
     stats: EngineStats,
+}
+
+/// The parts of a rule that every alert reads, 4 bytes a rule instead of a
+/// few cache lines of `Rule`.
+#[derive(Debug, Clone, Copy)]
+struct RuleMeta {
+    severity: Severity,
+    /// The rule names event kinds (`Rule::kinds` is not empty).
+    kinds_filtered: bool,
+    /// The rule has a window (`Rule::aggregate` is set).
+    windowed: bool,
 }
 
 /// Lists of lists, laid out one after the other: reaching list `i` is one
@@ -627,6 +643,16 @@ impl CompiledRules {
             unfiltered_targets: always.len(),
         };
         Ok(CompiledRules {
+            target_rule: targets.iter().map(|t| t.rule).collect(),
+            meta: set
+                .rules
+                .iter()
+                .map(|r| RuleMeta {
+                    severity: r.severity,
+                    kinds_filtered: !r.kinds.is_empty(),
+                    windowed: r.aggregate.is_some(),
+                })
+                .collect(),
             rules: set.rules.clone(),
             inputs: b.input_list,
             literals,
@@ -1105,15 +1131,17 @@ impl Detector {
         let mut index = 0;
         let mut spans = std::mem::take(&mut s.alert_spans);
         while index < s.candidates.len() {
-            let rule_index = rules.targets[s.candidates[index] as usize].rule as usize;
-            let rule = &rules.rules[rule_index];
+            let rule_index = rules.target_rule[s.candidates[index] as usize] as usize;
+            let meta = rules.meta[rule_index];
+            // Only an alert's rare parts read the rule itself.
+            let rule = || &rules.rules[rule_index];
             let mut matched = false;
             while index < s.candidates.len()
-                && rules.targets[s.candidates[index] as usize].rule as usize == rule_index
+                && rules.target_rule[s.candidates[index] as usize] as usize == rule_index
             {
                 let target = &rules.targets[s.candidates[index] as usize];
                 index += 1;
-                if matched || !(rule.kinds.is_empty() || rule.kinds.contains(&event.kind)) {
+                if matched || (meta.kinds_filtered && !rule().kinds.contains(&event.kind)) {
                     continue;
                 }
                 spans.clear();
@@ -1129,16 +1157,14 @@ impl Detector {
                     &mut spans,
                 ) {
                     matched = true;
-                    spans
-                        .iter_mut()
-                        .for_each(|m: &mut MatchSpan| m.field = target.field);
                 }
             }
             if !matched {
                 continue;
             }
-            if let (Some(aggregate), Some(table)) =
-                (&rule.aggregate, self.windows[rule_index].as_mut())
+            if meta.windowed
+                && let (Some(aggregate), Some(table)) =
+                    (&rule().aggregate, self.windows[rule_index].as_mut())
             {
                 if let Some(event_index) = batch_index {
                     s.deferred.push(DeferredWindow {
@@ -1155,7 +1181,7 @@ impl Detector {
             }
             alerts.push(Alert {
                 rule_index: rule_index as u32,
-                severity: rule.severity,
+                severity: meta.severity,
                 payload_hash: Digest::ZERO,
                 matches: MatchSpans::from_slice(&spans),
             });
@@ -1217,7 +1243,7 @@ fn eval(
                     }
                     let (start, end) = s.spans[a];
                     spans.push(MatchSpan {
-                        field: 0,
+                        field: target.field,
                         start,
                         end,
                     });
@@ -1263,7 +1289,7 @@ fn eval(
                     match s.regex_result[a] {
                         Some((start, end)) => {
                             spans.push(MatchSpan {
-                                field: 0,
+                                field: target.field,
                                 start,
                                 end,
                             });
