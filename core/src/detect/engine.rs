@@ -132,6 +132,9 @@ struct Target {
     field: u16,
     input: u16,
     node: Node,
+    /// The node is one literal atom, the commonest rule: the candidate loop
+    /// answers it from the scan's record without evaluating the node.
+    single_literal: Option<u32>,
 }
 
 /// A rule set compiled for matching. Immutable; share it with `Arc`.
@@ -588,6 +591,7 @@ impl CompiledRules {
                     field: u16::try_from(fi).map_err(|_| CompileError::TooLarge("fields"))?,
                     input,
                     node,
+                    single_literal: None,
                 });
             }
             rule_targets.push(start..targets.len() as u32);
@@ -595,6 +599,13 @@ impl CompiledRules {
         let (groups, grouped) = group_broad_regexes(&mut b);
         let mut atom_targets = vec![Vec::new(); b.atoms.len()];
         let mut always = Vec::new();
+        for target in &mut targets {
+            if let Node::Atom(a) = target.node
+                && matches!(b.atoms[a as usize], Atom::Literal { .. })
+            {
+                target.single_literal = Some(a);
+            }
+        }
         for (ti, target) in targets.iter().enumerate() {
             match triggers(&target.node, &b.atoms) {
                 Some(atoms) => {
@@ -1135,17 +1146,31 @@ impl Detector {
             let meta = rules.meta[rule_index];
             // Only an alert's rare parts read the rule itself.
             let rule = || &rules.rules[rule_index];
-            let mut matched = false;
+            let mut found: Option<MatchSpans> = None;
             while index < s.candidates.len()
                 && rules.target_rule[s.candidates[index] as usize] as usize == rule_index
             {
                 let target = &rules.targets[s.candidates[index] as usize];
                 index += 1;
-                if matched || (meta.kinds_filtered && !rule().kinds.contains(&event.kind)) {
+                if found.is_some() || (meta.kinds_filtered && !rule().kinds.contains(&event.kind))
+                {
+                    continue;
+                }
+                work.targets_evaluated += 1;
+                if let Some(a) = target.single_literal {
+                    // What `eval` answers for `Node::Atom` of a literal.
+                    let a = a as usize;
+                    if s.fired[a] == generation {
+                        let (start, end) = s.spans[a];
+                        found = Some(MatchSpans::one(MatchSpan {
+                            field: target.field,
+                            start,
+                            end,
+                        }));
+                    }
                     continue;
                 }
                 spans.clear();
-                work.targets_evaluated += 1;
                 if eval(
                     &rules,
                     event,
@@ -1156,12 +1181,12 @@ impl Detector {
                     &target.node,
                     &mut spans,
                 ) {
-                    matched = true;
+                    found = Some(MatchSpans::from_slice(&spans));
                 }
             }
-            if !matched {
+            let Some(matches) = found else {
                 continue;
-            }
+            };
             if meta.windowed
                 && let (Some(aggregate), Some(table)) =
                     (&rule().aggregate, self.windows[rule_index].as_mut())
@@ -1183,7 +1208,7 @@ impl Detector {
                 rule_index: rule_index as u32,
                 severity: meta.severity,
                 payload_hash: Digest::ZERO,
-                matches: MatchSpans::from_slice(&spans),
+                matches,
             });
         }
         self.scratch.alert_spans = spans;

@@ -236,6 +236,14 @@ const NO_SPAN: MatchSpan = MatchSpan {
 };
 
 impl MatchSpans {
+    /// One span.
+    pub fn one(span: MatchSpan) -> MatchSpans {
+        MatchSpans(SpansRepr::Inline {
+            len: 1,
+            spans: [span, NO_SPAN],
+        })
+    }
+
     /// A copy of `spans`.
     pub fn from_slice(spans: &[MatchSpan]) -> MatchSpans {
         MatchSpans(match spans {
