@@ -1071,8 +1071,15 @@ impl Detector {
         batch_index: Option<u32>,
         alerts: &mut Vec<Alert>,
     ) {
-        let rules = Arc::clone(&self.rules);
-        let s = &mut self.scratch;
+        // Borrowed apart, so that reading the rules costs no reference count.
+        let Detector {
+            rules,
+            scratch: s,
+            work,
+            windows,
+            ..
+        } = self;
+        let rules: &CompiledRules = rules;
         s.generation = s.generation.wrapping_add(1);
         if s.generation == 0 {
             s.fired.fill(0);
@@ -1082,7 +1089,6 @@ impl Detector {
             s.generation = 1;
         }
         let generation = s.generation;
-        let work = &mut self.work;
         work.events += 1;
 
         for (i, spec) in rules.inputs.iter().enumerate() {
@@ -1152,8 +1158,7 @@ impl Detector {
             {
                 let target = &rules.targets[s.candidates[index] as usize];
                 index += 1;
-                if found.is_some() || (meta.kinds_filtered && !rule().kinds.contains(&event.kind))
-                {
+                if found.is_some() || (meta.kinds_filtered && !rule().kinds.contains(&event.kind)) {
                     continue;
                 }
                 work.targets_evaluated += 1;
@@ -1189,7 +1194,7 @@ impl Detector {
             };
             if meta.windowed
                 && let (Some(aggregate), Some(table)) =
-                    (&rule().aggregate, self.windows[rule_index].as_mut())
+                    (&rule().aggregate, windows[rule_index].as_mut())
             {
                 if let Some(event_index) = batch_index {
                     s.deferred.push(DeferredWindow {
@@ -1211,7 +1216,7 @@ impl Detector {
                 matches,
             });
         }
-        self.scratch.alert_spans = spans;
+        s.alert_spans = spans;
         debug_assert!(rules.rule_targets.len() == rules.rules.len());
     }
 }
