@@ -1105,7 +1105,7 @@ impl Detector {
         s.candidates.clear();
         if let Some(scan) = &rules.literals {
             for i in 0..rules.inputs.len() {
-                let buffer = input(&rules, &s.buffers, event, i);
+                let buffer = input(rules, &s.buffers, event, i);
                 work.input_bytes += buffer.len() as u64;
                 work.literal_lookups += scan.for_each(buffer, |pattern, start, end| {
                     work.literal_matches += 1;
@@ -1177,7 +1177,7 @@ impl Detector {
                 }
                 spans.clear();
                 if eval(
-                    &rules,
+                    rules,
                     event,
                     s,
                     generation,
