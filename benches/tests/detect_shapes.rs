@@ -20,7 +20,7 @@ use shieldx_core::detect::{CompiledRules, Detector, DetectorConfig, RuleSet, def
 const NS_PER_EVENT: f64 = 1_000.0; // alert construction, payload hash, candidate sort
 const NS_PER_TRANSFORMED_BYTE: f64 = 2.0; // per byte per transform in a chain
 const NS_PER_INPUT_BYTE: f64 = 6.0; // fingerprint filter (~1 measured with perf; the DFA scan it replaced ~4)
-const NS_PER_LITERAL_LOOKUP: f64 = 40.0; // prefix-index lookup where the fingerprint filter passed
+const NS_PER_LITERAL_LOOKUP: f64 = 40.0; // DFA decision where the fingerprint filter passed
 const NS_PER_LITERAL_MATCH: f64 = 25.0;
 const NS_PER_TARGET: f64 = 60.0;
 const NS_PER_REGEX_RUN: f64 = 150.0;

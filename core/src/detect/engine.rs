@@ -1,4 +1,4 @@
-//! The compiled matcher: one literal scan for every literal, regexes
+//! The compiled matcher: one Aho-Corasick DFA for every literal, regexes
 //! behind a literal prefilter, and the per-event evaluation.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,6 +67,9 @@ pub enum CompileError {
         /// The regex crate's message.
         message: String,
     },
+    /// The literal automaton could not be built (too many patterns for a DFA).
+    #[error("cannot build the literal automaton: {0}")]
+    Automaton(String),
     /// More inputs or atoms than the engine's indices hold.
     #[error("rule set too large: {0}")]
     TooLarge(&'static str),
@@ -642,7 +645,7 @@ impl CompiledRules {
             None
         } else {
             let patterns: Vec<&[u8]> = patterns.iter().map(|(_, p)| *p).collect();
-            Some(LiteralScan::new(&patterns).ok_or(CompileError::TooLarge("literal bytes"))?)
+            Some(LiteralScan::new(&patterns).map_err(|e| CompileError::Automaton(e.to_string()))?)
         };
         let stats = EngineStats {
             rules: set.rules.len(),
@@ -769,8 +772,8 @@ pub struct WorkCounters {
     pub transformed_bytes: u64,
     /// Bytes of input searched by the literal scan.
     pub input_bytes: u64,
-    /// Positions the literal scan's fingerprint filter passed, each looked
-    /// up in its exact index of literal prefixes.
+    /// Positions the literal scan's fingerprint filter passed, each decided
+    /// by the literal DFA.
     pub literal_lookups: u64,
     /// Literal occurrences found (before a case-sensitive literal's exact
     /// comparison).

@@ -11,10 +11,12 @@
 //!    (field, chain) pair of the whole set is an *input*, computed once per
 //!    event (see [`transform`]).
 //! 2. Every literal of every rule, and the literals that any match of each
-//!    regex must contain, go into **one** literal scan, ASCII-case-insensitive
+//!    regex must contain, go into **one** Aho-Corasick automaton, built
+//!    explicitly as an anchored DFA over the lowercased literals
 //!    (`engine/literal_scan.rs`): a fingerprint filter over every four input
-//!    bytes chooses the positions where an exact index of literal prefixes
-//!    compares bytes; exact-case literals are confirmed at the match position.
+//!    bytes chooses the positions where the DFA runs, entered through a jump
+//!    table at the state after those four bytes; exact-case literals are
+//!    confirmed at the match position.
 //! 3. A rule is evaluated only if one of its *trigger* atoms fired (a literal of
 //!    an `all`, every branch of an `any`), so a regex runs only for candidate
 //!    rules. Rules that cannot be pre-filtered (a bare `not`, a regex without a

@@ -1,12 +1,13 @@
 //! The literal scan: every occurrence of every literal in one input.
 //!
-//! Walking an Aho-Corasick DFA of all literals over every byte of every input
-//! cost about 4 ns per byte with 1,000 literals: the transition table does not
-//! stay in L1, and an overlapping search visits every match state. Even used
-//! only to confirm candidate positions (anchored), a DFA walk cost about
-//! 65 ns, one dependent miss per byte. So the scan works as Hyperscan's FDR
-//! does: a fingerprint filter chooses the positions where some literal may
-//! start, and an exact index decides them by comparing bytes:
+//! All literals are compiled into one Aho-Corasick DFA (the DFA kind forced
+//! with `aho_corasick::dfa::DFA`, never the crate's automatic choice),
+//! lowercased, for anchored searches. Walking that DFA over every byte of
+//! every input cost about 4 ns per byte with 1,000 literals: the transition
+//! table does not stay in L1, and an overlapping search visits every match
+//! state. So the scan works as Hyperscan's FDR does: a fingerprint filter
+//! chooses the positions where some literal may start, and the DFA decides
+//! only those:
 //!
 //! - a literal of 4 bytes or more sets two bits of one 64-bit word in a
 //!   bitmap (a blocked Bloom filter), both chosen by a hash of its first four
@@ -14,26 +15,35 @@
 //!   passes about 1 time in 1,000;
 //! - a literal of 2 or 3 bytes puts a bit in a table indexed by its first two
 //!   bytes, case-folded, and a literal of 1 byte one indexed by that byte;
-//! - the index maps a folded prefix (four, two or one bytes) to the literals
-//!   that begin with it, shortest first, each compared with the input in
-//!   full, ASCII case-insensitively.
+//! - at a position that passes, the DFA walks from its anchored start over
+//!   at most three bytes (only when there are literals shorter than four
+//!   bytes), and a jump table then gives the DFA state after the first four
+//!   bytes, lowercased, without walking them: those first transitions fan
+//!   out over the whole table and were most of a walk's cache misses. The
+//!   walk continues from that state until the DFA dies.
 //!
 //! The filter reads eight bytes at a time and tests the four positions they
 //! cover with one branch (and the short-literal tables too, in a separate
-//! instantiation of the loop, when there are short literals). Only at a
-//! position that passes is the index consulted.
+//! instantiation of the loop, when there are short literals).
 //!
 //! Invariants (the unit tests here and the engine's property tests compare
 //! against naive substring search):
 //! - the filter never rejects a position where some literal starts: the fold
 //!   (`| 0x20` on each byte) maps both cases of a letter to the same value and
 //!   leaves other bytes' equality unchanged, so a case-insensitive occurrence
-//!   always has the fingerprint and the index key its literal registered;
-//! - the byte comparison decides every reported match, so a fingerprint or
-//!   fold collision costs a lookup, never a false match;
+//!   always has the fingerprint its literal registered;
+//! - the jump table holds, for every lowercased four-byte prefix of a
+//!   literal, the state the anchored DFA reaches over it, so starting there
+//!   is the same walk;
+//! - the DFA decides every reported match, so a fingerprint or fold
+//!   collision costs a lookup, never a false match;
 //! - occurrences of one literal are reported in increasing start order (so
 //!   the first one reported is the leftmost), which is all the engine relies
 //!   on; at one start, shorter literals come first.
+
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, BuildError, MatchKind, StartKind};
 
 /// Folds the ASCII case of four bytes at once: `A`–`Z` onto `a`–`z`. Other
 /// bytes move too (0x00–0x1F onto 0x20–0x3F), which only makes collisions.
@@ -66,68 +76,58 @@ pub(super) struct LiteralScan {
     /// How far apart the positions the filter tests for long literals are
     /// (1 to 4, see [`LiteralScan::new`]).
     stride: usize,
-    /// Literals of 4 bytes or more, by their first four bytes folded.
-    quads: PrefixIndex,
-    /// Literals of 2 or 3 bytes, by their first two bytes folded.
-    duos: PrefixIndex,
-    /// Literals of 1 byte, by that byte folded.
-    ones: PrefixIndex,
-    /// Every literal's bytes, lowercased, one after the other.
-    bytes: Vec<u8>,
+    /// All literals, lowercased, anchored.
+    dfa: DFA,
+    start: StateID,
+    /// Every literal's length, by pattern: the DFA's match states also list
+    /// literals that are proper suffixes of the path walked (Aho-Corasick
+    /// copies matches along failure links); those start later, are reported
+    /// from their own start, and the length check drops them here.
+    lengths: Vec<usize>,
+    /// The DFA's state after each literal's first four bytes, lowercased.
+    jumps: JumpTable,
 }
 
-/// One literal as the index holds it.
-#[derive(Debug, Clone, Copy)]
-struct Member {
-    pattern: u32,
-    offset: u32,
-    len: u32,
-}
-
-/// One slot of a [`PrefixIndex`]: the members `first..first + count` share
-/// the folded prefix `key` (0 marks an empty slot; a folded prefix is never 0).
+/// One slot of a [`JumpTable`]; `state` 0 (the DFA's dead state, never
+/// reached over a literal's prefix) marks an empty slot.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     key: u32,
-    first: u32,
-    count: u32,
+    state: u32,
 }
 
-/// An open-addressed map from a folded prefix to the literals that begin
-/// with it, at most half full, probed linearly.
+/// An open-addressed map from four lowercased bytes to a DFA state, at most
+/// half full, probed linearly.
 #[derive(Debug, Clone)]
-struct PrefixIndex {
+struct JumpTable {
     slots: Vec<Slot>,
     shift: u32,
-    members: Vec<Member>,
 }
 
-impl PrefixIndex {
-    /// Groups `entries` (folded prefix, member) by prefix, members shortest
-    /// first.
-    fn new(mut entries: Vec<(u32, Member)>) -> PrefixIndex {
-        entries.sort_by_key(|&(key, m)| (key, m.len, m.pattern));
-        let distinct = entries.windows(2).filter(|w| w[0].0 != w[1].0).count() + 1;
-        let log2 = (2 * distinct).next_power_of_two().trailing_zeros().max(1);
-        let mut index = PrefixIndex {
+impl JumpTable {
+    fn new(mut entries: Vec<(u32, StateID)>) -> JumpTable {
+        entries.sort_unstable_by_key(|&(key, _)| key);
+        entries.dedup_by_key(|&mut (key, _)| key);
+        let log2 = (2 * entries.len())
+            .next_power_of_two()
+            .trailing_zeros()
+            .max(1);
+        let mut table = JumpTable {
             slots: vec![Slot::default(); 1 << log2],
             shift: 64 - log2,
-            members: Vec::with_capacity(entries.len()),
         };
-        for group in entries.chunk_by(|a, b| a.0 == b.0) {
-            let key = group[0].0;
-            let mut at = index.home(key);
-            while index.slots[at].key != 0 {
-                at = (at + 1) & (index.slots.len() - 1);
+        let mask = table.slots.len() - 1;
+        for (key, state) in entries {
+            let mut at = table.home(key);
+            while table.slots[at].state != 0 {
+                at = (at + 1) & mask;
             }
-            index.slots[at] = Slot {
+            table.slots[at] = Slot {
                 key,
-                first: index.members.len() as u32,
-                count: group.len() as u32,
+                state: state.as_u32(),
             };
-            index.members.extend(group.iter().map(|&(_, m)| m));
         }
-        index
+        table
     }
 
     #[inline(always)]
@@ -135,19 +135,19 @@ impl PrefixIndex {
         (u64::from(key).wrapping_mul(MIX) >> self.shift) as usize
     }
 
-    /// The literals whose folded prefix is `key`.
+    /// The state after the four lowercased bytes `key`, if some literal
+    /// begins with them.
     #[inline(always)]
-    fn get(&self, key: u32) -> &[Member] {
+    fn get(&self, key: u32) -> Option<StateID> {
         let mask = self.slots.len() - 1;
         let mut at = self.home(key);
         loop {
             let slot = self.slots[at];
-            if slot.key == key {
-                let first = slot.first as usize;
-                return &self.members[first..first + slot.count as usize];
+            if slot.state == 0 {
+                return None;
             }
-            if slot.key == 0 {
-                return &[];
+            if slot.key == key {
+                return StateID::new(slot.state as usize).ok();
             }
             at = (at + 1) & mask;
         }
@@ -165,7 +165,6 @@ fn test(bits: &[u64], index: usize) -> bool {
 
 impl LiteralScan {
     /// Compiles `patterns` (each non-empty); pattern `i` is reported as `i`.
-    /// `None` if their count or total length does not fit in `u32`.
     ///
     /// When every literal is at least `m` bytes long (`m >= 5`), the filter
     /// tests only every `s = min(m - 3, 4)`-th position, as FDR's strided
@@ -173,8 +172,20 @@ impl LiteralScan {
     /// windows at offsets `0..s`, and an occurrence starting at `t` spans
     /// exactly one tested position `p` in `t..t + s` (whose window, at offset
     /// `p - t < s <= m - 3`, lies inside the literal). A position that
-    /// passes sends its `s` candidate starts `p - s + 1..=p` to the index.
-    pub(super) fn new(patterns: &[&[u8]]) -> Option<LiteralScan> {
+    /// passes sends its `s` candidate starts `p - s + 1..=p` to the DFA.
+    pub(super) fn new(patterns: &[&[u8]]) -> Result<LiteralScan, BuildError> {
+        // The DFA sees lowercased patterns and lowercased input: one byte
+        // class per letter, not two, halves its transition table.
+        let dfa = DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(false)
+            .byte_classes(true)
+            .start_kind(StartKind::Anchored)
+            .prefilter(false)
+            .build(patterns.iter().map(|p| p.to_ascii_lowercase()))?;
+        let start = dfa
+            .start_state(Anchored::Yes)
+            .expect("a DFA built for anchored search has an anchored start state");
         let long_count = patterns.iter().filter(|p| p.len() >= 4).count();
         let has_short = patterns.iter().any(|p| p.len() < 4);
         let stride = match patterns.iter().map(|p| p.len()).min() {
@@ -192,51 +203,44 @@ impl LiteralScan {
         let shift = 64 - log2;
         let mut pairs = vec![0; 1 << 10];
         let mut singles = [0; 4];
-        let mut bytes = Vec::with_capacity(patterns.iter().map(|p| p.len()).sum());
-        let (mut quads, mut duos, mut ones) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, p) in patterns.iter().enumerate() {
-            let member = Member {
-                pattern: u32::try_from(i).ok()?,
-                offset: u32::try_from(bytes.len()).ok()?,
-                len: u32::try_from(p.len()).ok()?,
-            };
-            bytes.extend(p.iter().map(u8::to_ascii_lowercase));
+        let mut jumps = Vec::with_capacity(long_count);
+        for p in patterns {
             match p.len() {
                 0 => {}
-                1 => {
-                    let key = u32::from(p[0] | 0x20);
-                    set(&mut singles, key as usize);
-                    ones.push((key, member));
-                }
-                2 | 3 => {
-                    let key = u32::from(u16::from_le_bytes([p[0], p[1]]) | 0x2020);
-                    set(&mut pairs, key as usize);
-                    duos.push((key, member));
-                }
+                1 => set(&mut singles, usize::from(p[0] | 0x20)),
+                2 | 3 => set(
+                    &mut pairs,
+                    usize::from(u16::from_le_bytes([p[0], p[1]]) | 0x2020),
+                ),
                 _ => {
                     for window in p.windows(4).take(stride) {
                         let (word, mask) = slot(shift, word_at(window, 0) | FOLD);
                         long[word] |= mask;
                     }
-                    quads.push((word_at(p, 0) | FOLD, member));
+                    let prefix = lower4(word_at(p, 0));
+                    let state = prefix
+                        .to_le_bytes()
+                        .iter()
+                        .fold(start, |sid, &b| dfa.next_state(Anchored::Yes, sid, b));
+                    debug_assert!(!dfa.is_dead(state), "a literal's prefix is a live path");
+                    jumps.push((prefix, state));
                 }
             }
         }
         if !has_short {
             pairs = Vec::new();
         }
-        u32::try_from(bytes.len()).ok()?;
-        Some(LiteralScan {
+        Ok(LiteralScan {
             long,
             shift,
             pairs,
             singles,
             has_short,
             stride,
-            quads: PrefixIndex::new(quads),
-            duos: PrefixIndex::new(duos),
-            ones: PrefixIndex::new(ones),
-            bytes,
+            dfa,
+            start,
+            lengths: patterns.iter().map(|p| p.len()).collect(),
+            jumps: JumpTable::new(jumps),
         })
     }
 
@@ -255,7 +259,7 @@ impl LiteralScan {
 
     /// Calls `report(pattern, start, end)` for every occurrence of every
     /// pattern in `haystack`, in increasing start order. Returns the number
-    /// of start positions looked up in the index.
+    /// of start positions the DFA decided.
     #[inline]
     pub(super) fn for_each(
         &self,
@@ -377,38 +381,77 @@ impl LiteralScan {
     ) {
         let rest = &haystack[start..];
         if SHORT {
-            if let Some(&first) = rest.first() {
-                self.confirm(&self.ones, u32::from(first | 0x20), rest, start, report);
-            }
-            if let [a, b, ..] = *rest {
-                let key = u32::from(u16::from_le_bytes([a, b]) | 0x2020);
-                self.confirm(&self.duos, key, rest, start, report);
+            // Walk the first bytes only as deep as the short-literal tables
+            // say a short literal may end here: they are exact in the folded
+            // bytes, so a missing bit rules the walk out.
+            let depth = match *rest {
+                [a, b, ..]
+                    if test(
+                        &self.pairs,
+                        usize::from(u16::from_le_bytes([a, b]) | 0x2020),
+                    ) =>
+                {
+                    3
+                }
+                [a, ..] if test(&self.singles, usize::from(a | 0x20)) => 1,
+                _ => 0,
+            };
+            let mut sid = self.start;
+            for (i, &byte) in rest.iter().take(depth).enumerate() {
+                sid = self
+                    .dfa
+                    .next_state(Anchored::Yes, sid, byte.to_ascii_lowercase());
+                if self.dfa.is_dead(sid) {
+                    return;
+                }
+                self.report_matches(sid, i + 1, start, report);
             }
         }
-        if let [a, b, c, d, ..] = *rest {
-            let key = u32::from_le_bytes([a, b, c, d]) | FOLD;
-            self.confirm(&self.quads, key, rest, start, report);
+        if rest.len() >= 4
+            && let Some(sid) = self.jumps.get(lower4(word_at(rest, 0)))
+        {
+            self.walk(sid, rest, start, report);
         }
     }
 
-    /// Reports the literals under `key` in `index` that `rest` begins with.
+    /// Walks the DFA on from `sid`, the state after `rest`'s first four
+    /// bytes, until it dies.
     #[inline(always)]
-    fn confirm(
+    fn walk(
         &self,
-        index: &PrefixIndex,
-        key: u32,
+        mut sid: StateID,
         rest: &[u8],
         start: usize,
         report: &mut impl FnMut(usize, usize, usize),
     ) {
-        for m in index.get(key) {
-            let len = m.len as usize;
-            let literal = &self.bytes[m.offset as usize..][..len];
-            if rest
-                .get(..len)
-                .is_some_and(|s| s.eq_ignore_ascii_case(literal))
-            {
-                report(m.pattern as usize, start, start + len);
+        self.report_matches(sid, 4, start, report);
+        for (i, &byte) in rest.iter().enumerate().skip(4) {
+            sid = self
+                .dfa
+                .next_state(Anchored::Yes, sid, byte.to_ascii_lowercase());
+            if self.dfa.is_dead(sid) {
+                return;
+            }
+            self.report_matches(sid, i + 1, start, report);
+        }
+    }
+
+    /// Reports the literals of length `len` that the state `sid`, reached
+    /// over `len` bytes from `start`, matches.
+    #[inline(always)]
+    fn report_matches(
+        &self,
+        sid: StateID,
+        len: usize,
+        start: usize,
+        report: &mut impl FnMut(usize, usize, usize),
+    ) {
+        if self.dfa.is_match(sid) {
+            for k in 0..self.dfa.match_len(sid) {
+                let pattern = self.dfa.match_pattern(sid, k).as_usize();
+                if self.lengths[pattern] == len {
+                    report(pattern, start, start + len);
+                }
             }
         }
     }
@@ -420,6 +463,20 @@ fn word_at(bytes: &[u8], at: usize) -> u32 {
     let mut word = [0; 4];
     word.copy_from_slice(&bytes[at..at + 4]);
     u32::from_le_bytes(word)
+}
+
+/// Four bytes with `A`–`Z` lowercased and every other byte unchanged.
+#[inline(always)]
+fn lower4(x: u32) -> u32 {
+    // Per byte, with the top bit cleared (so no sum carries into the next
+    // byte): the top bit of `low + 0x3F` is set from `A` (0x41) up, that of
+    // `low + 0x25` from `[` (0x5B) up; a byte with its own top bit set is
+    // not ASCII.
+    let low = x & 0x7F7F_7F7F;
+    let from_a = low.wrapping_add(0x3F3F_3F3F);
+    let past_z = low.wrapping_add(0x2525_2525);
+    let upper = from_a & !past_z & !x & 0x8080_8080;
+    x | (upper >> 2)
 }
 
 /// The filter word and the two bits in it for four folded input bytes, with
@@ -481,7 +538,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fold_collides_bytes_but_the_comparison_decides() {
+    fn the_fold_collides_bytes_but_the_dfa_decides() {
         // `\r` folds onto `-`, `@` onto a backtick and `[` onto `{`: the
         // fingerprints collide, the matches must not.
         let patterns: &[&[u8]] = &[b"-x-y", b"`ab{", b"\r", b"-\n"];
@@ -519,6 +576,24 @@ mod tests {
                     hay.splice(at..at, p.iter().map(u8::to_ascii_uppercase));
                 }
                 assert_eq!(scan(&patterns, &hay), naive(&patterns, &hay), "{hay:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn lower4_lowercases_exactly_the_ascii_capitals() {
+        for b in 0u8..=255 {
+            for lane in 0..4 {
+                // The byte in every lane, beside neighbours that carry or
+                // borrow if the lanes leaked into each other.
+                let mut bytes = [0xFF, 0x40, 0x5B, 0x80];
+                bytes[lane] = b;
+                let want = bytes.map(|x| x.to_ascii_lowercase());
+                assert_eq!(
+                    lower4(u32::from_le_bytes(bytes)).to_le_bytes(),
+                    want,
+                    "{b:#x}"
+                );
             }
         }
     }
