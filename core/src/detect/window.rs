@@ -301,20 +301,27 @@ impl WindowTable {
         }
         let mut homes = [0usize; CHUNK];
         for chunk in updates.chunks(CHUNK) {
-            // Touch each key's home bucket, then (`event_count`) the ring it
-            // points to: short loops that do not branch on what they load,
-            // so that many misses are in flight at once. `black_box` waits
-            // for them before the updates run on warm lines.
+            // Touch each key's home bucket, then what it points to: its
+            // slot's touch time (every mode) and the ends of its ring
+            // (`event_count`). Short loops that do not branch on what they
+            // load, so that many misses are in flight at once. `black_box`
+            // waits for them before the updates run on warm lines.
             let mut sink = 0u64;
             for ((key, _, _), home) in chunk.iter().zip(&mut homes) {
                 *home = self.home(self.hasher.hash_one(*key));
                 sink = sink.wrapping_add(u64::from(self.buckets[*home].slot));
             }
-            if matches!(self.aggregate.mode, AggregateMode::EventCount) {
-                for &home in &homes[..chunk.len()] {
-                    if let State::Sliding(ring) = &self.buckets[home].state {
-                        sink = sink.wrapping_add(ring.front().unwrap_or(0));
-                    }
+            for &home in &homes[..chunk.len()] {
+                let bucket = &self.buckets[home];
+                if let Some(touched) = self.touched.get(bucket.slot as usize) {
+                    sink = sink.wrapping_add(*touched);
+                }
+                if let State::Sliding(ring) = &bucket.state
+                    && ring.len > 0
+                {
+                    sink = sink
+                        .wrapping_add(ring.buf[ring.head as usize])
+                        .wrapping_add(ring.buf[ring.position(ring.len() - 1)]);
                 }
             }
             std::hint::black_box(sink);
