@@ -79,13 +79,78 @@ pub(super) struct LiteralScan {
     /// All literals, lowercased, anchored.
     dfa: DFA,
     start: StateID,
-    /// Every literal's length, by pattern: the DFA's match states also list
-    /// literals that are proper suffixes of the path walked (Aho-Corasick
-    /// copies matches along failure links); those start later, are reported
-    /// from their own start, and the length check drops them here.
-    lengths: Vec<usize>,
+    /// The literals each match state *ends*, by `sid >> owner_shift`: the
+    /// DFA's own match lists also hold literals that are proper suffixes of
+    /// the path walked (Aho-Corasick copies matches along failure links);
+    /// those start later and are reported from their own start. One flat
+    /// load per match state, where the DFA's lists cost a pointer chase and
+    /// a length check per listed literal. See [`Owners`].
+    owners: Owners,
     /// The DFA's state after each literal's first four bytes, lowercased.
     jumps: JumpTable,
+}
+
+/// The literals that end at each match state of the anchored DFA, shortest
+/// first (all of one state have the state's depth, so they share a length).
+/// `first[i]` is the one literal of state `i` (`NONE` for none) or, with
+/// `MANY` set, an index into `many`, a list of two or more.
+#[derive(Debug, Clone)]
+struct Owners {
+    first: Vec<u32>,
+    many: Vec<Vec<u32>>,
+    shift: u32,
+}
+
+impl Owners {
+    const NONE: u32 = u32::MAX;
+    const MANY: u32 = 1 << 31;
+
+    /// `ends[i]` is the state literal `i` ends at.
+    fn new(ends: &[StateID]) -> Owners {
+        // State ids are premultiplied by the DFA's stride: shifting out the
+        // zero bits they all share keeps them distinct and the table dense.
+        let shift = ends
+            .iter()
+            .map(|sid| sid.as_u32().trailing_zeros())
+            .min()
+            .unwrap_or(0)
+            .min(31);
+        let size = ends
+            .iter()
+            .map(|sid| (sid.as_usize() >> shift) + 1)
+            .max()
+            .unwrap_or(0);
+        let mut lists = vec![Vec::new(); size];
+        for (pattern, sid) in ends.iter().enumerate() {
+            lists[sid.as_usize() >> shift].push(pattern as u32);
+        }
+        let mut owners = Owners {
+            first: Vec::with_capacity(size),
+            many: Vec::new(),
+            shift,
+        };
+        for list in lists {
+            owners.first.push(match list[..] {
+                [] => Owners::NONE,
+                [one] => one,
+                _ => {
+                    owners.many.push(list);
+                    Owners::MANY | (owners.many.len() - 1) as u32
+                }
+            });
+        }
+        owners
+    }
+
+    /// The literals ending at `sid` (a match state).
+    #[inline(always)]
+    fn of(&self, sid: StateID) -> &[u32] {
+        match self.first.get(sid.as_usize() >> self.shift) {
+            None | Some(&Owners::NONE) => &[],
+            Some(v) if v & Owners::MANY != 0 => &self.many[(v & !Owners::MANY) as usize],
+            Some(v) => std::slice::from_ref(v),
+        }
+    }
 }
 
 /// One slot of a [`JumpTable`]; `state` 0 (the DFA's dead state, never
@@ -230,6 +295,15 @@ impl LiteralScan {
         if !has_short {
             pairs = Vec::new();
         }
+        let ends: Vec<StateID> = patterns
+            .iter()
+            .map(|p| {
+                p.iter().fold(start, |sid, &b| {
+                    dfa.next_state(Anchored::Yes, sid, b.to_ascii_lowercase())
+                })
+            })
+            .collect();
+        debug_assert!(ends.iter().all(|&sid| dfa.is_match(sid)));
         Ok(LiteralScan {
             long,
             shift,
@@ -239,7 +313,7 @@ impl LiteralScan {
             stride,
             dfa,
             start,
-            lengths: patterns.iter().map(|p| p.len()).collect(),
+            owners: Owners::new(&ends),
             jumps: JumpTable::new(jumps),
         })
     }
@@ -404,7 +478,7 @@ impl LiteralScan {
                 if self.dfa.is_dead(sid) {
                     return;
                 }
-                self.report_matches(sid, i + 1, start, report);
+                self.report_matches(sid, start, i + 1, report);
             }
         }
         if rest.len() >= 4
@@ -424,7 +498,7 @@ impl LiteralScan {
         start: usize,
         report: &mut impl FnMut(usize, usize, usize),
     ) {
-        self.report_matches(sid, 4, start, report);
+        self.report_matches(sid, start, 4, report);
         for (i, &byte) in rest.iter().enumerate().skip(4) {
             sid = self
                 .dfa
@@ -432,26 +506,23 @@ impl LiteralScan {
             if self.dfa.is_dead(sid) {
                 return;
             }
-            self.report_matches(sid, i + 1, start, report);
+            self.report_matches(sid, start, i + 1, report);
         }
     }
 
-    /// Reports the literals of length `len` that the state `sid`, reached
-    /// over `len` bytes from `start`, matches.
+    /// Reports the literals that end at the state `sid`, reached over
+    /// `len` bytes from `start`.
     #[inline(always)]
     fn report_matches(
         &self,
         sid: StateID,
-        len: usize,
         start: usize,
+        len: usize,
         report: &mut impl FnMut(usize, usize, usize),
     ) {
         if self.dfa.is_match(sid) {
-            for k in 0..self.dfa.match_len(sid) {
-                let pattern = self.dfa.match_pattern(sid, k).as_usize();
-                if self.lengths[pattern] == len {
-                    report(pattern, start, start + len);
-                }
+            for &pattern in self.owners.of(sid) {
+                report(pattern as usize, start, start + len);
             }
         }
     }
