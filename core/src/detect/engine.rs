@@ -736,7 +736,9 @@ struct Scratch {
     /// members matched then.
     group_memo: Vec<u32>,
     group_matched: Vec<u64>,
-    candidate: Vec<u32>,
+    /// The targets to evaluate, gathered in any order during the scan.
+    candidate: TargetSet,
+    /// The same, in increasing order.
     candidates: Vec<u32>,
     /// `inspect_batch`: the alerts of each event that raised some.
     alerting: Vec<Range<usize>>,
@@ -747,6 +749,49 @@ struct Scratch {
     answers: Vec<bool>,
     /// The match spans of the rule being evaluated.
     alert_spans: Vec<MatchSpan>,
+}
+
+/// A set of target ids that comes out in increasing order without a sort:
+/// a bitmap, and a summary bitmap of its non-zero words so that draining
+/// visits only the words holding members (two words for 1,000 targets
+/// after the summary, one per 4,096 targets for the summary itself).
+#[derive(Debug, Clone, Default)]
+struct TargetSet {
+    words: Vec<u64>,
+    summary: Vec<u64>,
+}
+
+impl TargetSet {
+    fn new(targets: usize) -> TargetSet {
+        let words = targets.div_ceil(64);
+        TargetSet {
+            words: vec![0; words],
+            summary: vec![0; words.div_ceil(64)],
+        }
+    }
+
+    #[inline(always)]
+    fn insert(&mut self, t: u32) {
+        let w = t as usize >> 6;
+        self.words[w] |= 1 << (t & 63);
+        self.summary[w >> 6] |= 1 << (w & 63);
+    }
+
+    /// Appends the members to `out` in increasing order and empties the set.
+    fn drain_into(&mut self, out: &mut Vec<u32>) {
+        for (s, summary) in self.summary.iter_mut().enumerate() {
+            let mut nonzero = std::mem::take(summary);
+            while nonzero != 0 {
+                let w = s * 64 + nonzero.trailing_zeros() as usize;
+                nonzero &= nonzero - 1;
+                let mut bits = std::mem::take(&mut self.words[w]);
+                while bits != 0 {
+                    out.push((w * 64 + bits.trailing_zeros() as usize) as u32);
+                    bits &= bits - 1;
+                }
+            }
+        }
+    }
 }
 
 /// An alert of `inspect_batch` that stands only if its rule's window update
@@ -823,7 +868,7 @@ impl Detector {
             regex_result: vec![None; rules.atoms.len()],
             group_memo: vec![0; rules.groups.len()],
             group_matched: vec![0; rules.groups.len()],
-            candidate: vec![0; rules.targets.len()],
+            candidate: TargetSet::new(rules.targets.len()),
             candidates: Vec::new(),
             alerting: Vec::new(),
             digests: crate::crypto::Digests::new(),
@@ -1088,7 +1133,6 @@ impl Detector {
             s.fired.fill(0);
             s.regex_memo.fill(0);
             s.group_memo.fill(0);
-            s.candidate.fill(0);
             s.generation = 1;
         }
         let generation = s.generation;
@@ -1129,24 +1173,18 @@ impl Detector {
                         s.fired[a] = generation;
                         s.spans[a] = (start as u32, end as u32);
                         for &t in rules.atom_targets.get(a) {
-                            if s.candidate[t as usize] != generation {
-                                s.candidate[t as usize] = generation;
-                                s.candidates.push(t);
-                            }
+                            s.candidate.insert(t);
                         }
                     }
                 }) as u64;
             }
         }
         for &t in &rules.always {
-            if s.candidate[t as usize] != generation {
-                s.candidate[t as usize] = generation;
-                s.candidates.push(t);
-            }
+            s.candidate.insert(t);
         }
         // Targets of one rule are contiguous and rules are in file order, so
-        // sorting target ids yields alerts in rule order.
-        s.candidates.sort_unstable();
+        // target ids in increasing order yield alerts in rule order.
+        s.candidate.drain_into(&mut s.candidates);
 
         let mut index = 0;
         let mut spans = std::mem::take(&mut s.alert_spans);
