@@ -595,7 +595,19 @@ mod tests {
 
     #[test]
     fn overlapping_prefix_suffix_and_case() {
-        let patterns: &[&[u8]] = &[b"abcd", b"bcd", b"ABCDE", b"cd", b"d", b"e", b"abcdabcd"];
+        // `ABCD` and `Cd` equal `abcd` and `cd` once lowercased: two literals
+        // ending at one DFA state.
+        let patterns: &[&[u8]] = &[
+            b"abcd",
+            b"bcd",
+            b"ABCDE",
+            b"cd",
+            b"d",
+            b"e",
+            b"abcdabcd",
+            b"ABCD",
+            b"Cd",
+        ];
         for hay in [
             &b"abcdabcdE"[..],
             b"xxABCDexx",
