@@ -470,44 +470,41 @@ impl LiteralScan {
                 [a, ..] if test(&self.singles, usize::from(a | 0x20)) => 1,
                 _ => 0,
             };
-            let mut sid = self.start;
-            for (i, &byte) in rest.iter().take(depth).enumerate() {
-                sid = self
-                    .dfa
-                    .next_state(Anchored::Yes, sid, byte.to_ascii_lowercase());
-                if self.dfa.is_dead(sid) {
-                    return;
-                }
-                self.report_matches(sid, start, i + 1, report);
+            let short = &rest[..depth.min(rest.len())];
+            if !self.walk(self.start, short, start, 0, report) {
+                return;
             }
         }
         if rest.len() >= 4
             && let Some(sid) = self.jumps.get(lower4(word_at(rest, 0)))
         {
-            self.walk(sid, rest, start, report);
+            self.report_matches(sid, start, 4, report);
+            self.walk(sid, rest, start, 4, report);
         }
     }
 
-    /// Walks the DFA on from `sid`, the state after `rest`'s first four
-    /// bytes, until it dies.
+    /// Walks the DFA on from `sid`, the state after `rest`'s first `depth`
+    /// bytes, over the rest of `rest`, reporting each match; says whether
+    /// it is still alive at the end.
     #[inline(always)]
     fn walk(
         &self,
         mut sid: StateID,
         rest: &[u8],
         start: usize,
+        depth: usize,
         report: &mut impl FnMut(usize, usize, usize),
-    ) {
-        self.report_matches(sid, start, 4, report);
-        for (i, &byte) in rest.iter().enumerate().skip(4) {
+    ) -> bool {
+        for (i, &byte) in rest.iter().enumerate().skip(depth) {
             sid = self
                 .dfa
                 .next_state(Anchored::Yes, sid, byte.to_ascii_lowercase());
             if self.dfa.is_dead(sid) {
-                return;
+                return false;
             }
             self.report_matches(sid, start, i + 1, report);
         }
+        true
     }
 
     /// Reports the literals that end at the state `sid`, reached over
