@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::Arc;
 
-use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex_automata::meta::{self, Regex};
+use regex_automata::nfa::thompson::WhichCaptures;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind, PatternSet};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 use super::rules::{Condition, Field, Rule, RuleSet};
@@ -29,23 +32,53 @@ pub const REGEX_DFA_CACHE: usize = 2 << 20;
 /// Regexes match bytes with ASCII semantics by default (`\\w`, `\\d`, `\\s`,
 /// `\\b` and `(?i)` are ASCII; `\\xNN` is a byte): payloads are arbitrary
 /// bytes, and Unicode word boundaries would stop the lazy DFA on the first
-/// non-ASCII byte. `(?u)` opts a group back into Unicode.
+/// non-ASCII byte. `(?u)` opts a group back into Unicode. The semantics are
+/// those of `regex::bytes::Regex` (leftmost-first, empty matches anywhere);
+/// only the overall match is reported, so no capture group is compiled.
+///
+/// The regex is driven with caches its [`Detector`] owns, not through a pool
+/// shared between threads: a detector moves between a runtime's worker
+/// threads, and a pool keyed by thread hands a thread it has not seen a cold
+/// cache, whose lazy DFA is then built again.
 pub fn build_regex(source: &str) -> Result<Regex, String> {
-    RegexBuilder::new(source)
-        .unicode(false)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_DFA_CACHE)
-        .nest_limit(64)
-        .build()
-        .map_err(|e| e.to_string())
+    meta::Builder::new()
+        .configure(
+            meta::Config::new()
+                .match_kind(MatchKind::LeftmostFirst)
+                .utf8_empty(false)
+                .which_captures(WhichCaptures::Implicit)
+                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+                .hybrid_cache_capacity(REGEX_DFA_CACHE),
+        )
+        .syntax(regex_syntax_config())
+        .build(source)
+        .map_err(|e| regex_error(&e))
 }
 
-/// The most regexes one [`RegexSet`] of broad regexes holds.
+/// Bytes, ASCII by default, and the nesting limit rule files are held to.
+fn regex_syntax_config() -> syntax::Config {
+    syntax::Config::new()
+        .unicode(false)
+        .utf8(false)
+        .nest_limit(64)
+}
+
+/// A build error as `regex` words it: the parser's message with its
+/// position, or the size limit exceeded.
+fn regex_error(e: &meta::BuildError) -> String {
+    match (e.size_limit(), e.syntax_error()) {
+        (Some(limit), _) => format!("Compiled regex exceeds size limit of {limit} bytes."),
+        (None, Some(syntax)) => syntax.to_string(),
+        (None, None) => e.to_string(),
+    }
+}
+
+/// The most regexes one set of broad regexes holds.
 const REGEX_GROUP_MAX: usize = 64;
 /// A regex whose rarest required literal is shorter than this (or that has
 /// none) is *broad*: its prefilter passes on much ordinary traffic, so it
 /// runs on most events. The broad regexes of one input run together as a
-/// [`RegexSet`], one scan of the input for all of them; a member's own regex
+/// multi-pattern regex, one scan of the input for all of them; a member's own regex
 /// runs only when the set says it matches, to find where. A member drops its
 /// prefilter: its rule is evaluated on every event (the set scan is shared),
 /// and its short literals leave the literal scan.
@@ -151,7 +184,9 @@ pub struct CompiledRules {
     atoms: Vec<Atom>,
     atom_input: Vec<u16>,
     regexes: Vec<Regex>,
-    groups: Vec<RegexSet>,
+    /// Sets of broad regexes: one multi-pattern regex each, reporting every
+    /// member that matches.
+    groups: Vec<Regex>,
     targets: Vec<Target>,
     /// Each target's rule (the candidate loop reads only this of a target
     /// until it evaluates one).
@@ -486,7 +521,7 @@ fn factor(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
 /// [`REGEX_GROUP_MAX`], marking each member atom with its set and index.
 /// A chunk whose set does not compile (too large together) stays ungrouped:
 /// its regexes then run one by one, as they would have anyway.
-fn group_broad_regexes(b: &mut Builder) -> (Vec<RegexSet>, usize) {
+fn group_broad_regexes(b: &mut Builder) -> (Vec<Regex>, usize) {
     let mut by_input: BTreeMap<u16, Vec<(u32, String)>> = BTreeMap::new();
     for (input, atom, source) in b.broad.drain(..) {
         by_input.entry(input).or_default().push((atom, source));
@@ -498,12 +533,18 @@ fn group_broad_regexes(b: &mut Builder) -> (Vec<RegexSet>, usize) {
             if chunk.len() < 2 {
                 continue;
             }
-            let Ok(set) = RegexSetBuilder::new(chunk.iter().map(|(_, source)| source))
-                .unicode(false)
-                .size_limit(REGEX_SET_SIZE_LIMIT)
-                .dfa_size_limit(REGEX_SET_DFA_CACHE)
-                .nest_limit(64)
-                .build()
+            let sources: Vec<&str> = chunk.iter().map(|(_, source)| source.as_str()).collect();
+            let Ok(set) = meta::Builder::new()
+                .configure(
+                    meta::Config::new()
+                        .match_kind(MatchKind::All)
+                        .utf8_empty(false)
+                        .which_captures(WhichCaptures::None)
+                        .nfa_size_limit(Some(REGEX_SET_SIZE_LIMIT))
+                        .hybrid_cache_capacity(REGEX_SET_DFA_CACHE),
+                )
+                .syntax(regex_syntax_config())
+                .build_many(&sources)
             else {
                 continue;
             };
@@ -736,6 +777,11 @@ struct Scratch {
     /// members matched then.
     group_memo: Vec<u32>,
     group_matched: Vec<u64>,
+    /// Search caches of each regex and each set, made on first use.
+    regex_caches: Vec<Option<meta::Cache>>,
+    group_caches: Vec<Option<meta::Cache>>,
+    /// Per set, the members that matched in its last scan.
+    group_patterns: Vec<PatternSet>,
     /// The targets to evaluate, gathered in any order during the scan.
     candidate: TargetSet,
     /// The same, in increasing order.
@@ -868,6 +914,13 @@ impl Detector {
             regex_result: vec![None; rules.atoms.len()],
             group_memo: vec![0; rules.groups.len()],
             group_matched: vec![0; rules.groups.len()],
+            regex_caches: vec![None; rules.regexes.len()],
+            group_caches: vec![None; rules.groups.len()],
+            group_patterns: rules
+                .groups
+                .iter()
+                .map(|set| PatternSet::new(set.pattern_len()))
+                .collect(),
             candidate: TargetSet::new(rules.targets.len()),
             candidates: Vec::new(),
             alerting: Vec::new(),
@@ -1339,10 +1392,18 @@ fn eval(
                                     s.group_memo[g] = generation;
                                     work.regex_set_runs += 1;
                                     work.regex_set_bytes += buffer.len() as u64;
-                                    s.group_matched[g] = rules.groups[g]
-                                        .matches(buffer)
-                                        .iter()
-                                        .fold(0, |bits, k| bits | 1 << k);
+                                    let set = &rules.groups[g];
+                                    let cache =
+                                        s.group_caches[g].get_or_insert_with(|| set.create_cache());
+                                    let found = &mut s.group_patterns[g];
+                                    found.clear();
+                                    set.which_overlapping_matches_with(
+                                        cache,
+                                        &Input::new(buffer),
+                                        found,
+                                    );
+                                    s.group_matched[g] =
+                                        found.iter().fold(0, |bits, k| bits | 1 << k.as_usize());
                                 }
                                 s.group_matched[g] & (1 << member) != 0
                             }
@@ -1350,8 +1411,12 @@ fn eval(
                         s.regex_result[a] = if may_match {
                             work.regex_runs += 1;
                             work.regex_bytes += buffer.len() as u64;
-                            rules.regexes[*regex as usize]
-                                .find(buffer)
+                            let r = *regex as usize;
+                            let regex = &rules.regexes[r];
+                            let cache =
+                                s.regex_caches[r].get_or_insert_with(|| regex.create_cache());
+                            regex
+                                .search_with(cache, &Input::new(buffer))
                                 .map(|m| (m.start() as u32, m.end() as u32))
                         } else {
                             None

@@ -22,7 +22,8 @@
 //!    rules. Rules that cannot be pre-filtered (a bare `not`, a regex without a
 //!    required literal) are evaluated on every event; [`CompiledRules::stats`]
 //!    counts them. *Broad* regexes (no required literal of four bytes or
-//!    more) of one input run together as one `RegexSet` scan per event, and
+//!    more) of one input run together as one multi-pattern regex scan per
+//!    event (`regex-automata`'s meta regex reporting every member), and
 //!    a member's own regex runs only to locate a match the set found.
 //! 4. Anomaly rules then count matches per key in a window ([`window`]).
 //!

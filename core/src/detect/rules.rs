@@ -950,6 +950,24 @@ rules:
             "{err}"
         );
         assert!(err.to_string().contains("unknown severity `hgh`"), "{err}");
+        // The regex parser's own words come through, not a generic failure.
+        assert!(
+            err.to_string()
+                .contains("invalid regex: error: unclosed group"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_regex_over_the_compiled_size_limit_is_refused_by_name() {
+        let text = "rules:\n  - id: big\n    title: t\n    severity: low\n    match: { regex: '(?:\\w{1000}){40}' }\n";
+        let err = RuleSet::parse(text).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert!(
+            err.to_string()
+                .contains("invalid regex: Compiled regex exceeds size limit of 1048576 bytes."),
+            "{err}"
+        );
     }
 
     #[test]
