@@ -68,17 +68,7 @@ impl Transform {
         match self {
             Transform::UrlDecode => {
                 url_decode_once(input, out);
-                let mut scratch = Vec::new();
-                for _ in 1..URL_DECODE_PASSES {
-                    if !out.contains(&b'%') {
-                        break;
-                    }
-                    url_decode_once(out, &mut scratch);
-                    if scratch == *out {
-                        break;
-                    }
-                    std::mem::swap(out, &mut scratch);
-                }
+                url_decode_again(out, &mut Vec::new());
             }
             Transform::HtmlEntityDecode => html_entity_decode(input, out),
             Transform::Lowercase => {
@@ -104,12 +94,62 @@ impl fmt::Display for Transform {
 
 /// Applies `chain` in order to `input`; the result is left in `out`.
 /// `scratch` is reused between calls to avoid allocation.
+///
+/// The bytes are those of [`Transform::apply`] step by step, but a step is
+/// done in place where it can be (lowercase, NUL removal) and skipped when a
+/// search shows it has nothing to change (no `%` or `+` to URL-decode, no
+/// `&` to start an entity, no `/*` to open a comment): most requests carry
+/// none of them, and each skipped step saves a copy of the field.
 pub fn apply_chain(chain: &[Transform], input: &[u8], out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(input);
     for t in chain {
-        t.apply(out, scratch);
-        std::mem::swap(out, scratch);
+        match t {
+            Transform::Lowercase => out.make_ascii_lowercase(),
+            Transform::RemoveNulls => {
+                if memchr::memchr(0, out).is_some() {
+                    out.retain(|&b| b != 0);
+                }
+            }
+            Transform::UrlDecode => {
+                if memchr::memchr2(b'%', b'+', out).is_some() {
+                    scratch.clear();
+                    url_decode_once(out, scratch);
+                    std::mem::swap(out, scratch);
+                    url_decode_again(out, scratch);
+                }
+            }
+            Transform::HtmlEntityDecode | Transform::ReplaceComments => {
+                let opens = match t {
+                    Transform::HtmlEntityDecode => memchr::memchr(b'&', out).is_some(),
+                    _ => memchr::memmem::find(out, b"/*").is_some(),
+                };
+                if opens {
+                    t.apply(out, scratch);
+                    std::mem::swap(out, scratch);
+                }
+            }
+            Transform::CompressWhitespace => {
+                t.apply(out, scratch);
+                std::mem::swap(out, scratch);
+            }
+        }
+    }
+}
+
+/// The URL-decoding passes after the first: `decoded` holds the first pass's
+/// output and is decoded again while it still holds a `%` and a pass
+/// changes it, up to [`URL_DECODE_PASSES`] in all.
+fn url_decode_again(decoded: &mut Vec<u8>, scratch: &mut Vec<u8>) {
+    for _ in 1..URL_DECODE_PASSES {
+        if !decoded.contains(&b'%') {
+            break;
+        }
+        url_decode_once(decoded, scratch);
+        if scratch == decoded {
+            break;
+        }
+        std::mem::swap(decoded, scratch);
     }
 }
 
@@ -413,6 +453,36 @@ mod tests {
             Transform::RemoveNulls.apply(&input, &mut got);
             want = input.iter().copied().filter(|&b| b != 0).collect();
             assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn a_chain_in_place_equals_its_transforms_applied_one_by_one() {
+        let alphabet = b"aZ%+2uU3cCfF;&#x0lt<>/*\n\r\t \0\xa0&amp;%25%2B";
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        for _ in 0..20_000 {
+            let len = (next() % 48) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let chain: Vec<Transform> = (0..next() % 8)
+                .map(|_| Transform::ALL[(next() % 6) as usize].0)
+                .collect();
+            let mut want = input.clone();
+            for t in &chain {
+                let mut step = Vec::new();
+                t.apply(&want, &mut step);
+                want = step;
+            }
+            apply_chain(&chain, &input, &mut out, &mut scratch);
+            assert_eq!(out, want, "{chain:?} over {input:?}");
         }
     }
 
