@@ -5,11 +5,17 @@
 //! digests are; when they are not, comparing the per-record digests finds the
 //! first event where they diverged.
 
-use shieldx_core::crypto::Digest;
+use shieldx_core::crypto::{Digest, DigestDomain};
+
+/// The domain of every record's digest.
+const AUDIT_CONTEXT: &str = "shieldx-sim audit v1";
 
 /// A chained digest over the records of one run.
 #[derive(Debug, Clone)]
 pub struct AuditDigest {
+    /// [`AUDIT_CONTEXT`] prepared once: a record costs the hash of its own
+    /// bytes, not the context's derivation again.
+    domain: DigestDomain,
     current: Digest,
     records: u64,
 }
@@ -17,6 +23,7 @@ pub struct AuditDigest {
 impl Default for AuditDigest {
     fn default() -> Self {
         AuditDigest {
+            domain: DigestDomain::new(AUDIT_CONTEXT),
             current: Digest::ZERO,
             records: 0,
         }
@@ -26,15 +33,12 @@ impl Default for AuditDigest {
 impl AuditDigest {
     /// Appends one record and returns the digest after it.
     pub fn record(&mut self, kind: &str, at_ns: u64, bytes: &[u8]) -> Digest {
-        self.current = Digest::of_parts(
-            "shieldx-sim audit v1",
-            &[
-                self.current.as_bytes(),
-                kind.as_bytes(),
-                &at_ns.to_le_bytes(),
-                bytes,
-            ],
-        );
+        self.current = self.domain.digest(&[
+            self.current.as_bytes(),
+            kind.as_bytes(),
+            &at_ns.to_le_bytes(),
+            bytes,
+        ]);
         self.records += 1;
         self.current
     }
@@ -53,6 +57,32 @@ impl AuditDigest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_is_the_context_hash_of_the_previous_digest_kind_time_and_bytes() {
+        let mut audit = AuditDigest::default();
+        let first = audit.record("deliver", 10, b"prepare");
+        assert_eq!(
+            first,
+            Digest::of_parts(
+                AUDIT_CONTEXT,
+                &[
+                    Digest::ZERO.as_bytes(),
+                    b"deliver",
+                    &10u64.to_le_bytes(),
+                    b"prepare"
+                ]
+            )
+        );
+        let long = vec![7u8; 1000];
+        assert_eq!(
+            audit.record("fault", 11, &long),
+            Digest::of_parts(
+                AUDIT_CONTEXT,
+                &[first.as_bytes(), b"fault", &11u64.to_le_bytes(), &long]
+            )
+        );
+    }
 
     #[test]
     fn equal_histories_give_equal_digests_and_any_change_differs() {

@@ -129,11 +129,27 @@ impl DigestDomain {
     }
 
     /// The same digest as `Digest::of_parts(context, parts)`.
+    ///
+    /// Small inputs are framed into one stack buffer and hashed with a
+    /// single `update`: the same bytes, without a call per part.
     pub fn digest(&self, parts: &[&[u8]]) -> Digest {
+        const FRAMED_INLINE: usize = 256;
         let mut hasher = self.hasher.clone();
-        for part in parts {
-            hasher.update(&(part.len() as u64).to_le_bytes());
-            hasher.update(part);
+        let framed: usize = parts.iter().map(|p| 8 + p.len()).sum();
+        if framed <= FRAMED_INLINE {
+            let mut buf = [0u8; FRAMED_INLINE];
+            let mut at = 0;
+            for part in parts {
+                buf[at..at + 8].copy_from_slice(&(part.len() as u64).to_le_bytes());
+                buf[at + 8..at + 8 + part.len()].copy_from_slice(part);
+                at += 8 + part.len();
+            }
+            hasher.update(&buf[..at]);
+        } else {
+            for part in parts {
+                hasher.update(&(part.len() as u64).to_le_bytes());
+                hasher.update(part);
+            }
         }
         Digest(*hasher.finalize().as_bytes())
     }
@@ -336,6 +352,25 @@ mod tests {
         assert_ne!(ab_c, a_bc);
         assert_ne!(ab_c, other_domain);
         assert_eq!(ab_c, Digest::of_parts("shieldx test", &[b"ab", b"c"]));
+    }
+
+    #[test]
+    fn of_parts_is_blake3_derive_key_over_length_framed_parts() {
+        let data: Vec<u8> = (0..600u32).map(|i| (i * 13 + 1) as u8).collect();
+        // Framed lengths 28 + n: both sides of the one-buffer bound (256 bytes).
+        for n in [0, 1, 200, 227, 228, 229, 240, 500] {
+            let parts: [&[u8]; 3] = [b"kind", &data[..n], &[]];
+            let mut framed = Vec::new();
+            for part in parts {
+                framed.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                framed.extend_from_slice(part);
+            }
+            assert_eq!(
+                Digest::of_parts("shieldx test", &parts).to_bytes(),
+                blake3::derive_key("shieldx test", &framed),
+                "{n} bytes"
+            );
+        }
     }
 
     #[test]
