@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use regex_automata::meta::{self, Regex};
 use regex_automata::nfa::thompson::WhichCaptures;
@@ -36,10 +36,8 @@ pub const REGEX_DFA_CACHE: usize = 2 << 20;
 /// those of `regex::bytes::Regex` (leftmost-first, empty matches anywhere);
 /// only the overall match is reported, so no capture group is compiled.
 ///
-/// The regex is driven with caches its [`Detector`] owns, not through a pool
-/// shared between threads: a detector moves between a runtime's worker
-/// threads, and a pool keyed by thread hands a thread it has not seen a cold
-/// cache, whose lazy DFA is then built again.
+/// The regex is driven with caches the rules lend a [`Detector`] per call,
+/// not through a pool keyed by thread.
 pub fn build_regex(source: &str) -> Result<Regex, String> {
     meta::Builder::new()
         .configure(
@@ -187,6 +185,9 @@ pub struct CompiledRules {
     /// Sets of broad regexes: one multi-pattern regex each, reporting every
     /// member that matches.
     groups: Vec<Regex>,
+    /// Search caches not in use, lent to a detector for one inspection call
+    /// (see [`RegexCaches`]).
+    idle_caches: Mutex<Vec<RegexCaches>>,
     targets: Vec<Target>,
     /// Each target's rule (the candidate loop reads only this of a target
     /// until it evaluates one).
@@ -716,6 +717,7 @@ impl CompiledRules {
             atom_input: b.atom_input,
             regexes: b.regexes,
             groups,
+            idle_caches: Mutex::new(Vec::new()),
             targets,
             atom_targets: Jagged::new(atom_targets),
             always,
@@ -777,9 +779,8 @@ struct Scratch {
     /// members matched then.
     group_memo: Vec<u32>,
     group_matched: Vec<u64>,
-    /// Search caches of each regex and each set, made on first use.
-    regex_caches: Vec<Option<meta::Cache>>,
-    group_caches: Vec<Option<meta::Cache>>,
+    /// The search caches lent by the rules for the current call.
+    caches: RegexCaches,
     /// Per set, the members that matched in its last scan.
     group_patterns: Vec<PatternSet>,
     /// The targets to evaluate, gathered in any order during the scan.
@@ -795,6 +796,50 @@ struct Scratch {
     answers: Vec<bool>,
     /// The match spans of the rule being evaluated.
     alert_spans: Vec<MatchSpan>,
+}
+
+/// The search caches of every regex and set of one [`CompiledRules`], each
+/// made on first use.
+///
+/// Caches are the rules' to lend, not a detector's to keep: a detector
+/// borrows a set for one `inspect` or `inspect_batch` call and gives it back.
+/// The replicas of a simulation (and the runs of a swarm) then share warm
+/// lazy DFAs, as they share the compiled rules; detectors inspecting at once
+/// on several threads each hold a set of their own. Nothing keys them by
+/// thread: `regex`'s own pool does, and handed cold caches to a detector
+/// that a runtime moved to a thread it had not seen. What a search finds
+/// never depends on its cache.
+#[derive(Debug, Default)]
+struct RegexCaches {
+    regexes: Vec<Option<Box<meta::Cache>>>,
+    groups: Vec<Option<Box<meta::Cache>>>,
+}
+
+/// Idle cache sets kept beyond this many (detectors that inspected at
+/// once) are dropped.
+const IDLE_CACHES_MAX: usize = 16;
+
+impl CompiledRules {
+    fn idle(&self) -> MutexGuard<'_, Vec<RegexCaches>> {
+        // The list stays consistent whatever panicked while holding it.
+        self.idle_caches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lend_caches(&self) -> RegexCaches {
+        self.idle().pop().unwrap_or_else(|| RegexCaches {
+            regexes: (0..self.regexes.len()).map(|_| None).collect(),
+            groups: (0..self.groups.len()).map(|_| None).collect(),
+        })
+    }
+
+    fn take_back_caches(&self, caches: RegexCaches) {
+        let mut idle = self.idle();
+        if idle.len() < IDLE_CACHES_MAX {
+            idle.push(caches);
+        }
+    }
 }
 
 /// A set of target ids that comes out in increasing order without a sort:
@@ -914,8 +959,7 @@ impl Detector {
             regex_result: vec![None; rules.atoms.len()],
             group_memo: vec![0; rules.groups.len()],
             group_matched: vec![0; rules.groups.len()],
-            regex_caches: vec![None; rules.regexes.len()],
-            group_caches: vec![None; rules.groups.len()],
+            caches: RegexCaches::default(),
             group_patterns: rules
                 .groups
                 .iter()
@@ -1032,7 +1076,10 @@ impl Detector {
     /// block's timestamp) and appends its alerts to `alerts`, in rule order.
     pub fn inspect(&mut self, event: &Event, time_ms: u64, alerts: &mut Vec<Alert>) {
         let first = alerts.len();
+        self.scratch.caches = self.rules.lend_caches();
         self.inspect_unhashed(event, time_ms, None, alerts);
+        self.rules
+            .take_back_caches(std::mem::take(&mut self.scratch.caches));
         if alerts.len() > first {
             let hash = Digest::of(&event.payload);
             alerts[first..]
@@ -1065,6 +1112,7 @@ impl Detector {
         ranges.clear();
         self.scratch.deferred.clear();
         let mut alerting = Vec::new();
+        self.scratch.caches = self.rules.lend_caches();
         for (index, &(event, time_ms)) in events.iter().enumerate() {
             let first = alerts.len();
             let index = u32::try_from(index).unwrap_or(u32::MAX);
@@ -1077,6 +1125,8 @@ impl Detector {
                 });
             }
         }
+        self.rules
+            .take_back_caches(std::mem::take(&mut self.scratch.caches));
         if !self.scratch.deferred.is_empty() {
             self.settle_windows(&events, base, alerts, &mut ranges, &mut alerting);
         }
@@ -1393,8 +1443,8 @@ fn eval(
                                     work.regex_set_runs += 1;
                                     work.regex_set_bytes += buffer.len() as u64;
                                     let set = &rules.groups[g];
-                                    let cache =
-                                        s.group_caches[g].get_or_insert_with(|| set.create_cache());
+                                    let cache = s.caches.groups[g]
+                                        .get_or_insert_with(|| Box::new(set.create_cache()));
                                     let found = &mut s.group_patterns[g];
                                     found.clear();
                                     set.which_overlapping_matches_with(
@@ -1413,8 +1463,8 @@ fn eval(
                             work.regex_bytes += buffer.len() as u64;
                             let r = *regex as usize;
                             let regex = &rules.regexes[r];
-                            let cache =
-                                s.regex_caches[r].get_or_insert_with(|| regex.create_cache());
+                            let cache = s.caches.regexes[r]
+                                .get_or_insert_with(|| Box::new(regex.create_cache()));
                             regex
                                 .search_with(cache, &Input::new(buffer))
                                 .map(|m| (m.start() as u32, m.end() as u32))
