@@ -39,26 +39,43 @@ pub const REGEX_DFA_CACHE: usize = 2 << 20;
 /// The regex is driven with caches the rules lend a [`Detector`] per call,
 /// not through a pool keyed by thread.
 pub fn build_regex(source: &str) -> Result<Regex, String> {
-    meta::Builder::new()
-        .configure(
-            meta::Config::new()
-                .match_kind(MatchKind::LeftmostFirst)
-                .utf8_empty(false)
-                .which_captures(WhichCaptures::Implicit)
-                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
-                .hybrid_cache_capacity(REGEX_DFA_CACHE),
-        )
-        .syntax(regex_syntax_config())
-        .build(source)
-        .map_err(|e| regex_error(&e))
+    regex_builder(
+        MatchKind::LeftmostFirst,
+        WhichCaptures::Implicit,
+        REGEX_SIZE_LIMIT,
+        REGEX_DFA_CACHE,
+    )
+    .build(source)
+    .map_err(|e| regex_error(&e))
 }
 
-/// Bytes, ASCII by default, and the nesting limit rule files are held to.
-fn regex_syntax_config() -> syntax::Config {
-    syntax::Config::new()
-        .unicode(false)
-        .utf8(false)
-        .nest_limit(64)
+/// A meta-regex builder with the engine's semantics (bytes, ASCII by
+/// default, empty matches anywhere, the nesting limit rule files are held
+/// to) and explicit limits: `size_limit` on the compiled program, `cache`
+/// on each lazy DFA's cache.
+fn regex_builder(
+    kind: MatchKind,
+    captures: WhichCaptures,
+    size_limit: usize,
+    cache: usize,
+) -> meta::Builder {
+    let mut builder = meta::Builder::new();
+    builder
+        .configure(
+            meta::Config::new()
+                .match_kind(kind)
+                .utf8_empty(false)
+                .which_captures(captures)
+                .nfa_size_limit(Some(size_limit))
+                .hybrid_cache_capacity(cache),
+        )
+        .syntax(
+            syntax::Config::new()
+                .unicode(false)
+                .utf8(false)
+                .nest_limit(64),
+        );
+    builder
 }
 
 /// A build error as `regex` words it: the parser's message with its
@@ -535,18 +552,13 @@ fn group_broad_regexes(b: &mut Builder) -> (Vec<Regex>, usize) {
                 continue;
             }
             let sources: Vec<&str> = chunk.iter().map(|(_, source)| source.as_str()).collect();
-            let Ok(set) = meta::Builder::new()
-                .configure(
-                    meta::Config::new()
-                        .match_kind(MatchKind::All)
-                        .utf8_empty(false)
-                        .which_captures(WhichCaptures::None)
-                        .nfa_size_limit(Some(REGEX_SET_SIZE_LIMIT))
-                        .hybrid_cache_capacity(REGEX_SET_DFA_CACHE),
-                )
-                .syntax(regex_syntax_config())
-                .build_many(&sources)
-            else {
+            let Ok(set) = regex_builder(
+                MatchKind::All,
+                WhichCaptures::None,
+                REGEX_SET_SIZE_LIMIT,
+                REGEX_SET_DFA_CACHE,
+            )
+            .build_many(&sources) else {
                 continue;
             };
             let g = groups.len() as u32;

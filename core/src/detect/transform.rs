@@ -417,21 +417,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn run_copying_transforms_equal_their_byte_at_a_time_references() {
-        let alphabet = b"aZ%+2uU3cCfF;&#x0lt<>/*\n\r\t \0\xa0&amp;";
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
+    /// A deterministic xorshift stream: inputs for the tests that compare
+    /// transforms with references.
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut rng = seed;
+        move || {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
             rng
-        };
+        }
+    }
+
+    /// Up to `max_len` bytes drawn from `alphabet`.
+    fn draw(next: &mut impl FnMut() -> u64, alphabet: &[u8], max_len: u64) -> Vec<u8> {
+        let len = (next() % max_len) as usize;
+        (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect()
+    }
+
+    #[test]
+    fn run_copying_transforms_equal_their_byte_at_a_time_references() {
+        let alphabet = b"aZ%+2uU3cCfF;&#x0lt<>/*\n\r\t \0\xa0&amp;";
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20_000 {
-            let len = (next() % 40) as usize;
-            let input: Vec<u8> = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
+            let input = draw(&mut next, alphabet, 40);
             let (mut got, mut want) = (Vec::new(), Vec::new());
             url_decode_once(&input, &mut got);
             url_decode_once_reference(&input, &mut want);
@@ -459,19 +470,10 @@ mod tests {
     #[test]
     fn a_chain_in_place_equals_its_transforms_applied_one_by_one() {
         let alphabet = b"aZ%+2uU3cCfF;&#x0lt<>/*\n\r\t \0\xa0&amp;%25%2B";
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let (mut out, mut scratch) = (Vec::new(), Vec::new());
         for _ in 0..20_000 {
-            let len = (next() % 48) as usize;
-            let input: Vec<u8> = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
+            let input = draw(&mut next, alphabet, 48);
             let chain: Vec<Transform> = (0..next() % 8)
                 .map(|_| Transform::ALL[(next() % 6) as usize].0)
                 .collect();
