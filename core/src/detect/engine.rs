@@ -1088,10 +1088,7 @@ impl Detector {
     /// block's timestamp) and appends its alerts to `alerts`, in rule order.
     pub fn inspect(&mut self, event: &Event, time_ms: u64, alerts: &mut Vec<Alert>) {
         let first = alerts.len();
-        self.scratch.caches = self.rules.lend_caches();
-        self.inspect_unhashed(event, time_ms, None, alerts);
-        self.rules
-            .take_back_caches(std::mem::take(&mut self.scratch.caches));
+        self.with_lent_caches(|d| d.inspect_unhashed(event, time_ms, None, alerts));
         if alerts.len() > first {
             let hash = Digest::of(&event.payload);
             alerts[first..]
@@ -1124,21 +1121,20 @@ impl Detector {
         ranges.clear();
         self.scratch.deferred.clear();
         let mut alerting = Vec::new();
-        self.scratch.caches = self.rules.lend_caches();
-        for (index, &(event, time_ms)) in events.iter().enumerate() {
-            let first = alerts.len();
-            let index = u32::try_from(index).unwrap_or(u32::MAX);
-            self.inspect_unhashed(event, time_ms, Some(index), alerts);
-            if alerts.len() > first {
-                ranges.push(first..alerts.len());
-                alerting.push(AlertingEvent {
-                    index,
-                    alerts: u32::try_from(alerts.len() - first).unwrap_or(u32::MAX),
-                });
+        self.with_lent_caches(|d| {
+            for (index, &(event, time_ms)) in events.iter().enumerate() {
+                let first = alerts.len();
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                d.inspect_unhashed(event, time_ms, Some(index), alerts);
+                if alerts.len() > first {
+                    ranges.push(first..alerts.len());
+                    alerting.push(AlertingEvent {
+                        index,
+                        alerts: u32::try_from(alerts.len() - first).unwrap_or(u32::MAX),
+                    });
+                }
             }
-        }
-        self.rules
-            .take_back_caches(std::mem::take(&mut self.scratch.caches));
+        });
         if !self.scratch.deferred.is_empty() {
             self.settle_windows(&events, base, alerts, &mut ranges, &mut alerting);
         }
@@ -1227,6 +1223,16 @@ impl Detector {
     /// `batch_index` (the event's position in an `inspect_batch` batch), a
     /// rule's window update is held back in `scratch.deferred` and its alert
     /// is emitted provisionally.
+    /// Runs `inspect` with a set of regex caches borrowed from the rules
+    /// (see [`RegexCaches`]), given back when it returns.
+    fn with_lent_caches<R>(&mut self, inspect: impl FnOnce(&mut Detector) -> R) -> R {
+        self.scratch.caches = self.rules.lend_caches();
+        let result = inspect(self);
+        self.rules
+            .take_back_caches(std::mem::take(&mut self.scratch.caches));
+        result
+    }
+
     fn inspect_unhashed(
         &mut self,
         event: &Event,

@@ -86,6 +86,21 @@ impl Transform {
     }
 }
 
+impl Transform {
+    /// Whether a search shows `bytes` hold nothing this transform changes:
+    /// no `%` or `+` to URL-decode, no `&` to start an entity, no NUL, no
+    /// `/*` to open a comment. Cheaper than the transform's copy.
+    fn leaves_unchanged(self, bytes: &[u8]) -> bool {
+        match self {
+            Transform::UrlDecode => memchr::memchr2(b'%', b'+', bytes).is_none(),
+            Transform::HtmlEntityDecode => memchr::memchr(b'&', bytes).is_none(),
+            Transform::RemoveNulls => memchr::memchr(0, bytes).is_none(),
+            Transform::ReplaceComments => memchr::memmem::find(bytes, b"/*").is_none(),
+            Transform::Lowercase | Transform::CompressWhitespace => false,
+        }
+    }
+}
+
 impl fmt::Display for Transform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -103,33 +118,17 @@ impl fmt::Display for Transform {
 pub fn apply_chain(chain: &[Transform], input: &[u8], out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(input);
-    for t in chain {
+    for &t in chain {
         match t {
             Transform::Lowercase => out.make_ascii_lowercase(),
-            Transform::RemoveNulls => {
-                if memchr::memchr(0, out).is_some() {
-                    out.retain(|&b| b != 0);
-                }
-            }
+            _ if t.leaves_unchanged(out) => {}
+            Transform::RemoveNulls => out.retain(|&b| b != 0),
             Transform::UrlDecode => {
-                if memchr::memchr2(b'%', b'+', out).is_some() {
-                    scratch.clear();
-                    url_decode_once(out, scratch);
-                    std::mem::swap(out, scratch);
-                    url_decode_again(out, scratch);
-                }
+                url_decode_once(out, scratch);
+                std::mem::swap(out, scratch);
+                url_decode_again(out, scratch);
             }
-            Transform::HtmlEntityDecode | Transform::ReplaceComments => {
-                let opens = match t {
-                    Transform::HtmlEntityDecode => memchr::memchr(b'&', out).is_some(),
-                    _ => memchr::memmem::find(out, b"/*").is_some(),
-                };
-                if opens {
-                    t.apply(out, scratch);
-                    std::mem::swap(out, scratch);
-                }
-            }
-            Transform::CompressWhitespace => {
+            _ => {
                 t.apply(out, scratch);
                 std::mem::swap(out, scratch);
             }
