@@ -1,7 +1,9 @@
 //! Ledger and application throughput on redb (issue 7, BENCHMARKS.md):
 //! durable appends with group commit, checked transfers, replay with hash-chain
 //! verification, snapshot writes, reopen time, and recovery after a crash of a
-//! process that had written a 1 GiB log. Each figure is printed with the raw
+//! process that had written a 1 GiB log, and what the application's state
+//! digest (computed after every executed batch) costs as a distributed
+//! login flood fills the anomaly windows. Each figure is printed with the raw
 //! fsync rate (or raw file write) measured in the same run, because this VM's
 //! disk swings widely.
 
@@ -310,6 +312,53 @@ fn snapshot(_: &mut Criterion) {
     let _ = std::fs::remove_file(&path);
 }
 
+/// `App::state_digest`, which every replica computes after every executed
+/// batch, once a credential-stuffing flood from `sources` distinct addresses
+/// has filled the default pack's two per-source windows: the digest hashes
+/// the whole encoded state, so it grows with the keys the windows hold.
+fn state_digest(c: &mut Criterion) {
+    use shieldx_core::consensus::Application as _;
+    use shieldx_core::detect::Event;
+    use shieldx_core::ledger::memory::MemoryStore;
+
+    let mut group = c.benchmark_group("app");
+    group.sample_size(10);
+    for sources in [10_000u32, 100_000] {
+        let mut app = App::open(
+            AppConfig::new(b"bench".to_vec(), [9; 32]),
+            MemoryStore::new(),
+        )
+        .expect("opens");
+        for (h, first) in (1u64..).zip((0..sources).step_by(1_000)) {
+            let events = (first..(first + 1_000).min(sources))
+                .map(|n| Event {
+                    id: format!("e{n}"),
+                    ts: 1_000,
+                    source: format!("10.{}.{}.{}", n >> 16, (n >> 8) & 255, n & 255),
+                    sensor: "edge-1".into(),
+                    kind: "http".into(),
+                    payload: format!("POST /login HTTP/1.1\r\n\r\nuser=u{n}&pass=x").into_bytes(),
+                    headers: vec![],
+                })
+                .collect();
+            let tx = Transaction::SubmitEvents {
+                time_ms: 1_000 + h,
+                events,
+            };
+            app.execute_transaction(h, [1; 32], h, &tx);
+        }
+        let encoded = app.encode_state().len();
+        // Each source is a key of both windows, with its count or its one
+        // distinct value: tens of bytes per source.
+        assert!(encoded > 40 * sources as usize, "windows hold the sources");
+        println!("state at {sources} flooding sources: {encoded} bytes encoded");
+        group.bench_function(format!("state-digest/{sources}-window-sources"), |b| {
+            b.iter(|| black_box(app.state_digest()))
+        });
+    }
+    group.finish();
+}
+
 /// Set in the child process that writes the 1 GiB log, then crashes.
 const CRASH_CHILD: &str = "SHIELDX_LEDGER_BENCH_CRASH_CHILD";
 /// The child's snapshot interval, in batches of 1,000 events.
@@ -390,7 +439,14 @@ fn recovery_with_snapshots_every(interval: u64) {
     let _ = std::fs::remove_file(&path);
 }
 
-criterion_group!(benches, appends, transfers, snapshot, recovery);
+criterion_group!(
+    benches,
+    appends,
+    transfers,
+    snapshot,
+    state_digest,
+    recovery
+);
 
 fn main() {
     if let Some(path) = std::env::var_os(CRASH_CHILD) {
