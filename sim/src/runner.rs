@@ -341,6 +341,8 @@ pub struct Simulation {
     admin: [u8; 32],
     /// Sensor events for `transactions` workloads.
     sensors: crate::workload::Workload,
+    /// Addresses the login flood has used (`Workload::login_flood_events`).
+    flood_sources: u64,
     /// Requests no replica has committed yet, by (client account, request id):
     /// the clients retransmit these.
     outstanding: BTreeMap<([u8; 32], u64), Request>,
@@ -524,6 +526,7 @@ impl Simulation {
         let mut simulation = Simulation {
             admin,
             sensors: shieldx_sim_workload(seed),
+            flood_sources: 0,
             outstanding: BTreeMap::new(),
             backlog: vec![VecDeque::new(); usize::from(scenario.workload.clients)],
             seed,
@@ -684,6 +687,30 @@ impl Simulation {
                 to: self.client_account((request_id - 1) as u16),
                 amount: 1_000,
             };
+        }
+        let flood = self.scenario.workload.login_flood_events;
+        if flood > 0 {
+            let events = (0..flood)
+                .map(|_| {
+                    let n = self.flood_sources;
+                    self.flood_sources += 1;
+                    shieldx_core::detect::Event {
+                        id: format!("flood-{n}"),
+                        ts: time_ms,
+                        source: format!(
+                            "2001:db8:{:x}:{:x}::{:x}",
+                            n >> 32,
+                            (n >> 16) & 0xffff,
+                            n & 0xffff
+                        ),
+                        sensor: "edge".into(),
+                        kind: "http".into(),
+                        payload: format!("POST /login HTTP/1.1\r\n\r\nuser=u{n}").into_bytes(),
+                        headers: vec![],
+                    }
+                })
+                .collect();
+            return Transaction::SubmitEvents { time_ms, events };
         }
         match self.workload_rng.below(10) {
             0..=4 => {

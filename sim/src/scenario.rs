@@ -180,6 +180,11 @@ pub struct Workload {
     /// `payload_bytes`, which the application rejects as malformed.
     #[serde(default = "yes")]
     pub transactions: bool,
+    /// With `transactions`: when positive, every request after the opening
+    /// mints submits this many `POST /login` attempts, each from an address
+    /// no earlier attempt used (IPv6, in sequence): a credential-stuffing
+    /// flood that fills the per-source anomaly windows with distinct keys.
+    pub login_flood_events: u32,
 }
 
 fn yes() -> bool {
@@ -194,6 +199,7 @@ impl Default for Workload {
             interval_ms: 10,
             payload_bytes: 64,
             transactions: true,
+            login_flood_events: 0,
         }
     }
 }
