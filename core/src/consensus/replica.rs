@@ -954,13 +954,19 @@ fn encode_snapshot(seed: &[u8; 32], app_digest: Digest, app: &[u8], clients: &[u
 /// A decoded snapshot: (beacon seed, app digest, app state, reply cache).
 type SnapshotParts = ([u8; 32], Digest, Vec<u8>, Vec<u8>);
 
+/// Splits a replica snapshot into its parts.
+///
+/// The parts are bounded by the snapshot itself, not by the wire limit
+/// ([`SNAPSHOT_BYTES_MAX`](super::message::SNAPSHOT_BYTES_MAX)): a snapshot
+/// from a peer was held to that limit when its message was decoded, and one
+/// the replica's own driver stored ([`Replica::resume`]) may be larger.
 fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotParts, CodecError> {
     let mut reader = codec::Reader::new(bytes);
     reader.version("snapshot", SNAPSHOT_VERSION)?;
     let seed: [u8; 32] = reader.array("beacon seed")?;
     let app_digest = Digest::from_bytes(reader.array("app digest")?);
-    let app = reader.bytes("app snapshot", super::message::SNAPSHOT_BYTES_MAX)?;
-    let clients = reader.bytes("client table", super::message::SNAPSHOT_BYTES_MAX)?;
+    let app = reader.bytes("app snapshot", bytes.len())?;
+    let clients = reader.bytes("client table", bytes.len())?;
     if reader.remaining() != 0 {
         return Err(CodecError::TrailingBytes {
             remaining: reader.remaining(),
