@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::{EVENTS_PER_TX_MAX, IDEMPOTENCY_KEY_MAX, RULES_BYTES_MAX, TRANSFER_LEGS_MAX};
 use super::{Remembered, State, Transaction, TransferLeg, Unbonding};
-use crate::codec::{CodecError, Decode, ENCODED_LENGTH_MAX, Encode, Reader, put_bytes, put_length};
+use crate::codec::{CodecError, Decode, Encode, Reader, put_bytes, put_length};
 use crate::consensus::EvidenceRecord;
 use crate::crypto::Digest;
 use crate::ledger::{decode_event, encode_event, severity_from_tag, severity_tag};
@@ -324,7 +324,9 @@ pub(super) fn decode_state(bytes: &[u8]) -> Result<(State, Vec<u8>), CodecError>
     s.streams = get_u64_map(&mut r, "streams", |r| {
         text(r, "stream", crate::ledger::STREAM_BYTES_MAX)
     })?;
-    let windows = r.bytes("windows", ENCODED_LENGTH_MAX)?;
+    // Bounded by the state itself: full window tables (100,000 keys per
+    // rule, up to `count` values each) pass any fixed encoding limit.
+    let windows = r.bytes("windows", bytes.len())?;
     if r.remaining() != 0 {
         return Err(CodecError::TrailingBytes {
             remaining: r.remaining(),

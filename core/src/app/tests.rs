@@ -798,3 +798,20 @@ fn projections_keep_no_zero_balance_or_stake() {
     assert!(state.balances.values().all(|&v| v > 0));
     assert!(state.stakes.values().all(|&v| v > 0));
 }
+
+#[test]
+fn a_state_whose_windows_pass_the_message_limit_still_round_trips() {
+    // Full window tables (100,000 sources per rule, up to `count` distinct
+    // values each) encode to more than any one message may carry; the
+    // snapshot a validator stores and restores must hold them all the same.
+    let windows = vec![5u8; crate::codec::ENCODED_LENGTH_MAX + 1];
+    let state = State {
+        time_ms: 7,
+        ..State::default()
+    };
+    let bytes = codec::encode_state(&state, &windows);
+    let (decoded, windows_back) = codec::decode_state(&bytes).expect("decodes whatever its size");
+    assert_eq!(decoded, state);
+    assert_eq!(windows_back, windows);
+    assert!(codec::decode_state(&bytes[..bytes.len() - 1]).is_err());
+}
