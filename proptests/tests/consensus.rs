@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use shieldx_core::codec::{Encode, decode_exact};
 use shieldx_core::consensus::{
-    Batch, BatchFetch, CheckpointVote, CommitVote, ConflictProof, Message, PrePrepare, Request,
-    Signed, Status, Validator, ValidatorSet, Vote,
+    Batch, BatchFetch, CheckpointCertificate, CheckpointVote, CommitVote, ConflictProof, Message,
+    PrePrepare, Request, Signed, SnapshotPiece, Status, Validator, ValidatorSet, Vote,
 };
 use shieldx_core::crypto::Digest;
 use shieldx_core::crypto::bls::BlsSecretKey;
@@ -132,6 +132,22 @@ fn message() -> impl Strategy<Value = Message> {
         })),
         any::<[u8; 32]>().prop_map(|d| Message::Batch(BatchFetch::Request(Digest::from_bytes(d)))),
         any::<u64>().prop_map(Message::StateRequest),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(sequence, offset)| Message::SnapshotRequest { sequence, offset }),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            proptest::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(|(total, offset, bytes)| Message::SnapshotPiece(Box::new(
+                SnapshotPiece {
+                    checkpoint: CheckpointCertificate::genesis(Digest::of(&bytes)),
+                    total,
+                    offset,
+                    bytes,
+                    batches: Vec::new(),
+                }
+            ))),
         vote().prop_map(|v| Message::Conflict(ConflictProof::Prepare(v))),
     ]
 }

@@ -431,8 +431,14 @@ pub enum BatchFetch {
     Response(Box<Batch>),
 }
 
-/// The largest snapshot a state transfer may carry.
+/// The largest snapshot one state-transfer message may carry; a larger one
+/// travels in [`SnapshotPiece`]s of at most this many bytes.
 pub const SNAPSHOT_BYTES_MAX: usize = 8 << 20;
+
+/// The largest snapshot a replica assembles from pieces: what a peer with a
+/// valid checkpoint certificate can make it buffer before the snapshot's
+/// digest is checked.
+pub const SNAPSHOT_TOTAL_MAX: usize = 1 << 30;
 
 /// A committed batch with its commit certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -502,6 +508,49 @@ impl Decode for StateTransfer {
     }
 }
 
+/// One piece of a snapshot too large for one [`StateTransfer`]: the answer
+/// to a state request, or to a [`Message::SnapshotRequest`] for the bytes
+/// after `offset`. The requester appends pieces in order and checks the
+/// whole against the certified checkpoint digest only once it holds
+/// `total` bytes; pieces from different honest peers are interchangeable,
+/// since every honest replica encodes the same state identically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotPiece {
+    /// The checkpoint the snapshot is at.
+    pub checkpoint: CheckpointCertificate,
+    /// The snapshot's whole length.
+    pub total: u64,
+    /// Where these bytes start.
+    pub offset: u64,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// With the last piece: the certified batches after the checkpoint, as
+    /// in [`StateTransfer::batches`].
+    pub batches: Vec<CertifiedBatch>,
+}
+
+impl Encode for SnapshotPiece {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.checkpoint.encode(out);
+        out.extend_from_slice(&self.total.to_le_bytes());
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        codec::put_bytes(out, &self.bytes);
+        codec::put_sequence(out, &self.batches);
+    }
+}
+
+impl Decode for SnapshotPiece {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(SnapshotPiece {
+            checkpoint: CheckpointCertificate::decode(reader)?,
+            total: reader.u64("snapshot length")?,
+            offset: reader.u64("snapshot offset")?,
+            bytes: reader.bytes("snapshot piece", SNAPSHOT_BYTES_MAX)?,
+            batches: reader.sequence("certified batches", WINDOW_MAX)?,
+        })
+    }
+}
+
 /// A signed message forwarded because it disagrees with what the forwarder
 /// holds for the same slot. If its signer signed something else there too, the
 /// receiver now holds both and produces evidence.
@@ -540,6 +589,16 @@ pub enum Message {
     StateRequest(Sequence),
     /// The answer to a state request.
     StateResponse(Box<StateTransfer>),
+    /// "Send me the snapshot of the checkpoint at `sequence` from `offset`
+    /// on": the next piece of a snapshot too large for one message.
+    SnapshotRequest {
+        /// The checkpoint the snapshot is at.
+        sequence: Sequence,
+        /// The bytes the requester already holds.
+        offset: u64,
+    },
+    /// A piece of a snapshot.
+    SnapshotPiece(Box<SnapshotPiece>),
     /// A forwarded message that may expose an equivocation.
     Conflict(ConflictProof),
 }
@@ -559,6 +618,8 @@ impl Message {
             Message::Batch(BatchFetch::Response(_)) => "batch-response",
             Message::StateRequest(_) => "state-request",
             Message::StateResponse(_) => "state-response",
+            Message::SnapshotRequest { .. } => "snapshot-request",
+            Message::SnapshotPiece(_) => "snapshot-piece",
             Message::Conflict(_) => "conflict",
         }
     }
@@ -621,6 +682,15 @@ impl Encode for Message {
                 out.push(13);
                 vote.encode(out);
             }
+            Message::SnapshotRequest { sequence, offset } => {
+                out.push(14);
+                sequence.encode(out);
+                offset.encode(out);
+            }
+            Message::SnapshotPiece(piece) => {
+                out.push(15);
+                piece.encode(out);
+            }
         }
     }
 }
@@ -642,6 +712,11 @@ impl Decode for Message {
             11 => Message::StateResponse(Box::new(StateTransfer::decode(reader)?)),
             12 => Message::Conflict(ConflictProof::PrePrepare(Signed::decode(reader)?)),
             13 => Message::Conflict(ConflictProof::Prepare(Signed::decode(reader)?)),
+            14 => Message::SnapshotRequest {
+                sequence: reader.u64("snapshot request sequence")?,
+                offset: reader.u64("snapshot request offset")?,
+            },
+            15 => Message::SnapshotPiece(Box::new(SnapshotPiece::decode(reader)?)),
             tag => {
                 return Err(CodecError::InvalidTag {
                     what: "message kind",

@@ -76,6 +76,11 @@
 //!   later views for that sequence never replace it. State transfer serves
 //!   these certificates, so a replica that missed a commit can always catch up
 //!   from one that saw it.
+//! - **State transfer of any size:** a snapshot longer than one message may
+//!   carry goes in pieces ([`SnapshotPiece`]), asked for one at a time; the
+//!   requester keeps a piece only after the checkpoint certificate verifies,
+//!   and adopts nothing until the whole snapshot matches the certified
+//!   digest (scenario regression-state-larger-than-a-snapshot-message).
 //! - **Liveness of view changes:** a replica's view-change timer runs only while
 //!   validators with a quorum of power ask for its view or a later one (Castro
 //!   and Liskov, section 4.5.2); a replica alone in a view change waits rather
@@ -108,11 +113,12 @@ mod types;
 pub use certificate::{CheckpointCertificate, CommitCertificate, PreparedCertificate, SignerSet};
 pub use client::{ReplyCollector, ReplyError};
 pub use evidence::{Evidence, EvidenceError, EvidenceRecord, Phase};
-pub use message::SNAPSHOT_BYTES_MAX;
 pub use message::{
     BatchFetch, CertifiedBatch, CheckpointVote, CommitMessage, CommitVote, ConflictProof, Message,
-    NewView, PrePrepare, Signed, SignedBody, StateTransfer, Status, ViewChange, Vote,
+    NewView, PrePrepare, Signed, SignedBody, SnapshotPiece, StateTransfer, Status, ViewChange,
+    Vote,
 };
+pub use message::{SNAPSHOT_BYTES_MAX, SNAPSHOT_TOTAL_MAX};
 #[cfg(feature = "planted-bugs")]
 pub use replica::PlantedBug;
 pub use replica::{

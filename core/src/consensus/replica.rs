@@ -33,7 +33,8 @@ use super::certificate::{
 use super::evidence::{Evidence, Phase};
 use super::message::{
     BatchFetch, CertifiedBatch, CheckpointVote, CommitMessage, CommitVote, ConflictProof, Message,
-    NewView, PrePrepare, Signed, SignedBody, StateTransfer, Status, ViewChange, Vote,
+    NewView, PrePrepare, Signed, SignedBody, SnapshotPiece, StateTransfer, Status, ViewChange,
+    Vote,
 };
 use super::types::{
     Batch, CHAIN_ID_MAX, ConfigError, LeaderProof, LeaderSchedule, REQUEST_PAYLOAD_MAX,
@@ -125,6 +126,10 @@ pub struct ReplicaConfig {
     pub view_change_timeout_max_ns: u64,
     /// Interval between STATUS broadcasts.
     pub status_interval_ns: u64,
+    /// Largest snapshot piece a replica serves: a snapshot longer than this
+    /// goes to a lagging replica in pieces ([`SnapshotPiece`]). At most
+    /// [`SNAPSHOT_BYTES_MAX`](super::message::SNAPSHOT_BYTES_MAX).
+    pub snapshot_chunk_bytes: usize,
     /// Most client requests waiting to be ordered.
     pub pending_requests_max: usize,
     /// Most clients tracked in the reply cache.
@@ -220,6 +225,7 @@ impl ReplicaConfig {
             request_timeout_ns: 500_000_000,
             view_change_timeout_max_ns: 30_000_000_000,
             status_interval_ns: 100_000_000,
+            snapshot_chunk_bytes: super::message::SNAPSHOT_BYTES_MAX / 2,
             pending_requests_max: 100_000,
             clients_max: 100_000,
             verify_client_signatures: true,
@@ -269,6 +275,11 @@ impl ReplicaConfig {
                 "status_interval_ns",
                 "intervals and bounds must be positive",
             );
+        }
+        if self.snapshot_chunk_bytes == 0
+            || self.snapshot_chunk_bytes > super::message::SNAPSHOT_BYTES_MAX
+        {
+            return invalid("snapshot_chunk_bytes", "must be 1 byte to 8 MiB");
         }
         Ok(())
     }
@@ -951,6 +962,17 @@ fn encode_snapshot(seed: &[u8; 32], app_digest: Digest, app: &[u8], clients: &[u
     out
 }
 
+/// Snapshot pieces a replica serves one peer per status interval.
+const PIECES_PER_INTERVAL: u32 = 16;
+
+/// A snapshot being received in pieces ([`SnapshotPiece`]).
+#[derive(Debug)]
+struct SnapshotAssembly {
+    checkpoint: CheckpointCertificate,
+    total: usize,
+    bytes: Vec<u8>,
+}
+
 /// A decoded snapshot: (beacon seed, app digest, app state, reply cache).
 type SnapshotParts = ([u8; 32], Digest, Vec<u8>, Vec<u8>);
 
@@ -1003,6 +1025,10 @@ pub struct Footprint {
     pub anchors: usize,
     /// Peers served state recently.
     pub state_served: usize,
+    /// Peers served snapshot pieces recently.
+    pub pieces_served: usize,
+    /// Bytes of a snapshot being received in pieces.
+    pub snapshot_assembly_bytes: usize,
     /// VIEW-CHANGE messages held, over all views.
     pub view_changes: usize,
     /// Pending requests, with their order queues.
@@ -1068,6 +1094,12 @@ pub struct Replica<A: Application> {
     state_request: Option<(ReplicaIndex, u64)>,
     /// When each peer was last served state (rate limit: one per status interval).
     state_served: BTreeMap<ReplicaIndex, u64>,
+    /// A snapshot arriving in pieces: its checkpoint, its length and the
+    /// bytes so far (at most [`SNAPSHOT_TOTAL_MAX`](super::message::SNAPSHOT_TOTAL_MAX)).
+    snapshot_assembly: Option<SnapshotAssembly>,
+    /// Snapshot pieces served to each peer in the current status interval:
+    /// (when the interval began, pieces), at most [`PIECES_PER_INTERVAL`].
+    pieces_served: BTreeMap<ReplicaIndex, (u64, u32)>,
 
     view_changes: BTreeMap<View, BTreeMap<ReplicaIndex, Signed<ViewChange>>>,
     own_view_change: Option<Signed<ViewChange>>,
@@ -1186,6 +1218,8 @@ impl<A: Application> Replica<A> {
             behind_at: None,
             state_request: None,
             state_served: BTreeMap::new(),
+            snapshot_assembly: None,
+            pieces_served: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             own_view_change: None,
             accepted_new_view: None,
@@ -1351,6 +1385,8 @@ impl<A: Application> Replica<A> {
             checkpoint_snapshots: self.checkpoint_snapshots.len(),
             anchors: self.anchors.len(),
             state_served: self.state_served.len(),
+            pieces_served: self.pieces_served.len(),
+            snapshot_assembly_bytes: self.snapshot_assembly.as_ref().map_or(0, |a| a.bytes.len()),
             view_changes: self.view_changes.values().map(BTreeMap::len).sum(),
             pending: self.pending.len() + self.pending_order.len() + self.priority_order.len(),
             proposed: self.proposed.len(),
@@ -1505,6 +1541,10 @@ impl<A: Application> Replica<A> {
                 Message::StateRequest(have) => self.on_state_request(from, have),
                 Message::Conflict(proof) => self.on_conflict(from, proof),
                 Message::StateResponse(transfer) => self.on_state_response(now_ns, from, *transfer),
+                Message::SnapshotRequest { sequence, offset } => {
+                    self.on_snapshot_request(from, sequence, offset)
+                }
+                Message::SnapshotPiece(piece) => self.on_snapshot_piece(now_ns, from, *piece),
             }
         };
         self.retire_ineligible_primary(now_ns);
@@ -2633,6 +2673,13 @@ impl<A: Application> Replica<A> {
                 certificate.clone(),
             )));
         self.stable_checkpoint = certificate;
+        if self
+            .snapshot_assembly
+            .as_ref()
+            .is_some_and(|a| a.checkpoint.sequence <= sequence)
+        {
+            self.snapshot_assembly = None;
+        }
         if let Some(anchor) = self.anchors.get(&sequence) {
             self.anchor = anchor.clone();
         }
@@ -3086,10 +3133,16 @@ impl<A: Application> Replica<A> {
             return;
         }
         self.state_request = Some((peer, self.now_ns));
-        self.send(
-            Target::Replica(peer),
-            Message::StateRequest(self.last_executed),
-        );
+        let message = match &self.snapshot_assembly {
+            // A snapshot half received goes on from where it stopped, from
+            // whichever peer is asked now.
+            Some(assembly) => Message::SnapshotRequest {
+                sequence: assembly.checkpoint.sequence,
+                offset: assembly.bytes.len() as u64,
+            },
+            None => Message::StateRequest(self.last_executed),
+        };
+        self.send(Target::Replica(peer), message);
     }
 
     fn on_state_request(&mut self, from: ReplicaIndex, have: Sequence) -> Result<(), Rejection> {
@@ -3106,7 +3159,7 @@ impl<A: Application> Replica<A> {
         let checkpoint = self.stable_checkpoint.clone();
         let snapshot = if have < checkpoint.sequence {
             match self.checkpoint_snapshots.get(&checkpoint.sequence) {
-                Some(snapshot) => Some(snapshot.clone()),
+                Some(snapshot) => Some(snapshot),
                 // This replica reached the checkpoint without a snapshot of its
                 // own; another peer must answer.
                 None => return Err(Rejection::Unsolicited),
@@ -3114,8 +3167,30 @@ impl<A: Application> Replica<A> {
         } else {
             None
         };
+        if snapshot.is_some_and(|s| s.len() > self.config.snapshot_chunk_bytes) {
+            self.state_served.insert(from, self.now_ns);
+            return self.send_snapshot_piece(from, 0);
+        }
+        let snapshot = snapshot.cloned();
+        let batches = self.certified_batches_after(have.max(checkpoint.sequence));
+        self.state_served.insert(from, self.now_ns);
+        let transfer = StateTransfer {
+            checkpoint,
+            snapshot,
+            batches,
+        };
+        self.send(
+            Target::Replica(from),
+            Message::StateResponse(Box::new(transfer)),
+        );
+        Ok(())
+    }
+
+    /// The certified batches this replica executed after `after`, in order,
+    /// up to the first it cannot certify.
+    fn certified_batches_after(&self, after: Sequence) -> Vec<CertifiedBatch> {
         let mut batches = Vec::new();
-        for sequence in have.max(checkpoint.sequence) + 1..=self.last_executed {
+        for sequence in after + 1..=self.last_executed {
             let Some(certificate) = self
                 .slots
                 .get(&sequence)
@@ -3133,17 +3208,144 @@ impl<A: Application> Replica<A> {
             };
             batches.push(CertifiedBatch { batch, certificate });
         }
-        self.state_served.insert(from, self.now_ns);
-        let transfer = StateTransfer {
-            checkpoint,
-            snapshot,
-            batches,
+        batches
+    }
+
+    /// Sends `to` the piece of the stable checkpoint's snapshot that starts
+    /// at `offset`, with the certified batches after the checkpoint when it
+    /// is the last piece.
+    fn send_snapshot_piece(&mut self, to: ReplicaIndex, offset: u64) -> Result<(), Rejection> {
+        let checkpoint = self.stable_checkpoint.clone();
+        let Some(snapshot) = self.checkpoint_snapshots.get(&checkpoint.sequence) else {
+            return Err(Rejection::Unsolicited);
+        };
+        let total = snapshot.len();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        if start >= total {
+            return Err(Rejection::Unsolicited);
+        }
+        let end = total.min(start + self.config.snapshot_chunk_bytes);
+        let bytes = snapshot[start..end].to_vec();
+        let batches = if end == total {
+            self.certified_batches_after(checkpoint.sequence)
+        } else {
+            Vec::new()
         };
         self.send(
-            Target::Replica(from),
-            Message::StateResponse(Box::new(transfer)),
+            Target::Replica(to),
+            Message::SnapshotPiece(Box::new(SnapshotPiece {
+                checkpoint,
+                total: total as u64,
+                offset,
+                bytes,
+                batches,
+            })),
         );
         Ok(())
+    }
+
+    /// A peer asks for more of a snapshot. It is served from this replica's
+    /// stable checkpoint: the piece it asked for when that is the checkpoint
+    /// it is assembling, the first piece of the newer one otherwise.
+    fn on_snapshot_request(
+        &mut self,
+        from: ReplicaIndex,
+        sequence: Sequence,
+        offset: u64,
+    ) -> Result<(), Rejection> {
+        let stable = self.stable_checkpoint.sequence;
+        if sequence > stable {
+            return Err(Rejection::Unsolicited);
+        }
+        // A requester asks for one piece at a time, on receiving the last;
+        // beyond PIECES_PER_INTERVAL pieces in a status interval it is
+        // asking faster than it can be receiving.
+        let now = self.now_ns;
+        let interval = self.config.status_interval_ns;
+        let served = self.pieces_served.entry(from).or_insert((now, 0));
+        if now >= served.0 + interval {
+            *served = (now, 0);
+        }
+        if served.1 >= PIECES_PER_INTERVAL {
+            return Err(Rejection::RateLimited);
+        }
+        served.1 += 1;
+        let offset = if sequence == stable { offset } else { 0 };
+        self.send_snapshot_piece(from, offset)
+    }
+
+    /// A piece of a snapshot arrives. Pieces are appended in order; the
+    /// checkpoint certificate is checked before any is kept, and the whole
+    /// snapshot against the certified digest once complete, by
+    /// `apply_state_transfer`, exactly as a snapshot that came in one message.
+    fn on_snapshot_piece(
+        &mut self,
+        now_ns: u64,
+        from: ReplicaIndex,
+        piece: SnapshotPiece,
+    ) -> Result<(), Rejection> {
+        if self.state_request.is_none_or(|(asked, _)| asked != from) {
+            return Err(Rejection::Unsolicited);
+        }
+        self.state_request = None;
+        let checkpoint = piece.checkpoint;
+        if checkpoint.sequence <= self.last_executed {
+            self.snapshot_assembly = None;
+            return Err(Rejection::Duplicate);
+        }
+        let total = usize::try_from(piece.total).unwrap_or(usize::MAX);
+        let offset = usize::try_from(piece.offset).unwrap_or(usize::MAX);
+        if total > super::message::SNAPSHOT_TOTAL_MAX
+            || piece.bytes.is_empty()
+            || offset.saturating_add(piece.bytes.len()) > total
+        {
+            return Err(Rejection::BadSnapshot(RestoreError::Malformed(
+                "a snapshot piece outside its snapshot's length".into(),
+            )));
+        }
+        checkpoint
+            .verify(&self.config.chain_id, &self.config.validators)
+            .map_err(Rejection::BadCertificate)?;
+        let continues = self.snapshot_assembly.as_ref().is_some_and(|a| {
+            a.checkpoint.sequence == checkpoint.sequence
+                && a.checkpoint.state_digest == checkpoint.state_digest
+                && a.total == total
+                && a.bytes.len() == offset
+        });
+        if continues {
+            if let Some(assembly) = self.snapshot_assembly.as_mut() {
+                assembly.bytes.extend_from_slice(&piece.bytes);
+            }
+        } else if offset == 0 {
+            let mut bytes = Vec::with_capacity(total);
+            bytes.extend_from_slice(&piece.bytes);
+            self.snapshot_assembly = Some(SnapshotAssembly {
+                checkpoint,
+                total,
+                bytes,
+            });
+        } else {
+            return Err(Rejection::Unsolicited);
+        }
+        let complete = self
+            .snapshot_assembly
+            .as_ref()
+            .is_some_and(|a| a.bytes.len() == a.total);
+        if !complete {
+            self.request_state(from);
+            return Ok(());
+        }
+        let Some(assembly) = self.snapshot_assembly.take() else {
+            return Ok(());
+        };
+        self.apply_state_transfer(
+            now_ns,
+            StateTransfer {
+                checkpoint: assembly.checkpoint,
+                snapshot: Some(assembly.bytes),
+                batches: piece.batches,
+            },
+        )
     }
 
     fn on_state_response(

@@ -533,6 +533,19 @@ fn a_flooding_validator_cannot_grow_any_collection_past_its_bound() {
             status,
         )));
         flood.push(Message::StateRequest(0));
+        for _ in 0..40 {
+            flood.push(Message::SnapshotRequest {
+                sequence: h,
+                offset: 0,
+            });
+        }
+        flood.push(Message::SnapshotPiece(Box::new(SnapshotPiece {
+            checkpoint: replica.stable_checkpoint().clone(),
+            total: 1 << 20,
+            offset: 0,
+            bytes: vec![0; 64],
+            batches: Vec::new(),
+        })));
         for message in flood {
             let _ = replica.handle_message(now, attacker, message);
         }
@@ -550,6 +563,8 @@ fn a_flooding_validator_cannot_grow_any_collection_past_its_bound() {
             ("snapshots", f.checkpoint_snapshots, l / k + 1),
             ("anchors", f.anchors, l / k + 1),
             ("state served", f.state_served, n),
+            ("pieces served", f.pieces_served, n),
+            ("snapshot assembly bytes", f.snapshot_assembly_bytes, 0),
             (
                 "view changes",
                 f.view_changes,
@@ -1327,6 +1342,142 @@ fn a_partitioned_replica_catches_up_by_state_transfer() {
         "the restored reply cache covers the transferred requests"
     );
     cluster.assert_agreement();
+}
+
+/// A snapshot longer than the piece size reaches a lagging replica in
+/// pieces, each asked for when the last arrives, and restores the same state
+/// as a snapshot sent whole.
+#[test]
+fn a_snapshot_larger_than_a_piece_arrives_in_pieces() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut cluster = Cluster::new(4, |c| {
+        c.checkpoint_interval = 5;
+        c.window = 10;
+        c.batch_requests_max = 1;
+        c.snapshot_chunk_bytes = 16;
+    });
+    cluster.filter = Box::new(|_, to, _| to != 3);
+    let alice = client(11);
+    for id in 1..=23 {
+        cluster.submit(&alice, id, &id.to_le_bytes());
+        cluster.run_until(cluster.now_ns + 5 * DELAY_NS);
+    }
+    assert_eq!(cluster.replicas[3].last_executed(), 0);
+    let stable = cluster.replicas[0].stable_checkpoint().sequence;
+    let snapshot_len = cluster.replicas[0]
+        .checkpoint_snapshot(stable)
+        .expect("the stable snapshot")
+        .len();
+    let pieces = Rc::new(Cell::new(0usize));
+    let counted = Rc::clone(&pieces);
+    cluster.filter = Box::new(move |_, to, message| {
+        if to == 3
+            && let Message::SnapshotPiece(piece) = message
+        {
+            assert!(piece.bytes.len() <= 16, "a piece is at most the chunk size");
+            counted.set(counted.get() + 1);
+        }
+        true
+    });
+    cluster.run_until(cluster.now_ns + 600 * DELAY_NS);
+    let caught_up = &cluster.replicas[3];
+    assert_eq!(caught_up.last_executed(), 23);
+    assert_eq!(
+        caught_up.app().state_digest(),
+        cluster.replicas[0].app().state_digest()
+    );
+    assert!(
+        pieces.get() >= snapshot_len.div_ceil(16),
+        "{} pieces for a {snapshot_len}-byte snapshot",
+        pieces.get()
+    );
+    assert_eq!(caught_up.footprint().snapshot_assembly_bytes, 0);
+    cluster.assert_agreement();
+}
+
+/// Pieces are checked together, once whole: a snapshot with one byte
+/// changed in its last piece is refused against the certified digest, and
+/// nothing of it is kept.
+#[test]
+fn a_snapshot_tampered_in_one_piece_is_refused_and_changes_nothing() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let mut cluster = Cluster::new(4, |c| {
+        c.checkpoint_interval = 5;
+        c.window = 10;
+        c.batch_requests_max = 1;
+        c.snapshot_chunk_bytes = 16;
+    });
+    cluster.filter = Box::new(|_, to, _| to != 3);
+    let alice = client(12);
+    for id in 1..=6 {
+        cluster.submit(&alice, id, &id.to_le_bytes());
+        cluster.run_until(cluster.now_ns + 5 * DELAY_NS);
+    }
+    let captured: Rc<RefCell<Option<(ReplicaIndex, SnapshotPiece)>>> = Rc::default();
+    let sink = Rc::clone(&captured);
+    cluster.filter = Box::new(move |from, to, m| {
+        if let Message::SnapshotPiece(piece) = m {
+            sink.borrow_mut()
+                .get_or_insert_with(|| (from, (**piece).clone()));
+            return false;
+        }
+        to != 3 || matches!(m, Message::Status(_))
+    });
+    cluster.run_until(cluster.now_ns + 100 * DELAY_NS);
+    let (from, first) = captured.borrow().clone().expect("a piece was sent");
+    let mut snapshot = cluster.replicas[usize::from(from)]
+        .checkpoint_snapshot(first.checkpoint.sequence)
+        .expect("the server's snapshot")
+        .to_vec();
+    let last = snapshot.len() - 1;
+    snapshot[last] ^= 1;
+    let total = snapshot.len() as u64;
+    let now = cluster.now_ns;
+    let replica = &mut cluster.replicas[3];
+    let before = replica.app().state_digest();
+    let pieces: Vec<&[u8]> = snapshot.chunks(16).collect();
+    for (i, bytes) in pieces.iter().enumerate() {
+        replica.state_request = Some((from, now));
+        let answer = replica.handle_message(
+            now,
+            from,
+            Message::SnapshotPiece(Box::new(SnapshotPiece {
+                checkpoint: first.checkpoint.clone(),
+                total,
+                offset: 16 * i as u64,
+                bytes: bytes.to_vec(),
+                batches: Vec::new(),
+            })),
+        );
+        if i + 1 < pieces.len() {
+            assert_eq!(answer, Ok(()), "piece {i}");
+        } else {
+            assert!(
+                matches!(answer, Err(Rejection::BadCertificate(_))),
+                "{answer:?}"
+            );
+        }
+    }
+    assert_eq!(replica.last_executed(), 0);
+    assert_eq!(replica.app().state_digest(), before);
+    assert_eq!(replica.footprint().snapshot_assembly_bytes, 0);
+    // A piece that does not follow the bytes held is not kept either.
+    replica.state_request = Some((from, now));
+    let answer = replica.handle_message(
+        now,
+        from,
+        Message::SnapshotPiece(Box::new(SnapshotPiece {
+            checkpoint: first.checkpoint.clone(),
+            total,
+            offset: 16,
+            bytes: pieces[1].to_vec(),
+            batches: Vec::new(),
+        })),
+    );
+    assert_eq!(answer, Err(Rejection::Unsolicited));
+    assert_eq!(replica.footprint().snapshot_assembly_bytes, 0);
 }
 
 #[test]
