@@ -257,6 +257,17 @@ pub(super) fn decode_state(bytes: &[u8]) -> Result<(State, Vec<u8>), CodecError>
     })?;
     s.alerts_by_rule = get_u64_map(&mut r, "alerts by rule", |r| text(r, "rule", TEXT_MAX))?;
     s.alerts_by_source = get_u64_map(&mut r, "alerts by source", |r| text(r, "source", TEXT_MAX))?;
+    if s.alerts_by_source.len() > super::ALERT_SOURCES_MAX {
+        return Err(CodecError::Invalid {
+            what: "alerts by source",
+            reason: "more sources than ALERT_SOURCES_MAX",
+        });
+    }
+    s.alert_sources_by_count = s
+        .alerts_by_source
+        .iter()
+        .map(|(source, count)| (*count, source.clone()))
+        .collect();
     s.slashed = get_u64_map(&mut r, "slashed", |r| {
         Ok(Digest::from_bytes(r.array("evidence")?))
     })?;

@@ -18,6 +18,10 @@
 //!   succeeded returns the original result and appends nothing; the same key
 //!   with different fields is rejected ([`Rejection::IdempotencyConflict`]).
 //!   Keys are kept for [`AppConfig::idempotency_retention_ms`] of block time.
+//! - **Bounded projections.** What attackers choose cannot grow the state
+//!   without bound: alert counts by source hold at most
+//!   [`ALERT_SOURCES_MAX`] sources (top-k counting), the anomaly windows at
+//!   most their configured keys per rule, idempotency keys their retention.
 //! - **Determinism.** State and replies are functions of the committed
 //!   requests only; the state digest covers every projection, the anomaly
 //!   windows, the rule set and the ledger head, so two replicas with equal
@@ -57,6 +61,15 @@ pub const IDEMPOTENCY_KEY_MAX: usize = 64;
 pub const RULES_BYTES_MAX: usize = 4 << 20;
 /// Longest payload of one submitted event.
 pub const EVENT_PAYLOAD_MAX: usize = 64 << 10;
+/// Most sources [`State::alerts_by_source`] counts alerts for. Sources are
+/// whatever attackers use, so the count is bounded the way top-k counters
+/// are (Space-Saving, Metwally et al. 2005): at the bound, a new source
+/// displaces the one with the fewest alerts (the smallest source among
+/// equals) and takes over its count plus one. A source that never displaced
+/// another has its exact count; any source with more alerts than
+/// `total / ALERT_SOURCES_MAX` is held, its count over by at most the count
+/// it took over.
+pub const ALERT_SOURCES_MAX: usize = 10_000;
 
 /// Settings every replica must share (part of genesis).
 #[derive(Debug, Clone)]
@@ -329,8 +342,12 @@ pub struct State {
     pub alerts_by_severity: BTreeMap<Severity, u64>,
     /// Alerts by rule id.
     pub alerts_by_rule: BTreeMap<String, u64>,
-    /// Alerts by source (the busiest sources are what operators ask for).
-    pub alerts_by_source: BTreeMap<String, u64>,
+    /// Alerts by source (the busiest sources are what operators ask for),
+    /// at most [`ALERT_SOURCES_MAX`] of them.
+    alerts_by_source: BTreeMap<String, u64>,
+    /// `(count, source)` for every entry of `alerts_by_source`: where the
+    /// least counted source is found. Derived, not encoded.
+    alert_sources_by_count: BTreeSet<(u64, String)>,
     /// Slashed offences (evidence ids).
     slashed: BTreeMap<Digest, u64>,
     /// Offences per validator account: the slashing history that selects
@@ -1276,6 +1293,35 @@ fn tx_time(tx: &Transaction) -> u64 {
 }
 
 impl State {
+    /// Alerts by source, for at most [`ALERT_SOURCES_MAX`] sources (see
+    /// there for how a source beyond it is counted).
+    pub fn alerts_by_source(&self) -> &BTreeMap<String, u64> {
+        &self.alerts_by_source
+    }
+
+    /// Counts one alert from `source`, displacing the least counted source
+    /// when the table is full.
+    fn count_alert_source(&mut self, source: &str) {
+        if let Some(count) = self.alerts_by_source.get_mut(source) {
+            self.alert_sources_by_count
+                .remove(&(*count, source.to_string()));
+            *count += 1;
+            self.alert_sources_by_count
+                .insert((*count, source.to_string()));
+            return;
+        }
+        let mut count = 1;
+        if self.alerts_by_source.len() >= ALERT_SOURCES_MAX
+            && let Some((least, displaced)) = self.alert_sources_by_count.pop_first()
+        {
+            self.alerts_by_source.remove(&displaced);
+            count = least.saturating_add(1);
+        }
+        self.alerts_by_source.insert(source.to_string(), count);
+        self.alert_sources_by_count
+            .insert((count, source.to_string()));
+    }
+
     /// A validator's standing.
     pub fn status(&self, account: &AccountId) -> ValidatorStatus {
         if self.tombstoned.contains_key(account) {
@@ -1371,7 +1417,7 @@ impl State {
             } => {
                 *self.alerts_by_severity.entry(*severity).or_default() += 1;
                 *self.alerts_by_rule.entry(rule_id.clone()).or_default() += 1;
-                *self.alerts_by_source.entry(source.clone()).or_default() += 1;
+                self.count_alert_source(source);
             }
             DomainEvent::Staked { validator, amount } => {
                 debit(&mut self.balances, validator, *amount);

@@ -246,7 +246,7 @@ fn an_alert_is_attributed_to_the_source_of_the_event_that_raised_it() {
     assert!(alerts >= 1);
     assert_eq!(alerting.len(), 1);
     assert_eq!(alerting[0].index, 0);
-    let by_source = &a.state().alerts_by_source;
+    let by_source = &a.state().alerts_by_source();
     assert_eq!(by_source.get("198.51.100.1"), Some(&u64::from(alerts)));
     assert!(!by_source.contains_key("198.51.100.2"), "{by_source:?}");
 }
@@ -279,7 +279,7 @@ fn submitted_events_raise_alerts_into_the_log_and_projections() {
     let s = a.state();
     assert!(s.alerts_by_rule.contains_key("sqli-union-select"));
     assert!(s.alerts_by_rule.contains_key("xss-script-tag"));
-    assert_eq!(s.alerts_by_source["203.0.113.9"], u64::from(alerts));
+    assert_eq!(s.alerts_by_source()["203.0.113.9"], u64::from(alerts));
     assert_eq!(
         s.alerts_by_severity.values().sum::<u64>(),
         u64::from(alerts)
@@ -814,4 +814,57 @@ fn a_state_whose_windows_pass_the_message_limit_still_round_trips() {
     assert_eq!(decoded, state);
     assert_eq!(windows_back, windows);
     assert!(codec::decode_state(&bytes[..bytes.len() - 1]).is_err());
+}
+
+#[test]
+fn alert_sources_are_bounded_and_the_busiest_are_kept() {
+    let mut s = State::default();
+    let mut total = 0u64;
+    let mut alert = |s: &mut State, source: &str| {
+        s.count_alert_source(source);
+        total += 1;
+    };
+    // Under the bound every count is exact.
+    for _ in 0..3 {
+        alert(&mut s, "203.0.113.1");
+    }
+    alert(&mut s, "203.0.113.2");
+    assert_eq!(s.alerts_by_source()["203.0.113.1"], 3);
+    assert_eq!(s.alerts_by_source()["203.0.113.2"], 1);
+    // Fill the table, then a busy source and a flood of one-off sources.
+    for n in 0..ALERT_SOURCES_MAX {
+        alert(&mut s, &format!("10.0.{}.{}", n >> 8, n & 255));
+    }
+    for _ in 0..100 {
+        alert(&mut s, "198.51.100.7");
+    }
+    for n in 0..50_000u32 {
+        alert(&mut s, &format!("2001:db8::{n:x}"));
+    }
+    let by_source = s.alerts_by_source();
+    assert_eq!(by_source.len(), ALERT_SOURCES_MAX);
+    // Held: any source with more than total / ALERT_SOURCES_MAX alerts (about
+    // six here), counted at least as often as it alerted. The source with
+    // three alerts is below that line, and the one-off flood displaced it.
+    let total = total;
+    assert!(100 > total / ALERT_SOURCES_MAX as u64);
+    assert!(
+        by_source["198.51.100.7"] >= 100,
+        "the busiest source is held"
+    );
+    assert!(!by_source.contains_key("203.0.113.1"));
+    // Space-Saving's own invariant: every alert adds exactly one to the sum.
+    assert_eq!(by_source.values().sum::<u64>(), total);
+    let index: BTreeSet<(u64, String)> = by_source.iter().map(|(k, v)| (*v, k.clone())).collect();
+    assert_eq!(s.alert_sources_by_count, index);
+    // A snapshot holds the same counts and rebuilds the same index.
+    let bytes = codec::encode_state(&s, &[]);
+    let (restored, _) = codec::decode_state(&bytes).expect("decodes");
+    assert_eq!(restored, s);
+    // A snapshot holding more sources than the bound is refused.
+    let mut over = State::default();
+    for n in 0..=ALERT_SOURCES_MAX {
+        over.alerts_by_source.insert(format!("s{n}"), 1);
+    }
+    assert!(codec::decode_state(&codec::encode_state(&over, &[])).is_err());
 }
