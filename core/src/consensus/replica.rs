@@ -962,6 +962,12 @@ fn encode_snapshot(seed: &[u8; 32], app_digest: Digest, app: &[u8], clients: &[u
     out
 }
 
+/// Request bytes of the certified batches one state-transfer message carries
+/// (beyond its first batch); with a snapshot piece of at most
+/// `snapshot_chunk_bytes`, a message stays under
+/// [`ENCODED_LENGTH_MAX`](crate::codec::ENCODED_LENGTH_MAX).
+const TRANSFER_BATCH_BYTES: usize = 4 << 20;
+
 /// Snapshot pieces a replica serves one peer per status interval.
 const PIECES_PER_INTERVAL: u32 = 16;
 
@@ -3187,9 +3193,13 @@ impl<A: Application> Replica<A> {
     }
 
     /// The certified batches this replica executed after `after`, in order,
-    /// up to the first it cannot certify.
+    /// up to the first it cannot certify, and no more than
+    /// [`TRANSFER_BATCH_BYTES`] of requests beyond the first batch: with a
+    /// snapshot or its last piece, the message stays inside what a peer
+    /// decodes. A requester still behind asks again from where it got to.
     fn certified_batches_after(&self, after: Sequence) -> Vec<CertifiedBatch> {
         let mut batches = Vec::new();
+        let mut bytes = 0usize;
         for sequence in after + 1..=self.last_executed {
             let Some(certificate) = self
                 .slots
@@ -3206,6 +3216,14 @@ impl<A: Application> Replica<A> {
                     None => break,
                 }
             };
+            bytes += batch
+                .requests
+                .iter()
+                .map(Request::encoded_len)
+                .sum::<usize>();
+            if bytes > TRANSFER_BATCH_BYTES && !batches.is_empty() {
+                break;
+            }
             batches.push(CertifiedBatch { batch, certificate });
         }
         batches
