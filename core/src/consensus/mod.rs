@@ -81,6 +81,9 @@
 //!   requester keeps a piece only after the checkpoint certificate verifies,
 //!   and adopts nothing until the whole snapshot matches the certified
 //!   digest (scenario regression-state-larger-than-a-snapshot-message).
+//!   The certified batches after the checkpoint follow in runs of at most
+//!   4 MiB of requests beyond the first batch of each, so no message passes
+//!   what a peer decodes however far behind the requester is.
 //! - **Liveness of view changes:** a replica's view-change timer runs only while
 //!   validators with a quorum of power ask for its view or a later one (Castro
 //!   and Liskov, section 4.5.2); a replica alone in a view change waits rather
