@@ -1313,29 +1313,48 @@ fn an_evidence_record_binds_its_chain_and_a_header_its_messages_prove() {
     ));
 }
 
-#[test]
-fn a_partitioned_replica_catches_up_by_state_transfer() {
+/// Four replicas checkpointing every 5 sequences (window 10), one request a
+/// batch, where replica 3 hears nothing while a client commits `requests`
+/// requests; `configure` adjusts the replicas further. Replica 3 stays at 0.
+fn replica_3_cut_off_while_committing(
+    requests: u64,
+    configure: impl Fn(&mut ReplicaConfig),
+) -> Cluster {
     let mut cluster = Cluster::new(4, |c| {
         c.checkpoint_interval = 5;
         c.window = 10;
         c.batch_requests_max = 1;
+        configure(c);
     });
     cluster.filter = Box::new(|_, to, _| to != 3);
     let alice = client(11);
-    for id in 1..=23 {
+    for id in 1..=requests {
         cluster.submit(&alice, id, &id.to_le_bytes());
         cluster.run_until(cluster.now_ns + 5 * DELAY_NS);
     }
     assert_eq!(cluster.replicas[3].last_executed(), 0);
+    cluster
+}
+
+/// Replica `index` of `cluster`, asserted to have executed up to `height`
+/// into replica 0's state.
+fn caught_up_with_replica_0(cluster: &Cluster, index: usize, height: u64) -> &Replica<Ledger> {
+    let replica = &cluster.replicas[index];
+    assert_eq!(replica.last_executed(), height);
+    assert_eq!(
+        replica.app().state_digest(),
+        cluster.replicas[0].app().state_digest()
+    );
+    replica
+}
+
+#[test]
+fn a_partitioned_replica_catches_up_by_state_transfer() {
+    let mut cluster = replica_3_cut_off_while_committing(23, |_| {});
     assert!(cluster.replicas[0].stable_checkpoint().sequence >= 20);
     cluster.filter = Box::new(|_, _, _| true);
     cluster.run_until(cluster.now_ns + 300 * DELAY_NS);
-    let caught_up = &cluster.replicas[3];
-    assert_eq!(caught_up.last_executed(), 23);
-    assert_eq!(
-        caught_up.app().state_digest(),
-        cluster.replicas[0].app().state_digest()
-    );
+    let caught_up = caught_up_with_replica_0(&cluster, 3, 23);
     assert_eq!(
         caught_up.pending_requests(),
         0,
@@ -1407,19 +1426,7 @@ fn a_state_transfer_carries_its_batch_budget_and_the_rest_follows() {
 fn a_snapshot_larger_than_a_piece_arrives_in_pieces() {
     use std::cell::Cell;
     use std::rc::Rc;
-    let mut cluster = Cluster::new(4, |c| {
-        c.checkpoint_interval = 5;
-        c.window = 10;
-        c.batch_requests_max = 1;
-        c.snapshot_chunk_bytes = 16;
-    });
-    cluster.filter = Box::new(|_, to, _| to != 3);
-    let alice = client(11);
-    for id in 1..=23 {
-        cluster.submit(&alice, id, &id.to_le_bytes());
-        cluster.run_until(cluster.now_ns + 5 * DELAY_NS);
-    }
-    assert_eq!(cluster.replicas[3].last_executed(), 0);
+    let mut cluster = replica_3_cut_off_while_committing(23, |c| c.snapshot_chunk_bytes = 16);
     let stable = cluster.replicas[0].stable_checkpoint().sequence;
     let snapshot_len = cluster.replicas[0]
         .checkpoint_snapshot(stable)
@@ -1437,12 +1444,7 @@ fn a_snapshot_larger_than_a_piece_arrives_in_pieces() {
         true
     });
     cluster.run_until(cluster.now_ns + 600 * DELAY_NS);
-    let caught_up = &cluster.replicas[3];
-    assert_eq!(caught_up.last_executed(), 23);
-    assert_eq!(
-        caught_up.app().state_digest(),
-        cluster.replicas[0].app().state_digest()
-    );
+    let caught_up = caught_up_with_replica_0(&cluster, 3, 23);
     assert!(
         pieces.get() >= snapshot_len.div_ceil(16),
         "{} pieces for a {snapshot_len}-byte snapshot",
@@ -1459,18 +1461,7 @@ fn a_snapshot_larger_than_a_piece_arrives_in_pieces() {
 fn a_snapshot_tampered_in_one_piece_is_refused_and_changes_nothing() {
     use std::cell::RefCell;
     use std::rc::Rc;
-    let mut cluster = Cluster::new(4, |c| {
-        c.checkpoint_interval = 5;
-        c.window = 10;
-        c.batch_requests_max = 1;
-        c.snapshot_chunk_bytes = 16;
-    });
-    cluster.filter = Box::new(|_, to, _| to != 3);
-    let alice = client(12);
-    for id in 1..=6 {
-        cluster.submit(&alice, id, &id.to_le_bytes());
-        cluster.run_until(cluster.now_ns + 5 * DELAY_NS);
-    }
+    let mut cluster = replica_3_cut_off_while_committing(6, |c| c.snapshot_chunk_bytes = 16);
     let captured: Rc<RefCell<Option<(ReplicaIndex, SnapshotPiece)>>> = Rc::default();
     let sink = Rc::clone(&captured);
     cluster.filter = Box::new(move |from, to, m| {
@@ -1493,20 +1484,24 @@ fn a_snapshot_tampered_in_one_piece_is_refused_and_changes_nothing() {
     let now = cluster.now_ns;
     let replica = &mut cluster.replicas[3];
     let before = replica.app().state_digest();
-    let pieces: Vec<&[u8]> = snapshot.chunks(16).collect();
-    for (i, bytes) in pieces.iter().enumerate() {
+    // Replica 3 asked `from`, and gets `bytes` at `offset` of the snapshot.
+    let deliver = |replica: &mut Replica<Ledger>, offset: usize, bytes: &[u8]| {
         replica.state_request = Some((from, now));
-        let answer = replica.handle_message(
+        replica.handle_message(
             now,
             from,
             Message::SnapshotPiece(Box::new(SnapshotPiece {
                 checkpoint: first.checkpoint.clone(),
                 total,
-                offset: 16 * i as u64,
+                offset: offset as u64,
                 bytes: bytes.to_vec(),
                 batches: Vec::new(),
             })),
-        );
+        )
+    };
+    let pieces: Vec<&[u8]> = snapshot.chunks(16).collect();
+    for (i, bytes) in pieces.iter().enumerate() {
+        let answer = deliver(replica, 16 * i, bytes);
         if i + 1 < pieces.len() {
             assert_eq!(answer, Ok(()), "piece {i}");
         } else {
@@ -1520,35 +1515,14 @@ fn a_snapshot_tampered_in_one_piece_is_refused_and_changes_nothing() {
     assert_eq!(replica.app().state_digest(), before);
     assert_eq!(replica.footprint().snapshot_assembly_bytes, 0);
     // A piece that does not follow the bytes held is not kept either.
-    replica.state_request = Some((from, now));
-    let answer = replica.handle_message(
-        now,
-        from,
-        Message::SnapshotPiece(Box::new(SnapshotPiece {
-            checkpoint: first.checkpoint.clone(),
-            total,
-            offset: 16,
-            bytes: pieces[1].to_vec(),
-            batches: Vec::new(),
-        })),
-    );
+    let answer = deliver(replica, 16, pieces[1]);
     assert_eq!(answer, Err(Rejection::Unsolicited));
     assert_eq!(replica.footprint().snapshot_assembly_bytes, 0);
 }
 
 #[test]
 fn a_tampered_snapshot_is_refused_and_changes_nothing() {
-    let mut cluster = Cluster::new(4, |c| {
-        c.checkpoint_interval = 5;
-        c.window = 10;
-        c.batch_requests_max = 1;
-    });
-    cluster.filter = Box::new(|_, to, _| to != 3);
-    let alice = client(12);
-    for id in 1..=6 {
-        cluster.submit(&alice, id, &id.to_le_bytes());
-        cluster.run_until(cluster.now_ns + 5 * DELAY_NS);
-    }
+    let mut cluster = replica_3_cut_off_while_committing(6, |_| {});
     // Capture a genuine state response from replica 0 to replica 3, then tamper with it.
     let captured: std::rc::Rc<std::cell::RefCell<Option<StateTransfer>>> = Default::default();
     let sink = captured.clone();
