@@ -3173,13 +3173,12 @@ impl<A: Application> Replica<A> {
         } else {
             None
         };
+        self.state_served.insert(from, self.now_ns);
         if snapshot.is_some_and(|s| s.len() > self.config.snapshot_chunk_bytes) {
-            self.state_served.insert(from, self.now_ns);
             return self.send_snapshot_piece(from, 0);
         }
         let snapshot = snapshot.cloned();
         let batches = self.certified_batches_after(have.max(checkpoint.sequence));
-        self.state_served.insert(from, self.now_ns);
         let transfer = StateTransfer {
             checkpoint,
             snapshot,
@@ -3302,10 +3301,7 @@ impl<A: Application> Replica<A> {
         from: ReplicaIndex,
         piece: SnapshotPiece,
     ) -> Result<(), Rejection> {
-        if self.state_request.is_none_or(|(asked, _)| asked != from) {
-            return Err(Rejection::Unsolicited);
-        }
-        self.state_request = None;
+        self.answered_by(from)?;
         let checkpoint = piece.checkpoint;
         if checkpoint.sequence <= self.last_executed {
             self.snapshot_assembly = None;
@@ -3324,36 +3320,27 @@ impl<A: Application> Replica<A> {
         checkpoint
             .verify(&self.config.chain_id, &self.config.validators)
             .map_err(Rejection::BadCertificate)?;
-        let continues = self.snapshot_assembly.as_ref().is_some_and(|a| {
+        let continued = self.snapshot_assembly.as_mut().filter(|a| {
             a.checkpoint.sequence == checkpoint.sequence
                 && a.checkpoint.state_digest == checkpoint.state_digest
                 && a.total == total
                 && a.bytes.len() == offset
         });
-        if continues {
-            if let Some(assembly) = self.snapshot_assembly.as_mut() {
-                assembly.bytes.extend_from_slice(&piece.bytes);
+        match continued {
+            Some(assembly) => assembly.bytes.extend_from_slice(&piece.bytes),
+            // Grown piece by piece, not reserved at the claimed length: a
+            // peer's claim costs memory only as bytes arrive.
+            None if offset == 0 => {
+                self.snapshot_assembly = Some(SnapshotAssembly {
+                    checkpoint,
+                    total,
+                    bytes: piece.bytes,
+                });
             }
-        } else if offset == 0 {
-            let mut bytes = Vec::with_capacity(total);
-            bytes.extend_from_slice(&piece.bytes);
-            self.snapshot_assembly = Some(SnapshotAssembly {
-                checkpoint,
-                total,
-                bytes,
-            });
-        } else {
-            return Err(Rejection::Unsolicited);
+            None => return Err(Rejection::Unsolicited),
         }
-        let complete = self
-            .snapshot_assembly
-            .as_ref()
-            .is_some_and(|a| a.bytes.len() == a.total);
-        if !complete {
+        let Some(assembly) = self.snapshot_assembly.take_if(|a| a.bytes.len() == a.total) else {
             self.request_state(from);
-            return Ok(());
-        }
-        let Some(assembly) = self.snapshot_assembly.take() else {
             return Ok(());
         };
         self.apply_state_transfer(
@@ -3366,16 +3353,23 @@ impl<A: Application> Replica<A> {
         )
     }
 
+    /// Accepts an answer from `from` only if it is the peer last asked for
+    /// state, and marks the request answered.
+    fn answered_by(&mut self, from: ReplicaIndex) -> Result<(), Rejection> {
+        if self.state_request.is_none_or(|(asked, _)| asked != from) {
+            return Err(Rejection::Unsolicited);
+        }
+        self.state_request = None;
+        Ok(())
+    }
+
     fn on_state_response(
         &mut self,
         now_ns: u64,
         from: ReplicaIndex,
         transfer: StateTransfer,
     ) -> Result<(), Rejection> {
-        if self.state_request.is_none_or(|(asked, _)| asked != from) {
-            return Err(Rejection::Unsolicited);
-        }
-        self.state_request = None;
+        self.answered_by(from)?;
         self.apply_state_transfer(now_ns, transfer)
     }
 
